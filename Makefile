@@ -1,0 +1,50 @@
+# The two commands a newcomer needs: `make demo` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --inexact --python $(BIN)/python
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv with the locked dependencies
+
+lock: | $(UV) ## Re-resolve uv.lock after changing pyproject.toml
+	$(UV) lock
+
+demo: install ## Run the whole platform on one machine (embedded PostgreSQL unless FEEDBACK_DATABASE_URL is set)
+	$(BIN)/feedback demo
+
+lint: install ## ruff, mypy and the import contracts
+	$(BIN)/ruff format --check feedback tests
+	$(BIN)/ruff check feedback tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint ## Lint, then the whole test suite (FEEDBACK_TEST_DATABASE_URL or an embedded PostgreSQL)
+	$(BIN)/pytest
+
+bench: install ## Print benchmark figures as one JSON object
+	$(BIN)/python -m benchmarks
+
+format: install ## Rewrite code in the house style
+	$(BIN)/ruff format feedback tests
+	$(BIN)/ruff check --fix feedback tests
+
+.PHONY: help install lock demo lint test bench format

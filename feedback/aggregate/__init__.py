@@ -1,0 +1,1 @@
+"""The worker side: unlocking keys, opening sealed boxes, tallying, DP releases."""

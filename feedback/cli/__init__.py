@@ -1,0 +1,208 @@
+"""The ``feedback`` command: the one place that wires collect, aggregate and publish together.
+
+Every command reads settings from ``FEEDBACK_*`` variables (see the README). Errors we expect
+print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+import click
+
+from feedback import __version__, web
+from feedback.cli import demo as demo_module
+from feedback.cli.runtime import bind, database, serve, stop_on_signals
+from feedback.collect import jobs as collect_jobs
+from feedback.collect.app import create_app as create_survivor_app
+from feedback.config import Settings
+from feedback.db import Pool, connect, create_pool
+from feedback.errors import FeedbackError
+from feedback.jobs import Job, build_scheduler
+from feedback.logs import configure_logging
+from feedback.migrate import apply_migrations, pending
+from feedback.publish.app import create_app as create_staff_app
+from starlette.applications import Starlette
+
+log = logging.getLogger("feedback")
+
+AppChoice = Literal["both", "survivor", "staff"]
+STAFF_PREFIX = "/staff"
+
+
+def _run(command: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async command; turn expected errors into one line on stderr and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            settings = Settings.from_env()
+            configure_logging(settings.log_level)
+            asyncio.run(command(settings, *args, **kwargs))
+        except FeedbackError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedback")
+def main() -> None:
+    """Anonymous survivor feedback: collect sealed answers, release only what is safe.
+
+    Settings come from FEEDBACK_* environment variables; without FEEDBACK_DATABASE_URL an
+    embedded PostgreSQL runs in FEEDBACK_DATA_DIR.
+    """
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL.")
+@_run
+async def migrate(settings: Settings, dry_run: bool) -> None:
+    """Bring the database schema up to date (safe to run any number of times)."""
+    async with database(settings) as ready:
+        assert ready.database_url is not None
+        conn = await connect(ready.database_url)
+        try:
+            if dry_run:
+                todo = await pending(conn)
+                for migration in todo:
+                    click.echo(f"-- {migration.filename}\n{migration.sql}")
+                click.echo(f"{len(todo)} migration(s) pending")
+                return
+            applied = await apply_migrations(conn)
+        finally:
+            await conn.close()
+    if applied:
+        click.echo(f"applied {len(applied)} migration(s): " + ", ".join(m.filename for m in applied))
+    else:
+        click.echo("schema up to date; nothing to apply")
+
+
+def build_web_app(settings: Settings, pool: Pool, which: AppChoice) -> Starlette:
+    """The survivor app at /, the staff app at /staff, or one of them alone."""
+    apps: dict[str, Starlette] = {}
+    if which in ("both", "survivor"):
+        apps[""] = create_survivor_app(settings, pool=pool)
+    if which in ("both", "staff"):
+        apps[STAFF_PREFIX] = create_staff_app(settings, pool=pool)
+    return web.combine(apps)
+
+
+def worker_jobs() -> tuple[Job, ...]:
+    return collect_jobs.JOBS
+
+
+@contextlib.asynccontextmanager
+async def _ready_pool(settings: Settings, *, migrate_first: bool) -> Any:
+    async with database(settings) as ready:
+        assert ready.database_url is not None
+        if migrate_first:
+            conn = await connect(ready.database_url)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+        async with create_pool(
+            ready.database_url,
+            statement_timeout_ms=ready.statement_timeout_ms,
+            max_size=ready.pool_size,
+        ) as pool:
+            yield ready, pool
+
+
+async def _refuse_unmigrated(pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        todo = await pending(conn)
+    if todo:
+        raise FeedbackError(
+            f"the database is missing {len(todo)} migration(s), starting with "
+            f"{todo[0].filename}: run `feedback migrate` first"
+        )
+
+
+@main.command("serve")
+@click.option(
+    "--app",
+    "which",
+    type=click.Choice(["both", "survivor", "staff"]),
+    default="both",
+    show_default=True,
+    help="Serve the survivor app (/), the staff app (/staff), or both on one port.",
+)
+@_run
+async def serve_command(settings: Settings, which: AppChoice) -> None:
+    """Run the web server on FEEDBACK_HOST:FEEDBACK_PORT."""
+    sock = bind(settings.host, settings.port)
+    with stop_on_signals() as stopping:
+        async with _ready_pool(settings, migrate_first=False) as (ready, pool):
+            await _refuse_unmigrated(pool)
+            click.echo(f"serving {which} on {ready.public_url}")
+            await serve(build_web_app(ready, pool, which), sock, stopping)
+
+
+@main.command()
+@_run
+async def worker(settings: Settings) -> None:
+    """Run scheduled jobs (each at most once per period across all workers)."""
+    with stop_on_signals() as stopping:
+        async with _ready_pool(settings, migrate_first=False) as (_, pool):
+            await _refuse_unmigrated(pool)
+            scheduler = build_scheduler(pool, worker_jobs())
+            scheduler.start()
+            click.echo(f"worker running {len(scheduler.get_jobs())} jobs; Ctrl-C stops it")
+            try:
+                await stopping.wait()
+            finally:
+                scheduler.shutdown(wait=False)
+
+
+@main.command()
+@_run
+async def demo(settings: Settings) -> None:
+    """Migrate, seed a demo organisation, and run the web apps and the worker in one process."""
+    sock = bind(settings.host, settings.port)
+    with stop_on_signals() as stopping:
+        async with _ready_pool(settings, migrate_first=True) as (ready, pool):
+            async with pool.acquire() as conn:
+                facts = await demo_module.seed(conn, ready)
+            path = demo_module.write_facts(ready.data_dir, facts)
+            click.echo(demo_module.describe(facts, path))
+            scheduler = build_scheduler(pool, worker_jobs())
+            scheduler.start()
+            try:
+                await serve(build_web_app(ready, pool, "both"), sock, stopping)
+            finally:
+                scheduler.shutdown(wait=False)
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """Print the settings in effect as JSON (secrets are not shown)."""
+    try:
+        settings = Settings.from_env()
+    except FeedbackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    shown = {
+        "database_url": "(embedded)" if settings.database_url is None else "(set)",
+        "data_dir": str(settings.data_dir),
+        "host": settings.host,
+        "port": settings.port,
+        "public_url": settings.public_url,
+        "statement_timeout_ms": settings.statement_timeout_ms,
+        "pool_size": settings.pool_size,
+        "session_secret": "(set)" if settings.session_secret else "(generated)",
+        "phone_hmac_key": "(set)" if settings.phone_hmac_key else "(generated)",
+        "log_level": settings.log_level,
+        "debug": settings.debug,
+    }
+    click.echo(json.dumps(shown, indent=2))

@@ -1,0 +1,1 @@
+"""The survivor-facing side: survey pages, the SMS webhook, invitations. Public keys only."""

@@ -1,0 +1,169 @@
+"""Settings, read once from ``FEEDBACK_*`` environment variables.
+
+``SETTINGS`` is the single list of variables: ``Settings.from_env`` reads it and the README
+table documents it (a test keeps the two in step). Nothing here touches the disk or the
+network; ``secretfiles`` resolves the secrets that may live in the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from feedback.errors import ConfigError
+
+PREFIX = "FEEDBACK_"
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    default: str
+    description: str
+
+
+SETTINGS: tuple[Variable, ...] = (
+    Variable(
+        "DATABASE_URL",
+        "",
+        "PostgreSQL URL (`postgresql://user:password@host:5432/dbname`). "
+        "Empty: start an embedded PostgreSQL in the data directory and stop it on exit.",
+    ),
+    Variable(
+        "DATA_DIR",
+        "~/.local/share/feedback",
+        "Directory for the embedded database, generated secrets and demo.json.",
+    ),
+    Variable("HOST", "127.0.0.1", "Address the web server listens on."),
+    Variable("PORT", "8000", "Port the web server listens on."),
+    Variable(
+        "PUBLIC_URL",
+        "",
+        "Base URL people and SMS gateways use to reach the server (behind a proxy). "
+        "Empty: `http://HOST:PORT`.",
+    ),
+    Variable("STATEMENT_TIMEOUT_MS", "5000", "PostgreSQL statement timeout for every connection."),
+    Variable("POOL_SIZE", "10", "Largest number of database connections per process."),
+    Variable(
+        "SESSION_SECRET",
+        "",
+        "Key that signs staff session cookies (at least 32 characters). "
+        "Empty: generated once into `DATA_DIR/secrets/session_secret` (mode 0600).",
+    ),
+    Variable(
+        "PHONE_HMAC_KEY",
+        "",
+        "Key for the HMAC that replaces phone numbers (at least 32 characters); keep it out of "
+        "the database and its backups. Empty: generated once into "
+        "`DATA_DIR/secrets/phone_hmac_key` (mode 0600).",
+    ),
+    Variable("LOG_LEVEL", "INFO", "Python logging level."),
+    Variable("DEBUG", "false", "Starlette debug pages; never in production."),
+)
+
+_DEFAULTS = {v.name: v.default for v in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    host: str
+    port: int
+    public_url: str
+    statement_timeout_ms: int
+    pool_size: int
+    session_secret: bytes | None
+    phone_hmac_key: bytes | None
+    log_level: str
+    debug: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            return env.get(PREFIX + name, _DEFAULTS[name]).strip()
+
+        host = get("HOST")
+        port = _integer(get("PORT"), "PORT", low=1, high=65535)
+        database_url = get("DATABASE_URL") or None
+        if database_url is not None:
+            check_database_url(database_url)
+        return cls(
+            database_url=database_url,
+            data_dir=Path(get("DATA_DIR")).expanduser(),
+            host=host,
+            port=port,
+            public_url=(get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            statement_timeout_ms=_integer(
+                get("STATEMENT_TIMEOUT_MS"), "STATEMENT_TIMEOUT_MS", low=100, high=3_600_000
+            ),
+            pool_size=_integer(get("POOL_SIZE"), "POOL_SIZE", low=2, high=1000),
+            session_secret=_secret(get("SESSION_SECRET"), "SESSION_SECRET"),
+            phone_hmac_key=_secret(get("PHONE_HMAC_KEY"), "PHONE_HMAC_KEY"),
+            log_level=_log_level(get("LOG_LEVEL")),
+            debug=_boolean(get("DEBUG"), "DEBUG"),
+        )
+
+
+def check_database_url(url: str) -> None:
+    """Raise ConfigError unless ``url`` is a PostgreSQL URL asyncpg can use."""
+    parts = urlsplit(url)
+    example = "postgresql://user:password@host:5432/dbname"
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"{PREFIX}DATABASE_URL must start with postgresql:// (like {example}); "
+            f"it starts with {parts.scheme + '://' if parts.scheme else 'no scheme'}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"{PREFIX}DATABASE_URL has a port that is not a number; write it like {example}"
+        ) from None
+    if port == 0:
+        raise ConfigError(f"{PREFIX}DATABASE_URL has port 0; write it like {example}")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigError(f"{PREFIX}DATABASE_URL names no host; write it like {example}")
+
+
+def _integer(raw: str, name: str, *, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be a whole number; got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{PREFIX}{name} must be between {low} and {high}; got {value}")
+    return value
+
+
+def _boolean(raw: str, name: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{PREFIX}{name} must be true or false; got {raw!r}")
+
+
+def _secret(raw: str, name: str) -> bytes | None:
+    if not raw:
+        return None
+    if len(raw) < 32:
+        raise ConfigError(
+            f"{PREFIX}{name} must be at least 32 characters; leave it empty to have one generated"
+        )
+    return raw.encode()
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL; got {raw!r}"
+        )
+    return level

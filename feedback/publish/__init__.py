@@ -1,0 +1,1 @@
+"""The staff-facing side: dashboard, funder summaries and signatures, schedules."""

@@ -1,0 +1,218 @@
+"""What both web applications share: security headers, request logs without addresses,
+/healthz, and the lifespan that gives handlers a database pool.
+
+Each application (survivor-facing ``collect``, staff-facing ``publish``) has its own
+``create_app``; ``combine`` mounts several on one port and runs their lifespans together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
+
+from feedback.config import Settings
+from feedback.db import Pool, create_pool
+from feedback.errors import ConfigError
+
+access_log = logging.getLogger("feedback.access")
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "picture-in-picture",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "sync-xhr",
+        "usb",
+        "xr-spatial-tracking",
+    )
+)
+
+
+def security_headers(*, csp: str, https: bool) -> list[tuple[bytes, bytes]]:
+    headers = {
+        "content-security-policy": csp,
+        "referrer-policy": "no-referrer",
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "permissions-policy": PERMISSIONS_POLICY,
+        "cross-origin-opener-policy": "same-origin",
+        "cross-origin-resource-policy": "same-origin",
+        "x-robots-tag": "noindex, nofollow",
+    }
+    if https:
+        headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+    return [(k.encode(), v.encode()) for k, v in headers.items()]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response; ``no-store`` unless a handler chose."""
+
+    def __init__(self, app: ASGIApp, *, csp: str = CONTENT_SECURITY_POLICY, https: bool = False):
+        self.app = app
+        self.headers = security_headers(csp=csp, https=https)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"server"
+                ]
+                present = {k.lower() for k, _ in raw}
+                raw.extend(h for h in self.headers if h[0] not in present)
+                if b"cache-control" not in present:
+                    raw.append((b"cache-control", b"no-store"))
+                message["headers"] = raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestLog:
+    """One log line per request: method, route template, status, duration. No address, no
+    query string, no path parameters (they can hold tokens)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                route_template(scope),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """``/s/{token}`` rather than the path that was asked for; ``(unmatched)`` for 404s."""
+    route = scope.get("route")
+    if isinstance(route, Route):
+        return str(scope.get("root_path", "")) + route.path
+    return "(unmatched)"
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers within two seconds, 503 otherwise."""
+    pool: Pool = request.state.pool
+    try:
+        async with asyncio.timeout(2):
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except Exception:  # any failure to reach the database is the answer itself
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def pool_lifespan(settings: Settings, pool: Pool | None, **state: Any) -> Lifespan[Starlette]:
+    """Give handlers ``request.state.pool`` and ``.settings`` (plus ``state``); open and close
+    a pool of our own unless one is given."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if pool is not None:
+            yield {"pool": pool, "settings": settings, **state}
+            return
+        if settings.database_url is None:
+            raise ConfigError("no database URL: set FEEDBACK_DATABASE_URL")
+        async with create_pool(
+            settings.database_url,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            max_size=settings.pool_size,
+        ) as owned:
+            yield {"pool": owned, "settings": settings, **state}
+
+    return lifespan
+
+
+def create_web_app(
+    settings: Settings,
+    routes: Sequence[BaseRoute],
+    *,
+    lifespan: Lifespan[Starlette],
+    csp: str = CONTENT_SECURITY_POLICY,
+    max_body_size: int = 64 * 1024,
+) -> Starlette:
+    return Starlette(
+        debug=settings.debug,
+        routes=list(routes),
+        middleware=[
+            Middleware(RequestLog),
+            Middleware(SecurityHeaders, csp=csp, https=settings.public_url.startswith("https:")),
+        ],
+        lifespan=lifespan,
+        max_body_size=max_body_size,
+    )
+
+
+def combine(apps: Mapping[str, Starlette]) -> Starlette:
+    """Mount ``apps`` at their prefixes on one port; their lifespans run together and their
+    states are merged (mounted apps do not run lifespans of their own)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:
+        state: dict[str, Any] = {}
+        async with contextlib.AsyncExitStack() as stack:
+            for app in apps.values():
+                state.update(await stack.enter_async_context(app.router.lifespan_context(app)))
+            yield state
+
+    ordered = sorted(apps.items(), key=lambda item: -len(item[0]))  # longest prefix first
+    return Starlette(routes=[Mount(prefix, app=app) for prefix, app in ordered], lifespan=lifespan)

@@ -1,0 +1,118 @@
+"""Every test that touches the database gets a fresh one, cloned from a template that the real
+migrations built once per session (so migrations are tested by every run).
+
+FEEDBACK_TEST_DATABASE_URL names a server's admin database (for example
+postgresql://postgres@127.0.0.1:5432/postgres); without it the session starts an embedded
+PostgreSQL in a temporary directory and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from feedback.db import Connection, Pool, create_pool, with_database
+from feedback.embedded import embedded_postgres
+from feedback.migrate import apply_migrations
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    given = os.environ.get("FEEDBACK_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="feedback-test-") as tmp, embedded_postgres(
+        Path(tmp)
+    ) as url:
+        yield url
+
+
+async def _admin(admin_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(admin_url)
+
+
+@pytest.fixture(scope="session")
+def template_database(admin_url: str) -> Iterator[str]:
+    name = f"feedback_template_{os.getpid()}"
+
+    async def create() -> None:
+        admin = await _admin(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(with_database(admin_url, name))
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        admin = await _admin(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())  # its own loop: no trouble with pytest-asyncio's loop scopes
+    yield name
+    asyncio.run(drop())
+
+
+@pytest_asyncio.fixture
+async def database_url(admin_url: str, template_database: str) -> AsyncIterator[str]:
+    """A migrated database of this test's own, dropped afterwards."""
+    name = f"feedback_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    yield with_database(admin_url, name)
+    admin = await _admin(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def empty_database_url(admin_url: str) -> AsyncIterator[str]:
+    """A database with no schema at all, for testing the migration runner itself."""
+    name = f"feedback_empty_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(admin_url, name)
+    admin = await _admin(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    async with create_pool(database_url, max_size=5) as pool:
+        yield pool
+
+
+@pytest_asyncio.fixture
+async def conn(database_url: str) -> AsyncIterator[Connection]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

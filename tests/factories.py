@@ -1,0 +1,72 @@
+"""Rows that many tests need, inserted with plain SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from feedback.db import Connection
+from feedback.surveys import load_definition
+
+
+@dataclass(frozen=True)
+class Tenant:
+    organisation_id: uuid.UUID
+    program_id: uuid.UUID
+    survey_id: uuid.UUID
+    key_id: uuid.UUID
+
+
+async def tenant(conn: Connection, slug: str = "org") -> Tenant:
+    organisation_id = await conn.fetchval(
+        "INSERT INTO organisations (slug, name) VALUES ($1, $1) RETURNING id", slug
+    )
+    program_id = await conn.fetchval(
+        "INSERT INTO programs (organisation_id, slug, name) VALUES ($1, 'shelter', 'Shelter') "
+        "RETURNING id",
+        organisation_id,
+    )
+    definition = load_definition()
+    survey_id = await conn.fetchval(
+        "INSERT INTO surveys (organisation_id, slug, version, definition) "
+        "VALUES ($1, $2, $3, $4::jsonb) RETURNING id",
+        organisation_id,
+        definition["slug"],
+        definition["version"],
+        json.dumps(definition),
+    )
+    key_id = await conn.fetchval(
+        "INSERT INTO collection_keys (organisation_id, public_key) VALUES ($1, $2) RETURNING id",
+        organisation_id,
+        secrets.token_bytes(32),
+    )
+    return Tenant(organisation_id, program_id, survey_id, key_id)
+
+
+async def invitation(
+    conn: Connection,
+    t: Tenant,
+    *,
+    expires_at: dt.datetime | None = None,
+    revoked_at: dt.datetime | None = None,
+) -> uuid.UUID:
+    expires = expires_at or dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    invitation_id: uuid.UUID = await conn.fetchval(
+        """
+        INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium,
+                                 token_hash, expires_at, revoked_at)
+        VALUES ($1, $2, $3, 'single', 'link', $4, $5, $6)
+        RETURNING id
+        """,
+        t.organisation_id,
+        t.program_id,
+        t.survey_id,
+        hashlib.sha256(secrets.token_bytes(16)).digest(),
+        expires,
+        revoked_at,
+    )
+    return invitation_id
