@@ -32,8 +32,8 @@ demo: install ## Run the whole platform on one machine (embedded PostgreSQL unle
 	$(BIN)/feedback demo
 
 lint: install ## ruff, mypy and the import contracts
-	$(BIN)/ruff format --check feedback tests
-	$(BIN)/ruff check feedback tests
+	$(BIN)/ruff format --check feedback tests benchmarks
+	$(BIN)/ruff check feedback tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -44,7 +44,7 @@ bench: install ## Print benchmark figures as one JSON object
 	$(BIN)/python -m benchmarks
 
 format: install ## Rewrite code in the house style
-	$(BIN)/ruff format feedback tests
-	$(BIN)/ruff check --fix feedback tests
+	$(BIN)/ruff format feedback tests benchmarks
+	$(BIN)/ruff check --fix feedback tests benchmarks
 
 .PHONY: help install lock demo lint test bench format

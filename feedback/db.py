@@ -18,7 +18,9 @@ import asyncpg
 from feedback.errors import ConfigError, DatabaseUnavailable
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
-Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+Connection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -89,7 +91,7 @@ async def ensure_database(admin_url: str, name: str) -> str:
     return with_database(admin_url, name)
 
 
-def _unavailable(url: str, exc: BaseException) -> Exception:
+def _unavailable(url: str, exc: BaseException) -> BaseException:
     if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
         return exc  # not ours to translate
     where = redact(url)

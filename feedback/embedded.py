@@ -9,6 +9,7 @@ traversable (g+rx, o+rx) for it; the secrets folder keeps mode 0700.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import subprocess
 import warnings
@@ -36,7 +37,8 @@ def _start(pgdata: Path) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns at import time when XDG_RUNTIME_DIR is unset; harmless here.
         warnings.simplefilter("ignore")
-        import pgserver  # noqa: PLC0415 - 0.1 s import, needed only without a database URL
+        # A 0.1 s import, needed only without a database URL; untyped, hence Any.
+        pgserver: Any = importlib.import_module("pgserver")
 
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")

@@ -34,7 +34,7 @@ class Job:
         """The period ``now`` falls in: ``every``-long slices of UTC time since the epoch."""
         slot = int(now.timestamp()) // int(self.every.total_seconds())
         start = dt.datetime.fromtimestamp(slot * self.every.total_seconds(), dt.UTC)
-        return start.strftime("%Y-%m-%dT%H:%M")
+        return start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def run_once(pool: Pool, job: Job, now: dt.datetime | None = None) -> bool:

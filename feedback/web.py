@@ -96,9 +96,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"server"
-                ]
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
                 present = {k.lower() for k, _ in raw}
                 raw.extend(h for h in self.headers if h[0] not in present)
                 if b"cache-control" not in present:
@@ -211,7 +209,8 @@ def combine(apps: Mapping[str, Starlette]) -> Starlette:
         state: dict[str, Any] = {}
         async with contextlib.AsyncExitStack() as stack:
             for app in apps.values():
-                state.update(await stack.enter_async_context(app.router.lifespan_context(app)))
+                entered = await stack.enter_async_context(app.router.lifespan_context(app))
+                state.update(entered or {})
             yield state
 
     ordered = sorted(apps.items(), key=lambda item: -len(item[0]))  # longest prefix first

@@ -30,9 +30,10 @@ def admin_url() -> Iterator[str]:
     if given:
         yield given
         return
-    with tempfile.TemporaryDirectory(prefix="feedback-test-") as tmp, embedded_postgres(
-        Path(tmp)
-    ) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="feedback-test-") as tmp,
+        embedded_postgres(Path(tmp)) as url,
+    ):
         yield url
 
 

@@ -67,9 +67,7 @@ async def test_new_file_is_applied_later(empty_database_url: str, tmp_path: Path
     assert [m.filename for m in applied] == ["0011_more.sql"]
 
 
-async def test_edited_applied_migration_is_refused(
-    empty_database_url: str, tmp_path: Path
-) -> None:
+async def test_edited_applied_migration_is_refused(empty_database_url: str, tmp_path: Path) -> None:
     directory = write(tmp_path / "m", ORDERED)
     conn = await asyncpg.connect(empty_database_url)
     try:
@@ -81,7 +79,7 @@ async def test_edited_applied_migration_is_refused(
                 "0011_more.sql": "INSERT INTO trail (step) VALUES ('eleventh');",
             },
         )
-        with pytest.raises(EditedMigration, match="0002_second.sql was edited") as raised:
+        with pytest.raises(EditedMigration, match=r"0002_second\.sql was edited") as raised:
             await apply_migrations(conn, directory)
         with pytest.raises(EditedMigration):
             await pending(conn, directory)
@@ -100,7 +98,7 @@ async def test_unknown_applied_migration_is_refused(
     try:
         await apply_migrations(conn, directory)
         (directory / "0010_tenth.sql").unlink()
-        with pytest.raises(UnknownMigration, match="0010_tenth.sql"):
+        with pytest.raises(UnknownMigration, match=r"0010_tenth\.sql"):
             await apply_migrations(conn, directory)
     finally:
         await conn.close()
@@ -162,7 +160,7 @@ async def test_two_runners_at_once_apply_each_file_once(
 
 def test_bad_names_are_refused(tmp_path: Path) -> None:
     write(tmp_path / "a", {"1_short.sql": "SELECT 1;"})
-    with pytest.raises(BadMigrationName, match="NNNN_description.sql"):
+    with pytest.raises(BadMigrationName, match=r"NNNN_description\.sql"):
         discover(tmp_path / "a")
     write(tmp_path / "b", {"0001_one.sql": "SELECT 1;", "0001_other.sql": "SELECT 1;"})
     with pytest.raises(BadMigrationName, match="share number 1"):

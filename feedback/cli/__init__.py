@@ -7,7 +7,6 @@ print one line and exit 1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -16,20 +15,20 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 import click
+from starlette.applications import Starlette
 
 from feedback import __version__, web
 from feedback.cli import demo as demo_module
-from feedback.cli.runtime import bind, database, serve, stop_on_signals
+from feedback.cli.runtime import bind, database, ready_pool, serve, stop_on_signals
 from feedback.collect import jobs as collect_jobs
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
-from feedback.db import Pool, connect, create_pool
+from feedback.db import Pool, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import Job, build_scheduler
 from feedback.logs import configure_logging
 from feedback.migrate import apply_migrations, pending
 from feedback.publish.app import create_app as create_staff_app
-from starlette.applications import Starlette
 
 log = logging.getLogger("feedback")
 
@@ -68,9 +67,8 @@ def main() -> None:
 @_run
 async def migrate(settings: Settings, dry_run: bool) -> None:
     """Bring the database schema up to date (safe to run any number of times)."""
-    async with database(settings) as ready:
-        assert ready.database_url is not None
-        conn = await connect(ready.database_url)
+    async with database(settings) as url:
+        conn = await connect(url)
         try:
             if dry_run:
                 todo = await pending(conn)
@@ -82,7 +80,9 @@ async def migrate(settings: Settings, dry_run: bool) -> None:
         finally:
             await conn.close()
     if applied:
-        click.echo(f"applied {len(applied)} migration(s): " + ", ".join(m.filename for m in applied))
+        click.echo(
+            f"applied {len(applied)} migration(s): " + ", ".join(m.filename for m in applied)
+        )
     else:
         click.echo("schema up to date; nothing to apply")
 
@@ -98,35 +98,8 @@ def build_web_app(settings: Settings, pool: Pool, which: AppChoice) -> Starlette
 
 
 def worker_jobs() -> tuple[Job, ...]:
+    """Every scheduled job, whichever package owns it."""
     return collect_jobs.JOBS
-
-
-@contextlib.asynccontextmanager
-async def _ready_pool(settings: Settings, *, migrate_first: bool) -> Any:
-    async with database(settings) as ready:
-        assert ready.database_url is not None
-        if migrate_first:
-            conn = await connect(ready.database_url)
-            try:
-                await apply_migrations(conn)
-            finally:
-                await conn.close()
-        async with create_pool(
-            ready.database_url,
-            statement_timeout_ms=ready.statement_timeout_ms,
-            max_size=ready.pool_size,
-        ) as pool:
-            yield ready, pool
-
-
-async def _refuse_unmigrated(pool: Pool) -> None:
-    async with pool.acquire() as conn:
-        todo = await pending(conn)
-    if todo:
-        raise FeedbackError(
-            f"the database is missing {len(todo)} migration(s), starting with "
-            f"{todo[0].filename}: run `feedback migrate` first"
-        )
 
 
 @main.command("serve")
@@ -143,10 +116,9 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
     """Run the web server on FEEDBACK_HOST:FEEDBACK_PORT."""
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
-        async with _ready_pool(settings, migrate_first=False) as (ready, pool):
-            await _refuse_unmigrated(pool)
-            click.echo(f"serving {which} on {ready.public_url}")
-            await serve(build_web_app(ready, pool, which), sock, stopping)
+        async with ready_pool(settings, migrate_first=False) as pool:
+            click.echo(f"serving {which} on {settings.public_url}")
+            await serve(build_web_app(settings, pool, which), sock, stopping)
 
 
 @main.command()
@@ -154,8 +126,7 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
 async def worker(settings: Settings) -> None:
     """Run scheduled jobs (each at most once per period across all workers)."""
     with stop_on_signals() as stopping:
-        async with _ready_pool(settings, migrate_first=False) as (_, pool):
-            await _refuse_unmigrated(pool)
+        async with ready_pool(settings, migrate_first=False) as pool:
             scheduler = build_scheduler(pool, worker_jobs())
             scheduler.start()
             click.echo(f"worker running {len(scheduler.get_jobs())} jobs; Ctrl-C stops it")
@@ -171,15 +142,15 @@ async def demo(settings: Settings) -> None:
     """Migrate, seed a demo organisation, and run the web apps and the worker in one process."""
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
-        async with _ready_pool(settings, migrate_first=True) as (ready, pool):
+        async with ready_pool(settings, migrate_first=True) as pool:
             async with pool.acquire() as conn:
-                facts = await demo_module.seed(conn, ready)
-            path = demo_module.write_facts(ready.data_dir, facts)
+                facts = await demo_module.seed(conn, settings)
+            path = demo_module.write_facts(settings.data_dir, facts)
             click.echo(demo_module.describe(facts, path))
             scheduler = build_scheduler(pool, worker_jobs())
             scheduler.start()
             try:
-                await serve(build_web_app(ready, pool, "both"), sock, stopping)
+                await serve(build_web_app(settings, pool, "both"), sock, stopping)
             finally:
                 scheduler.shutdown(wait=False)
 

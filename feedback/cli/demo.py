@@ -11,6 +11,7 @@ from pathlib import Path
 from feedback.config import Settings
 from feedback.db import Connection
 from feedback.publish.passwords import hash_password
+from feedback.secretfiles import prepare_data_dir
 from feedback.surveys import load_definition
 
 ORGANISATION = ("demo", "Demo Organisation")
@@ -96,7 +97,7 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
 
 def write_facts(data_dir: Path, facts: DemoFacts) -> Path:
     """demo.json in the data directory, readable only by this user (it holds a password)."""
-    path = data_dir / "demo.json"
+    path = prepare_data_dir(data_dir) / "demo.json"
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

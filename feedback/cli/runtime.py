@@ -8,31 +8,54 @@ import errno
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from feedback.config import Settings
-from feedback.db import ensure_database
+from feedback.db import Pool, connect, create_pool, ensure_database
 from feedback.embedded import embedded_postgres
-from feedback.errors import PortInUse
+from feedback.errors import FeedbackError, PortInUse
+from feedback.migrate import apply_migrations, pending
 from feedback.secretfiles import prepare_data_dir
 
 EMBEDDED_DATABASE = "feedback"
 
 
 @contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[Settings]:
-    """``settings`` with a database URL that works: the configured one, or else that of an
-    embedded PostgreSQL started in the data directory and stopped when the block exits."""
+async def database(settings: Settings) -> AsyncIterator[str]:
+    """The database URL to use: the configured one, or else that of an embedded PostgreSQL
+    started in the data directory and stopped when the block exits."""
     if settings.database_url is not None:
-        yield settings
+        yield settings.database_url
         return
     data_dir = prepare_data_dir(settings.data_dir)
     with embedded_postgres(data_dir) as admin_url:
-        url = await ensure_database(admin_url, EMBEDDED_DATABASE)
-        yield replace(settings, database_url=url)
+        yield await ensure_database(admin_url, EMBEDDED_DATABASE)
+
+
+@contextlib.asynccontextmanager
+async def ready_pool(settings: Settings, *, migrate_first: bool) -> AsyncIterator[Pool]:
+    """A pool on a database whose schema is up to date: migrated here when ``migrate_first``,
+    otherwise refused with a pointer to ``feedback migrate``."""
+    async with database(settings) as url:
+        if migrate_first:
+            conn = await connect(url)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+        async with create_pool(
+            url, statement_timeout_ms=settings.statement_timeout_ms, max_size=settings.pool_size
+        ) as pool:
+            async with pool.acquire() as conn:
+                todo = await pending(conn)
+            if todo:
+                raise FeedbackError(
+                    f"the database is missing {len(todo)} migration(s), starting with "
+                    f"{todo[0].filename}: run `feedback migrate` first"
+                )
+            yield pool
 
 
 @contextlib.contextmanager

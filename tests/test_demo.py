@@ -1,0 +1,126 @@
+"""`feedback demo` as a newcomer runs it: a real process, a real port, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from feedback.publish.passwords import verify_password_sync
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Demo:
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log = data_dir.parent / "demo.log"
+        self.log_handle = self.log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "feedback", "demo"],
+            env={
+                **os.environ,
+                "FEEDBACK_DATA_DIR": str(data_dir),
+                "FEEDBACK_PORT": str(self.port),
+                **env,
+            },
+            stdout=subprocess.PIPE,
+            stderr=self.log_handle,
+            text=True,
+        )
+
+    def wait_until_serving(self) -> dict[str, str]:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("demo did not start serving in 90 s:\n" + self.log.read_text())
+        facts: dict[str, str] = json.loads((self.data_dir / "demo.json").read_text())
+        return facts
+
+    def stop(self, sig: int = signal.SIGINT) -> str:
+        self.process.send_signal(sig)
+        try:
+            stdout, _ = self.process.communicate(timeout=30)
+        finally:
+            self.log_handle.close()
+        return stdout
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
+    health = httpx.get(f"http://127.0.0.1:{demo.port}/healthz", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["database"] == "ok"
+    assert "server" not in health.headers
+    assert facts["base_url"] == f"http://127.0.0.1:{demo.port}"
+    assert facts["manager_email"] == "manager@demo.example"
+    assert len(facts["manager_password"]) >= 12
+    assert (demo.data_dir / "demo.json").stat().st_mode & 0o077 == 0
+
+
+def test_demo_with_embedded_postgres(demo_dir: Path) -> None:
+    demo = Demo(demo_dir, {"FEEDBACK_DATABASE_URL": ""})
+    try:
+        facts = demo.wait_until_serving()
+        check_running_demo(demo, facts)
+        pgdata = demo_dir / "postgres"
+        assert (pgdata / "postmaster.pid").exists()
+    finally:
+        stdout = demo.stop(signal.SIGTERM)
+    assert demo.process.returncode == 0, demo.log.read_text()
+    assert str(demo_dir / "demo.json") in stdout
+    assert facts["manager_password"] in stdout
+    assert not (pgdata / "postmaster.pid").exists()  # the embedded server was stopped
+    assert "Traceback" not in demo.log.read_text()
+
+
+async def test_demo_with_a_database_url(demo_dir: Path, database_url: str) -> None:
+    demo = Demo(demo_dir, {"FEEDBACK_DATABASE_URL": database_url})
+    try:
+        facts = demo.wait_until_serving()
+        check_running_demo(demo, facts)
+    finally:
+        stdout = demo.stop(signal.SIGINT)
+    assert demo.process.returncode == 0, demo.log.read_text()
+    assert f"http://127.0.0.1:{demo.port}/staff" in stdout
+    assert not (demo_dir / "postgres").exists()
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetchval(
+            "SELECT password_hash FROM users WHERE email = $1", facts["manager_email"]
+        )
+        programs = await conn.fetchval("SELECT count(*) FROM programs")
+        surveys = await conn.fetchval("SELECT count(*) FROM surveys")
+        ran = await conn.fetchval("SELECT count(*) FROM job_runs")
+    finally:
+        await conn.close()
+    assert verify_password_sync(stored, facts["manager_password"])
+    assert programs == 2
+    assert surveys == 1
+    assert ran >= 1  # the worker's jobs ran inside the demo process

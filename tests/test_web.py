@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from feedback.cli import build_web_app
+from feedback.collect.app import create_app as create_survivor_app
+from feedback.config import Settings
+from feedback.db import Pool, create_pool
+
+
+def settings_for(database_url: str) -> Settings:
+    return replace(Settings.from_env({}), database_url=database_url)
+
+
+@pytest.fixture
+async def client(pool: Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_web_app(settings_for(database_url), pool, "both")
+    async with (
+        app.router.lifespan_context(app) as state,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=_with_state(app, state)),
+            base_url="http://127.0.0.1:8000",
+        ) as client,
+    ):
+        yield client
+
+
+def _with_state(app: Starlette, state: Mapping[str, Any] | None) -> ASGIApp:
+    """httpx's ASGI transport runs no lifespan: hand the app the state its lifespan made."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = dict(state or {})
+        await app(scope, receive, send)
+
+    return asgi
+
+
+async def test_healthz_reports_the_database(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/staff/healthz"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/staff/healthz", "/no-such-page"):
+        response = await client.get(path)
+        csp = response.headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["frame-ancestors"] == "'none'"
+        assert "unsafe-inline" not in csp
+        assert "unsafe-eval" not in csp
+        assert "http" not in csp  # no third-party origins
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "geolocation=()" in response.headers["permissions-policy"]
+        assert "camera=()" in response.headers["permissions-policy"]
+        assert response.headers["cache-control"] == "no-store"
+        assert "server" not in response.headers
+        assert "set-cookie" not in response.headers
+
+
+async def test_https_deployments_get_hsts(pool: Pool, database_url: str) -> None:
+    settings = replace(settings_for(database_url), public_url="https://feedback.example.org")
+    app = create_survivor_app(settings, pool=pool)
+    async with (
+        app.router.lifespan_context(app) as state,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://x"
+        ) as client,
+    ):
+        response = await client.get("/healthz")
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_access_log_has_route_but_no_address_or_query(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="feedback.access")
+    await client.get("/healthz?token=SECRETTOKEN", headers={"X-Forwarded-For": "203.0.113.9"})
+    await client.get("/not/a/route/SECRETPATH")
+    lines = [r.getMessage() for r in caplog.records if r.name == "feedback.access"]
+    assert lines[0].startswith("GET /healthz 200 ")
+    assert lines[1].startswith("GET (unmatched) 404 ")
+    text = "\n".join(lines)
+    for leak in ("127.0.0.1", "203.0.113.9", "SECRETTOKEN", "SECRETPATH"):
+        assert leak not in text
+
+
+async def test_healthz_answers_503_while_the_database_is_down(
+    admin_url: str, database_url: str
+) -> None:
+    name = urlsplit(database_url).path.lstrip("/")
+    settings = settings_for(database_url)
+    async with create_pool(database_url, max_size=2) as pool:
+        app = create_survivor_app(settings, pool=pool)
+        async with (
+            app.router.lifespan_context(app) as state,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://x"
+            ) as client,
+        ):
+            assert (await client.get("/healthz")).status_code == 200
+            admin = await asyncpg.connect(admin_url)
+            try:
+                # Take the database away: refuse new connections and end the open ones.
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    name,
+                )
+                down = await client.get("/healthz")
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                back = await client.get("/healthz")
+            finally:
+                await admin.close()
+    assert down.status_code == 503
+    assert down.json() == {"status": "unavailable", "database": "unreachable"}
+    assert back.status_code == 200
+
+
+async def test_statement_timeout_applies_to_pool_connections(database_url: str) -> None:
+    async with (
+        create_pool(database_url, statement_timeout_ms=200, max_size=2) as pool,
+        pool.acquire() as conn,
+    ):
+        assert await conn.fetchval("SHOW statement_timeout") == "200ms"
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await conn.execute("SELECT pg_sleep(2)")
+
+
+async def test_request_body_limit(client: httpx.AsyncClient) -> None:
+    response = await client.post("/healthz", content=b"x" * (65 * 1024))
+    assert response.status_code in (405, 413)
