@@ -45,6 +45,11 @@ SETTINGS: tuple[Variable, ...] = (
         "Base URL people and SMS gateways use to reach the server (behind a proxy). "
         "Empty: `http://HOST:PORT`.",
     ),
+    Variable(
+        "QUICK_EXIT_URL",
+        "https://www.bbc.com/weather",
+        "Where the quick-exit control on every survivor page goes: a neutral, everyday site.",
+    ),
     Variable("STATEMENT_TIMEOUT_MS", "5000", "PostgreSQL statement timeout for every connection."),
     Variable("POOL_SIZE", "10", "Largest number of database connections per process."),
     Variable(
@@ -74,6 +79,7 @@ class Settings:
     host: str
     port: int
     public_url: str
+    quick_exit_url: str
     statement_timeout_ms: int
     pool_size: int
     session_secret: bytes | None
@@ -99,6 +105,7 @@ class Settings:
             host=host,
             port=port,
             public_url=(get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            quick_exit_url=_https_url(get("QUICK_EXIT_URL"), "QUICK_EXIT_URL"),
             statement_timeout_ms=_integer(
                 get("STATEMENT_TIMEOUT_MS"), "STATEMENT_TIMEOUT_MS", low=100, high=3_600_000
             ),
@@ -139,6 +146,12 @@ def _integer(raw: str, name: str, *, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{PREFIX}{name} must be between {low} and {high}; got {value}")
     return value
+
+
+def _https_url(raw: str, name: str) -> str:
+    if not raw.startswith("https://") or len(raw) < 12:
+        raise ConfigError(f"{PREFIX}{name} must be an https:// address; got {raw!r}")
+    return raw
 
 
 def _boolean(raw: str, name: str) -> bool:

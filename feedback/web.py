@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedback.config import Settings
 from feedback.db import Pool, create_pool
@@ -159,14 +159,17 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
-def pool_lifespan(settings: Settings, pool: Pool | None, **state: Any) -> Lifespan[Starlette]:
-    """Give handlers ``request.state.pool`` and ``.settings`` (plus ``state``); open and close
-    a pool of our own unless one is given."""
+StateLifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[dict[str, Any]]]
+
+
+def pool_lifespan(settings: Settings, pool: Pool | None) -> StateLifespan:
+    """Give handlers ``request.state.pool`` and ``.settings``; open and close a pool of our own
+    unless one is given."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if pool is not None:
-            yield {"pool": pool, "settings": settings, **state}
+            yield {"pool": pool, "settings": settings}
             return
         if settings.database_url is None:
             raise ConfigError("no database URL: set FEEDBACK_DATABASE_URL")
@@ -175,7 +178,7 @@ def pool_lifespan(settings: Settings, pool: Pool | None, **state: Any) -> Lifesp
             statement_timeout_ms=settings.statement_timeout_ms,
             max_size=settings.pool_size,
         ) as owned:
-            yield {"pool": owned, "settings": settings, **state}
+            yield {"pool": owned, "settings": settings}
 
     return lifespan
 
@@ -184,7 +187,7 @@ def create_web_app(
     settings: Settings,
     routes: Sequence[BaseRoute],
     *,
-    lifespan: Lifespan[Starlette],
+    lifespan: StateLifespan,
     csp: str = CONTENT_SECURITY_POLICY,
     max_body_size: int = 64 * 1024,
 ) -> Starlette:

@@ -16,6 +16,9 @@ from feedback.cli import build_web_app
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
 from feedback.db import Pool, create_pool
+from feedback.secretfiles import ServiceSecrets
+
+SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32)
 
 
 def settings_for(database_url: str) -> Settings:
@@ -24,7 +27,7 @@ def settings_for(database_url: str) -> Settings:
 
 @pytest.fixture
 async def client(pool: Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_web_app(settings_for(database_url), pool, "both")
+    app = build_web_app(settings_for(database_url), SECRETS, pool, "both")
     async with (
         app.router.lifespan_context(app) as state,
         httpx.AsyncClient(
@@ -73,7 +76,7 @@ async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> 
 
 async def test_https_deployments_get_hsts(pool: Pool, database_url: str) -> None:
     settings = replace(settings_for(database_url), public_url="https://feedback.example.org")
-    app = create_survivor_app(settings, pool=pool)
+    app = create_survivor_app(settings, SECRETS, pool=pool)
     async with (
         app.router.lifespan_context(app) as state,
         httpx.AsyncClient(
@@ -104,7 +107,7 @@ async def test_healthz_answers_503_while_the_database_is_down(
     name = urlsplit(database_url).path.lstrip("/")
     settings = settings_for(database_url)
     async with create_pool(database_url, max_size=2) as pool:
-        app = create_survivor_app(settings, pool=pool)
+        app = create_survivor_app(settings, SECRETS, pool=pool)
         async with (
             app.router.lifespan_context(app) as state,
             httpx.AsyncClient(

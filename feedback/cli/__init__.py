@@ -6,19 +6,18 @@ print one line and exit 1.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Literal
 
 import click
 from starlette.applications import Starlette
 
 from feedback import __version__, web
 from feedback.cli import demo as demo_module
+from feedback.cli.common import run
+from feedback.cli.keys import keys
 from feedback.cli.runtime import bind, database, ready_pool, serve, stop_on_signals
 from feedback.collect import jobs as collect_jobs
 from feedback.collect.app import create_app as create_survivor_app
@@ -26,30 +25,14 @@ from feedback.config import Settings
 from feedback.db import Pool, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import Job, build_scheduler
-from feedback.logs import configure_logging
 from feedback.migrate import apply_migrations, pending
 from feedback.publish.app import create_app as create_staff_app
+from feedback.secretfiles import ServiceSecrets, resolve_secrets
 
 log = logging.getLogger("feedback")
 
 AppChoice = Literal["both", "survivor", "staff"]
 STAFF_PREFIX = "/staff"
-
-
-def _run(command: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async command; turn expected errors into one line on stderr and exit 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            settings = Settings.from_env()
-            configure_logging(settings.log_level)
-            asyncio.run(command(settings, *args, **kwargs))
-        except FeedbackError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,7 +47,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL.")
-@_run
+@run
 async def migrate(settings: Settings, dry_run: bool) -> None:
     """Bring the database schema up to date (safe to run any number of times)."""
     async with database(settings) as url:
@@ -87,11 +70,13 @@ async def migrate(settings: Settings, dry_run: bool) -> None:
         click.echo("schema up to date; nothing to apply")
 
 
-def build_web_app(settings: Settings, pool: Pool, which: AppChoice) -> Starlette:
+def build_web_app(
+    settings: Settings, secrets: ServiceSecrets, pool: Pool, which: AppChoice
+) -> Starlette:
     """The survivor app at /, the staff app at /staff, or one of them alone."""
     apps: dict[str, Starlette] = {}
     if which in ("both", "survivor"):
-        apps[""] = create_survivor_app(settings, pool=pool)
+        apps[""] = create_survivor_app(settings, secrets, pool=pool)
     if which in ("both", "staff"):
         apps[STAFF_PREFIX] = create_staff_app(settings, pool=pool)
     return web.combine(apps)
@@ -111,18 +96,19 @@ def worker_jobs() -> tuple[Job, ...]:
     show_default=True,
     help="Serve the survivor app (/), the staff app (/staff), or both on one port.",
 )
-@_run
+@run
 async def serve_command(settings: Settings, which: AppChoice) -> None:
     """Run the web server on FEEDBACK_HOST:FEEDBACK_PORT."""
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
         async with ready_pool(settings, migrate_first=False) as pool:
             click.echo(f"serving {which} on {settings.public_url}")
-            await serve(build_web_app(settings, pool, which), sock, stopping)
+            app = build_web_app(settings, resolve_secrets(settings), pool, which)
+            await serve(app, sock, stopping)
 
 
 @main.command()
-@_run
+@run
 async def worker(settings: Settings) -> None:
     """Run scheduled jobs (each at most once per period across all workers)."""
     with stop_on_signals() as stopping:
@@ -137,7 +123,7 @@ async def worker(settings: Settings) -> None:
 
 
 @main.command()
-@_run
+@run
 async def demo(settings: Settings) -> None:
     """Migrate, seed a demo organisation, and run the web apps and the worker in one process."""
     sock = bind(settings.host, settings.port)
@@ -150,9 +136,13 @@ async def demo(settings: Settings) -> None:
             scheduler = build_scheduler(pool, worker_jobs())
             scheduler.start()
             try:
-                await serve(build_web_app(settings, pool, "both"), sock, stopping)
+                app = build_web_app(settings, resolve_secrets(settings), pool, "both")
+                await serve(app, sock, stopping)
             finally:
                 scheduler.shutdown(wait=False)
+
+
+main.add_command(keys)
 
 
 @main.command("settings")

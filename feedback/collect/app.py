@@ -1,15 +1,56 @@
-"""The survivor application: everything a survivor's phone talks to."""
+"""The survivor application: everything a survivor's phone talks to. It holds public keys
+only (read with each invitation), and no session, cookie or client address is kept."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from feedback import web
+from feedback.collect import views
+from feedback.collect.limits import RateLimiter
+from feedback.collect.pages import STATIC, CachedStatic, Pages
 from feedback.config import Settings
 from feedback.db import Pool
+from feedback.i18n import load_catalogues
+from feedback.secretfiles import ServiceSecrets
+
+MAX_BODY = 32 * 1024  # a sealed envelope is at most 16 KiB (about 22 KiB as base64)
+
+ROUTES = [
+    Route("/healthz", web.healthz, name="healthz"),
+    Route("/s/{token}", views.show_survey, methods=["GET"], name="survey"),
+    Route("/s/{token}", views.submit_survey, methods=["POST"], name="submit_survey"),
+    Route("/withdraw", views.show_withdraw, methods=["GET"], name="withdraw"),
+    Route("/withdraw", views.withdraw, methods=["POST"], name="submit_withdraw"),
+    Mount("/static", app=CachedStatic(directory=STATIC), name="static"),
+]
 
 
-def create_app(settings: Settings, *, pool: Pool | None = None) -> Starlette:
-    routes = [Route("/healthz", web.healthz, name="healthz")]
-    return web.create_web_app(settings, routes, lifespan=web.pool_lifespan(settings, pool))
+def create_app(
+    settings: Settings, secrets: ServiceSecrets, *, pool: Pool | None = None
+) -> Starlette:
+    catalogues = load_catalogues()
+    pages = Pages(catalogues, exit_url=settings.quick_exit_url)
+    base = web.pool_lifespan(settings, pool)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with base(app) as state:
+            yield {
+                **state,
+                "survivor": views.SurvivorState(
+                    pool=state["pool"],
+                    pages=pages,
+                    catalogues=catalogues,
+                    receipt_key=secrets.phone_hmac,
+                    open_link_limiter=RateLimiter(limit=5, window=600),
+                    withdraw_limiter=RateLimiter(limit=10, window=600),
+                ),
+            }
+
+    return web.create_web_app(settings, ROUTES, lifespan=lifespan, max_body_size=MAX_BODY)

@@ -1,0 +1,117 @@
+"""Collection keys: the only module that builds an X25519 private key.
+
+A key pair is made here, its private half wrapped under the admin's passphrase before it is
+stored; unlocking happens here too, in the worker's memory only. An exported key file lets an
+organisation aggregate offline, away from the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, SealedBox
+
+from feedback import keyrows
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+from feedback.wrapping import check_passphrase, unwrap, wrap
+
+KEY_FILE_FORMAT = "feedback.collection-key.v1"
+
+
+class KeyFileError(FeedbackError):
+    pass
+
+
+class CannotOpen(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockedKey:
+    id: uuid.UUID
+    private_key: PrivateKey
+
+    def open(self, ciphertext: bytes) -> bytes:
+        try:
+            return bytes(SealedBox(self.private_key).decrypt(ciphertext))
+        except CryptoError:
+            raise CannotOpen(f"the sealed box does not open with key {self.id}") from None
+
+
+async def create_collection_key(
+    conn: Connection, *, organisation_id: uuid.UUID, passphrase: str, retire_current: bool = False
+) -> uuid.UUID:
+    """Make a key pair, store the public half and the wrapped private half; return its id."""
+    check_passphrase(passphrase)
+    private_key = PrivateKey.generate()
+    return await keyrows.insert_key(
+        conn,
+        "collection_keys",
+        organisation_id=organisation_id,
+        public_key=bytes(private_key.public_key),
+        wrapped=wrap(bytes(private_key), passphrase),
+        retire_current=retire_current,
+    )
+
+
+async def unlock(
+    conn: Connection,
+    *,
+    organisation_id: uuid.UUID,
+    passphrase: str,
+    key_id: uuid.UUID | None = None,
+) -> UnlockedKey:
+    """Unwrap a collection key (the current one unless ``key_id`` is given)."""
+    row = await keyrows.select_key(
+        conn, "collection_keys", organisation_id=organisation_id, key_id=key_id
+    )
+    if row.wrapped is None:
+        raise KeyFileError(
+            f"key {row.id} is kept off the server: load it from its key file instead"
+        )
+    private_key = PrivateKey(unwrap(row.wrapped, passphrase))
+    if bytes(private_key.public_key) != row.public_key:
+        raise FeedbackError(
+            f"key {row.id}: the unwrapped private key does not match its public key"
+        )
+    return UnlockedKey(row.id, private_key)
+
+
+def write_key_file(key: UnlockedKey, path: Path) -> None:
+    """The unwrapped key as a 0600 JSON file; refuses to overwrite anything."""
+    document = {
+        "format": KEY_FILE_FORMAT,
+        "key_id": str(key.id),
+        "private_key": base64.b64encode(bytes(key.private_key)).decode(),
+    }
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{path} already exists: choose a new file name") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot write {path} ({exc.strerror})") from None
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle)
+
+
+def read_key_file(path: Path) -> UnlockedKey:
+    try:
+        document = json.loads(path.read_text())
+        if document.get("format") != KEY_FILE_FORMAT:
+            raise ValueError
+        return UnlockedKey(
+            uuid.UUID(document["key_id"]),
+            PrivateKey(base64.b64decode(document["private_key"], validate=True)),
+        )
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path} ({exc.strerror})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise KeyFileError(f"{path} is not a feedback collection key file") from None

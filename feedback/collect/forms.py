@@ -1,0 +1,79 @@
+"""Reading a survey form post, without any I/O: either a box sealed in the browser, or the
+plain answers of the no-JavaScript form (which the caller seals at once)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from feedback.envelope import Envelope, is_sealed_envelope_length
+from feedback.errors import FeedbackError
+from feedback.surveys import InvalidAnswers, Survey
+
+SEALED_FIELDS = {"sealed", "key_id"}
+ANSWER_PREFIX = "q."
+
+
+class BadForm(FeedbackError):
+    """The post is not something the survey page sends; nothing is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedPost:
+    ciphertext: bytes
+    key_id: uuid.UUID
+
+
+def parse_submission(
+    fields: Sequence[tuple[str, str]], survey: Survey, *, language: str, comments: bool
+) -> SealedPost | Envelope:
+    names = [name for name, _ in fields]
+    if len(names) != len(set(names)):
+        raise BadForm("a field was sent twice")
+    values = dict(fields)
+    if "sealed" in values:
+        return _sealed(values)
+    return _plain(values, survey, language=language, comments=comments)
+
+
+def _sealed(values: dict[str, str]) -> SealedPost:
+    if set(values) != SEALED_FIELDS:
+        raise BadForm("a sealed post carries exactly the fields sealed and key_id")
+    try:
+        ciphertext = base64.b64decode(values["sealed"], validate=True)
+    except (binascii.Error, ValueError):
+        raise BadForm("the sealed answers are not valid base64") from None
+    if not is_sealed_envelope_length(len(ciphertext)):
+        raise BadForm("the sealed answers are not a sealed envelope of an allowed length")
+    try:
+        key_id = uuid.UUID(values["key_id"])
+    except ValueError:
+        raise BadForm("key_id is not a key id") from None
+    return SealedPost(ciphertext, key_id)
+
+
+def _plain(values: dict[str, str], survey: Survey, *, language: str, comments: bool) -> Envelope:
+    answers: dict[str, object] = {}
+    comment: str | None = None
+    for name, value in values.items():
+        if name == "comment":
+            comment = value.strip().replace("\r\n", "\n") or None
+            continue
+        if not name.startswith(ANSWER_PREFIX):
+            raise BadForm(f"the field {name!r} is not part of this survey")
+        try:
+            question = survey.question(question_id := name.removeprefix(ANSWER_PREFIX))
+        except KeyError:
+            raise BadForm(f"the field {name!r} is not part of this survey") from None
+        if value == "":
+            continue  # an explicit "skip"
+        likert = question.type == "likert5" and value.isdigit()
+        answers[question_id] = int(value) if likert else value
+    try:
+        checked = survey.check_answers(answers, comment, comments=comments)
+    except InvalidAnswers as exc:
+        raise BadForm(str(exc)) from None
+    return Envelope(survey.slug, survey.version, language, checked, comment)

@@ -1,0 +1,130 @@
+"""Invitation batches: made by staff, printed as QR sheets, consumed by the survivor side."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import segno
+
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+from feedback.tokens import hash_token, make_token
+
+Medium = Literal["link", "sms"]
+MAX_BATCH = 1000
+DEFAULT_LIFETIME = dt.timedelta(days=90)
+
+
+class InvitationError(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: uuid.UUID
+    tokens: tuple[str, ...]
+    expires_at: dt.datetime
+
+
+async def _current_survey(conn: Connection, program_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    row = await conn.fetchrow(
+        """
+        SELECT p.organisation_id, s.id AS survey_id
+          FROM programs p
+          JOIN surveys s ON s.organisation_id = p.organisation_id
+         WHERE p.id = $1
+         ORDER BY s.slug = 'rights-based' DESC, s.version DESC
+         LIMIT 1
+        """,
+        program_id,
+    )
+    if row is None:
+        raise InvitationError("that program has no survey yet")
+    return row["organisation_id"], row["survey_id"]
+
+
+async def create_batch(
+    conn: Connection,
+    *,
+    program_id: uuid.UUID,
+    count: int,
+    medium: Medium = "link",
+    lifetime: dt.timedelta = DEFAULT_LIFETIME,
+) -> Batch:
+    """``count`` single-use tokens for a program; the tokens are returned once, never stored."""
+    if not 1 <= count <= MAX_BATCH:
+        raise InvitationError(f"a batch holds 1 to {MAX_BATCH} invitations; asked for {count}")
+    organisation_id, survey_id = await _current_survey(conn, program_id)
+    batch_id = uuid.uuid4()
+    expires_at = dt.datetime.now(dt.UTC) + lifetime
+    tokens = tuple(make_token() for _ in range(count))
+    await conn.executemany(
+        """
+        INSERT INTO invitations (organisation_id, program_id, survey_id, batch_id, kind, medium,
+                                 token_hash, expires_at)
+        VALUES ($1, $2, $3, $4, 'single', $5, $6, $7)
+        """,
+        [
+            (organisation_id, program_id, survey_id, batch_id, medium, hash_token(t), expires_at)
+            for t in tokens
+        ],
+    )
+    return Batch(batch_id, tokens, expires_at)
+
+
+async def create_open_link(conn: Connection, *, program_id: uuid.UUID) -> str:
+    """A new open (poster) link for the program; earlier open links stay valid until revoked."""
+    organisation_id, survey_id = await _current_survey(conn, program_id)
+    token = make_token()
+    await conn.execute(
+        """
+        INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, token_hash)
+        VALUES ($1, $2, $3, 'open', 'link', $4)
+        """,
+        organisation_id,
+        program_id,
+        survey_id,
+        hash_token(token),
+    )
+    return token
+
+
+def survey_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/s/{token}"
+
+
+def qr_sheet_svg(urls: Sequence[str], *, title: str, columns: int = 3) -> str:
+    """A printable A4 sheet of QR codes, each with its link written beneath (for typing)."""
+    cell_w, cell_h, margin = 62, 80, 12  # millimetres
+    rows = (len(urls) + columns - 1) // columns
+    height = max(297, margin * 2 + 12 + rows * cell_h)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="210mm" height="{height}mm" '
+        f'viewBox="0 0 210 {height}" font-family="sans-serif">',
+        f'<text x="{margin}" y="{margin + 4}" font-size="5">{html.escape(title)}</text>',
+    ]
+    for index, url in enumerate(urls):
+        x = margin + (index % columns) * cell_w
+        y = margin + 12 + (index // columns) * cell_h
+        qr = segno.make(url, error="m")
+        buffer = io.BytesIO()
+        qr.save(buffer, kind="svg", xmldecl=False, svgns=False, nl=False, omitsize=True, border=2)
+        size = 56
+        scale = size / qr.symbol_size(border=2)[0]
+        parts.append(
+            f'<g transform="translate({x},{y}) scale({scale:.4f})">{_inner(buffer.getvalue().decode())}</g>'
+        )
+        parts.append(f'<text x="{x}" y="{y + size + 6}" font-size="2.6">{html.escape(url)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _inner(svg: str) -> str:
+    """The drawing inside segno's <svg> element."""
+    return svg[svg.index(">") + 1 : svg.rindex("</svg>")]

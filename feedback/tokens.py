@@ -1,0 +1,56 @@
+"""Invitation tokens and receipt codes: made here, stored only as hashes.
+
+Tokens carry 128 random bits (base64url, 22 characters), so an unkeyed SHA-256 is enough: it
+cannot be reversed by guessing. Receipt codes are short enough to copy by hand (60 bits), so
+their hash is keyed with a server secret that is not in the database: a stolen database does
+not let anyone test codes offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+TOKEN_BYTES = 16
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
+RECEIPT_GROUPS = 3
+RECEIPT_GROUP_LENGTH = 4
+
+
+def make_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def is_token(text: str) -> bool:
+    return TOKEN_PATTERN.match(text) is not None
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(b"feedback.invitation.v1\0" + token.encode()).digest()
+
+
+def make_receipt() -> str:
+    groups = (
+        "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_GROUP_LENGTH))
+        for _ in range(RECEIPT_GROUPS)
+    )
+    return "-".join(groups)
+
+
+def normalise_receipt(text: str) -> str | None:
+    """Accept what people type: any case, spaces or dashes, O for 0, I or L for 1."""
+    cleaned = re.sub(r"[\s\-]", "", text.upper()).translate(str.maketrans("OIL", "011"))
+    if len(cleaned) != RECEIPT_GROUPS * RECEIPT_GROUP_LENGTH:
+        return None
+    if any(c not in RECEIPT_ALPHABET for c in cleaned):
+        return None
+    return "-".join(
+        cleaned[i : i + RECEIPT_GROUP_LENGTH] for i in range(0, len(cleaned), RECEIPT_GROUP_LENGTH)
+    )
+
+
+def hash_receipt(secret: bytes, receipt: str) -> bytes:
+    return hmac.new(secret, b"feedback.receipt.v1\0" + receipt.encode(), hashlib.sha256).digest()
