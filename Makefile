@@ -48,3 +48,9 @@ format: install ## Rewrite code in the house style
 	$(BIN)/ruff check --fix feedback tests benchmarks
 
 .PHONY: help install lock demo lint test bench format
+
+messages: install ## Re-extract translatable texts and update every catalogue
+	$(BIN)/pybabel extract --no-location --sort-output -k N_ -F babel.cfg -o feedback/locale/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching -i feedback/locale/messages.pot -d feedback/locale
+
+.PHONY: messages

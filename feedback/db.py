@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import TypeAlias
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,12 @@ Connection: TypeAlias = (
 )
 
 CONNECT_TIMEOUT_S = 10.0
+
+
+async def init_connection(conn: Connection) -> None:
+    """Codecs every connection gets: json and jsonb as Python objects."""
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 def server_settings(statement_timeout_ms: int) -> dict[str, str]:
@@ -45,6 +52,7 @@ async def create_pool(
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_S,
             server_settings=server_settings(statement_timeout_ms),
+            init=init_connection,
         )
     except BaseException as exc:
         raise _unavailable(url, exc) from None
@@ -57,11 +65,13 @@ async def create_pool(
 async def connect(url: str, *, statement_timeout_ms: int = 60_000) -> Connection:
     """One connection outside any pool, for migrations and admin work."""
     try:
-        return await asyncpg.connect(
+        conn = await asyncpg.connect(
             url, timeout=CONNECT_TIMEOUT_S, server_settings=server_settings(statement_timeout_ms)
         )
     except BaseException as exc:
         raise _unavailable(url, exc) from None
+    await init_connection(conn)
+    return conn
 
 
 def redact(url: str) -> str:

@@ -16,9 +16,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedback.config import Settings
@@ -144,6 +145,8 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     if isinstance(route, Route):
         return str(scope.get("root_path", "")) + route.path
+    if isinstance(route, Mount) and not isinstance(route.app, Starlette | Router):
+        return str(scope.get("root_path", "")) + "/{path}"  # a leaf mount, e.g. static files
     return "(unmatched)"
 
 
@@ -183,6 +186,11 @@ def pool_lifespan(settings: Settings, pool: Pool | None) -> StateLifespan:
     return lifespan
 
 
+async def no_favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico on their own; answer without a 404 in their console."""
+    return Response(status_code=204, headers={"cache-control": "public, max-age=86400"})
+
+
 def create_web_app(
     settings: Settings,
     routes: Sequence[BaseRoute],
@@ -193,10 +201,12 @@ def create_web_app(
 ) -> Starlette:
     return Starlette(
         debug=settings.debug,
-        routes=list(routes),
+        routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
         middleware=[
             Middleware(RequestLog),
             Middleware(SecurityHeaders, csp=csp, https=settings.public_url.startswith("https:")),
+            # Slow phones on 2G: every page is small, and smaller still compressed.
+            Middleware(GZipMiddleware, minimum_size=512),
         ],
         lifespan=lifespan,
         max_body_size=max_body_size,

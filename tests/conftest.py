@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from feedback.db import Connection, Pool, create_pool, with_database
+from feedback.db import Connection, Pool, connect, create_pool, with_database
 from feedback.embedded import embedded_postgres
 from feedback.migrate import apply_migrations
 
@@ -112,7 +112,7 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 
 @pytest_asyncio.fixture
 async def conn(database_url: str) -> AsyncIterator[Connection]:
-    conn = await asyncpg.connect(database_url)
+    conn = await connect(database_url)
     try:
         yield conn
     finally:

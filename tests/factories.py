@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
+
+from nacl.public import PrivateKey
 
 from feedback.db import Connection
 from feedback.surveys import load_definition
@@ -33,11 +34,11 @@ async def tenant(conn: Connection, slug: str = "org") -> Tenant:
     definition = load_definition()
     survey_id = await conn.fetchval(
         "INSERT INTO surveys (organisation_id, slug, version, definition) "
-        "VALUES ($1, $2, $3, $4::jsonb) RETURNING id",
+        "VALUES ($1, $2, $3, $4) RETURNING id",
         organisation_id,
         definition["slug"],
         definition["version"],
-        json.dumps(definition),
+        definition,
     )
     key_id = await conn.fetchval(
         "INSERT INTO collection_keys (organisation_id, public_key) VALUES ($1, $2) RETURNING id",
@@ -70,3 +71,28 @@ async def invitation(
         revoked_at,
     )
     return invitation_id
+
+
+@dataclass(frozen=True)
+class KeyedTenant:
+    tenant: Tenant
+    private_key: PrivateKey
+
+
+async def keyed_tenant(
+    conn: Connection, slug: str = "org", *, comments: bool = True
+) -> KeyedTenant:
+    """A tenant whose current collection key is a real key pair (tests may hold the private
+    half; the package never builds one outside aggregate/keys.py)."""
+    t = await tenant(conn, slug)
+    private_key = PrivateKey.generate()
+    await conn.execute("UPDATE collection_keys SET retired_at = now() WHERE id = $1", t.key_id)
+    key_id = await conn.fetchval(
+        "INSERT INTO collection_keys (organisation_id, public_key) VALUES ($1, $2) RETURNING id",
+        t.organisation_id,
+        bytes(private_key.public_key),
+    )
+    await conn.execute(
+        "UPDATE organisations SET comments_enabled = $2 WHERE id = $1", t.organisation_id, comments
+    )
+    return KeyedTenant(Tenant(t.organisation_id, t.program_id, t.survey_id, key_id), private_key)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 
 import asyncpg
@@ -37,13 +36,13 @@ async def insert_release(conn: Connection, t: factories.Tenant) -> object:
         INSERT INTO releases (organisation_id, program_id, survey_id, granularity, period_start,
                               period_end, mechanism, epsilon, noise_scale, threshold, cells)
         VALUES ($1, $2, $3, 'quarter', '2026-07-01', '2026-10-01', 'discrete_laplace',
-                1.0, 20, 11, $4::jsonb)
+                1.0, 20, 11, $4)
         RETURNING id
         """,
         t.organisation_id,
         t.program_id,
         t.survey_id,
-        json.dumps({"n": 42}),
+        {"n": 42},
     )
 
 
@@ -83,7 +82,7 @@ async def test_release_rows_cannot_be_updated_or_deleted(conn: Connection) -> No
         await conn.execute("DELETE FROM releases WHERE id = $1", release_id)
     with pytest.raises(asyncpg.RestrictViolationError, match="immutable: TRUNCATE refused"):
         await conn.execute("TRUNCATE releases CASCADE")
-    assert await conn.fetchval("SELECT cells FROM releases") == json.dumps({"n": 42})
+    assert await conn.fetchval("SELECT cells FROM releases") == {"n": 42}
 
 
 async def test_a_period_is_released_once(conn: Connection) -> None:

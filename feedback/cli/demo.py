@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from feedback.aggregate.keys import create_collection_key
 from feedback.config import Settings
 from feedback.db import Connection
+from feedback.publish.invitations import create_batch, create_open_link, survey_url
 from feedback.publish.passwords import hash_password
-from feedback.secretfiles import prepare_data_dir
+from feedback.publish.signing import create_signing_key
+from feedback.secretfiles import load_or_create_secret, prepare_data_dir
 from feedback.surveys import load_definition
 
 ORGANISATION = ("demo", "Demo Organisation")
@@ -26,16 +30,21 @@ class DemoFacts:
     healthz_url: str
     manager_email: str
     manager_password: str
+    survey_link: str
+    open_link: str
+    collection_public_key: str
+    key_passphrase_file: str
 
 
 async def seed(conn: Connection, settings: Settings) -> DemoFacts:
-    """Create the demo organisation once; give the manager a fresh password every run."""
+    """Create the demo organisation once (with its keys); give the manager a fresh password
+    and make a fresh single-use link every run."""
     password = secrets.token_urlsafe(12)
     password_hash = await hash_password(password)
     async with conn.transaction():
         organisation_id = await conn.fetchval(
             """
-            INSERT INTO organisations (slug, name) VALUES ($1, $2)
+            INSERT INTO organisations (slug, name, comments_enabled) VALUES ($1, $2, true)
             ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name
             RETURNING id
             """,
@@ -59,13 +68,13 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
         await conn.execute(
             """
             INSERT INTO surveys (organisation_id, slug, version, definition)
-            VALUES ($1, $2, $3, $4::jsonb)
+            VALUES ($1, $2, $3, $4)
             ON CONFLICT (organisation_id, slug, version) DO NOTHING
             """,
             organisation_id,
             definition["slug"],
             definition["version"],
-            json.dumps(definition),
+            definition,
         )
         manager_id = await conn.fetchval(
             """
@@ -86,12 +95,35 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
             """,
             [(organisation_id, manager_id, program_id) for program_id in program_ids],
         )
+    passphrase_file = prepare_data_dir(settings.data_dir) / "secrets" / "demo_key_passphrase"
+    passphrase = load_or_create_secret(settings.data_dir, "demo_key_passphrase").hex()
+    if (
+        await conn.fetchval(
+            "SELECT count(*) FROM collection_keys WHERE organisation_id = $1", organisation_id
+        )
+        == 0
+    ):
+        async with conn.transaction():
+            await create_collection_key(
+                conn, organisation_id=organisation_id, passphrase=passphrase
+            )
+            await create_signing_key(conn, organisation_id=organisation_id, passphrase=passphrase)
+    public_key = await conn.fetchval(
+        "SELECT public_key FROM collection_keys WHERE organisation_id = $1 AND retired_at IS NULL",
+        organisation_id,
+    )
+    batch = await create_batch(conn, program_id=program_ids[0], count=1)
+    open_token = await create_open_link(conn, program_id=program_ids[0])
     return DemoFacts(
         base_url=settings.public_url,
         staff_url=f"{settings.public_url}/staff",
         healthz_url=f"{settings.public_url}/healthz",
         manager_email=MANAGER_EMAIL,
         manager_password=password,
+        survey_link=survey_url(settings.public_url, batch.tokens[0]),
+        open_link=survey_url(settings.public_url, open_token),
+        collection_public_key=base64.b64encode(public_key).decode(),
+        key_passphrase_file=str(passphrase_file),
     )
 
 
@@ -115,6 +147,12 @@ def describe(facts: DemoFacts, path: Path) -> str:
             f"  health check:    {facts.healthz_url}",
             f"  manager login:   {facts.manager_email}",
             f"  password:        {facts.manager_password}",
+            "  a fresh single-use survey link (works once):",
+            f"    {facts.survey_link}",
+            "  the demo program's open link (for posters):",
+            f"    {facts.open_link}",
+            f"  collection public key: {facts.collection_public_key}",
+            f"  key passphrase file:   {facts.key_passphrase_file}",
             f"  these facts as JSON: {path}",
         )
     )

@@ -4,6 +4,7 @@ reading the form and sealing it; nothing here logs or stores them."""
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,18 +16,18 @@ from feedback.collect.forms import BadForm, SealedPost, parse_submission
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import Pages
 from feedback.db import Pool
-from feedback.i18n import Catalogues, negotiate
+from feedback.i18n import N_, Catalogues, negotiate
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey, from_json
 from feedback.tokens import hash_receipt, hash_token, is_token, make_receipt, normalise_receipt
 from feedback.weeks import current_week
 
 LIKERT_LABELS = (
-    "Strongly disagree",
-    "Disagree",
-    "Neither agree nor disagree",
-    "Agree",
-    "Strongly agree",
+    N_("Strongly disagree"),
+    N_("Disagree"),
+    N_("Neither agree nor disagree"),
+    N_("Agree"),
+    N_("Strongly agree"),
 )
 
 
@@ -88,48 +89,66 @@ def choices(_: Callable[[str], str]) -> Callable[[Question], list[tuple[int | st
     return for_question
 
 
-async def _invitation(request: Request) -> tuple[queries.Invitation | None, Survey | None]:
+@dataclass(frozen=True, slots=True)
+class OpenInvitation:
+    """An invitation that can take answers now, with what the page needs."""
+
+    invitation: queries.Invitation
+    survey: Survey
+    language: str
+    languages: tuple[str, ...]
+    public_key: bytes
+    key_id: uuid.UUID
+
+
+async def _open_invitation(request: Request) -> OpenInvitation | Response:
+    """The invitation named in the URL if it can take answers, else the page saying why."""
+    state = _state(request)
     token = request.path_params["token"]
-    if not is_token(token):
-        return None, None
-    async with _state(request).pool.acquire() as conn:
-        invitation = await queries.select_invitation(conn, token_hash=hash_token(token))
-    if invitation is None:
-        return None, None
-    return invitation, from_json(invitation.definition)
-
-
-def _unusable(
-    request: Request, invitation: queries.Invitation | None, language: str
-) -> Response | None:
-    """The page for a link that cannot take answers, or None when it can."""
+    invitation = None
+    if is_token(token):
+        async with state.pool.acquire() as conn:
+            invitation = await queries.select_invitation(conn, token_hash=hash_token(token))
+    available = state.catalogues.languages
+    offered = tuple(c for c in (invitation.languages if invitation else ()) if c in available)
+    offered = offered or available
+    language = _language(request, offered)
+    if language is None:
+        return _unknown_language(request, offered)
     if invitation is None:
         return _message(
             request,
             language,
             404,
-            "This link does not work",
-            "Check that the whole link was copied, or ask for a new one.",
+            N_("This link does not work"),
+            N_("Check that the whole link was copied, or ask for a new one."),
         )
     if invitation.expired:
         return _message(
             request,
             language,
             410,
-            "This link has expired",
-            "Ask the program for a new link if you would still like to answer.",
+            N_("This link has expired"),
+            N_("Ask the program for a new link if you would still like to answer."),
         )
     if invitation.used:
         return _already(request, language)
-    if invitation.public_key is None:
+    if invitation.public_key is None or invitation.key_id is None:
         return _message(
             request,
             language,
             503,
-            "This survey is not open yet",
-            "Please try again later.",
+            N_("This survey is not open yet"),
+            N_("Please try again later."),
         )
-    return None
+    return OpenInvitation(
+        invitation,
+        from_json(invitation.definition),
+        language,
+        offered,
+        invitation.public_key,
+        invitation.key_id,
+    )
 
 
 def _already(request: Request, language: str) -> Response:
@@ -137,8 +156,8 @@ def _already(request: Request, language: str) -> Response:
         request,
         language,
         409,
-        "Your answers were already received",
-        "This link can be used once, and it has been. Thank you: there is nothing more to do.",
+        N_("Your answers were already received"),
+        N_("This link can be used once, and it has been. Thank you: there is nothing more to do."),
     )
 
 
@@ -158,50 +177,33 @@ def _unknown_language(request: Request, offered: tuple[str, ...]) -> Response:
 
 async def show_survey(request: Request) -> Response:
     state = _state(request)
-    invitation, survey = await _invitation(request)
-    offered = _offered(state, invitation)
-    language = _language(request, offered)
-    if language is None:
-        return _unknown_language(request, offered)
-    refusal = _unusable(request, invitation, language)
-    if refusal is not None or invitation is None or survey is None:
-        return refusal or _message(request, language, 404, "This link does not work")
+    found = await _open_invitation(request)
+    if isinstance(found, Response):
+        return found
     async with state.pool.acquire() as conn:
         notes = await queries.select_latest_notes(
-            conn, program_id=invitation.program_id, language=language
+            conn, program_id=found.invitation.program_id, language=found.language
         )
-    assert invitation.public_key is not None
     return state.pages.render(
         "survey.html",
-        language=language,
+        language=found.language,
         path=request.url.path,
-        languages=offered,
-        survey=survey,
-        questions=survey.answerable(comments=invitation.comments_enabled),
-        choices=choices(state.catalogues.gettext(language)),
+        languages=found.languages,
+        survey=found.survey,
+        questions=found.survey.answerable(comments=found.invitation.comments_enabled),
+        choices=choices(state.catalogues.gettext(found.language)),
         notes=notes,
-        public_key=base64.b64encode(invitation.public_key).decode(),
-        key_id=str(invitation.key_id),
+        public_key=base64.b64encode(found.public_key).decode(),
+        key_id=str(found.key_id),
     )
-
-
-def _offered(state: SurvivorState, invitation: queries.Invitation | None) -> tuple[str, ...]:
-    available = state.catalogues.languages
-    if invitation is None:
-        return available
-    return tuple(code for code in invitation.languages if code in available) or available
 
 
 async def submit_survey(request: Request) -> Response:
     state = _state(request)
-    invitation, survey = await _invitation(request)
-    offered = _offered(state, invitation)
-    language = _language(request, offered)
-    if language is None:
-        return _unknown_language(request, offered)
-    refusal = _unusable(request, invitation, language)
-    if refusal is not None or invitation is None or survey is None:
-        return refusal or _message(request, language, 404, "This link does not work")
+    found = await _open_invitation(request)
+    if isinstance(found, Response):
+        return found
+    invitation, language = found.invitation, found.language
     if invitation.kind == "open" and not state.open_link_limiter.allow(
         str(invitation.id), request.client.host if request.client else ""
     ):
@@ -209,44 +211,42 @@ async def submit_survey(request: Request) -> Response:
             request,
             language,
             429,
-            "Please wait a little",
-            "Many answers were sent from here just now. Please try again in a few minutes.",
+            N_("Please wait a little"),
+            N_("Many answers were sent from here just now. Please try again in a few minutes."),
         )
     form = await request.form(max_files=0, max_fields=64)
     fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
     try:
         posted = parse_submission(
-            fields, survey, language=language, comments=invitation.comments_enabled
+            fields, found.survey, language=language, comments=invitation.comments_enabled
         )
-    except BadForm as error:
+    except BadForm:
         return _message(
             request,
             language,
             400,
-            "Your answers could not be read",
-            "Nothing was saved. Please go back and send the form again.",
-            str(error),
+            N_("Your answers could not be read"),
+            N_("Nothing was saved. Please go back and send the form again."),
         )
     channel: queries.Channel
     if isinstance(posted, SealedPost):
         key_id, ciphertext, channel = posted.key_id, posted.ciphertext, "web"
     else:
-        assert invitation.public_key is not None and invitation.key_id is not None
-        key_id, channel = invitation.key_id, "web_nojs"
-        ciphertext = seal(load_public_key(invitation.public_key), posted.to_plaintext())
+        key_id, channel = found.key_id, "web_nojs"
+        ciphertext = seal(load_public_key(found.public_key), posted.to_plaintext())
         del posted  # the plain answers go no further than this line
     receipt = make_receipt()
     week = current_week()
     async with state.pool.acquire() as conn, conn.transaction():
-        if key_id != invitation.key_id and not await queries.is_organisation_key(
+        if key_id != found.key_id and not await queries.is_organisation_key(
             conn, organisation_id=invitation.organisation_id, key_id=key_id
         ):
             return _message(
                 request,
                 language,
                 400,
-                "Your answers could not be read",
-                "Nothing was saved. Please reload the page and send the form again.",
+                N_("Your answers could not be read"),
+                N_("Nothing was saved. Please reload the page and send the form again."),
             )
         if invitation.kind == "single" and not await queries.consume_invitation(
             conn, invitation_id=invitation.id, week=week
@@ -291,8 +291,8 @@ async def withdraw(request: Request) -> Response:
             request,
             language,
             429,
-            "Please wait a little",
-            "Too many codes were tried from here just now. Please try again in a few minutes.",
+            N_("Please wait a little"),
+            N_("Too many codes were tried from here just now. Please try again in a few minutes."),
         )
     form = await request.form(max_files=0, max_fields=4)
     code = normalise_receipt(str(form.get("code", "")))

@@ -117,9 +117,8 @@ def qr_sheet_svg(urls: Sequence[str], *, title: str, columns: int = 3) -> str:
         qr.save(buffer, kind="svg", xmldecl=False, svgns=False, nl=False, omitsize=True, border=2)
         size = 56
         scale = size / qr.symbol_size(border=2)[0]
-        parts.append(
-            f'<g transform="translate({x},{y}) scale({scale:.4f})">{_inner(buffer.getvalue().decode())}</g>'
-        )
+        drawing = _inner(buffer.getvalue().decode())
+        parts.append(f'<g transform="translate({x},{y}) scale({scale:.4f})">{drawing}</g>')
         parts.append(f'<text x="{x}" y="{y + size + 6}" font-size="2.6">{html.escape(url)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ORACLE = ROOT / "tests" / "js" / "oracle.mjs"
 STATIC = ROOT / "feedback" / "collect" / "static"
 
-b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def oracle(op: str, **fields: object) -> dict[str, str]:

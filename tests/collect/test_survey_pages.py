@@ -1,0 +1,282 @@
+"""The survey page and its form post, in-process: what is stored, and what bad input gets."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import uuid
+
+import httpx
+import pytest
+from nacl.public import SealedBox
+
+from feedback.db import Connection
+from feedback.envelope import Envelope, from_plaintext
+from feedback.publish.invitations import create_batch, create_open_link
+from feedback.sealing import seal
+from feedback.weeks import current_week
+from tests import factories
+
+ANSWERS = {"q.believed": "5", "q.pressured": "prefer_not", "q.gender": "woman", "q.housing": ""}
+
+
+async def link(conn: Connection, t: factories.Tenant) -> str:
+    batch = await create_batch(conn, program_id=t.program_id, count=1)
+    return f"/s/{batch.tokens[0]}"
+
+
+async def stored(conn: Connection) -> list[dict[str, object]]:
+    return [dict(r) for r in await conn.fetch("SELECT * FROM submissions")]
+
+
+async def test_page_offers_every_question_with_a_skip(conn, survivor: httpx.AsyncClient) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    page = await survivor.get(await link(conn, keyed.tenant), headers={"accept-language": "es"})
+    assert page.status_code == 200
+    assert '<html lang="es">' in page.text
+    assert "<title>Su experiencia</title>" in page.text
+    assert "data-quick-exit" in page.text
+    assert page.text.count("<fieldset") == 18  # every question but the comment
+    assert page.text.count("Saltar esta pregunta") == 18
+    assert 'name="comment"' in page.text
+    assert base64.b64encode(bytes(keyed.private_key.public_key)).decode() in page.text
+    assert "set-cookie" not in page.headers
+
+
+async def test_comment_is_offered_only_where_the_organisation_allows(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn, comments=False)
+    page = await survivor.get(await link(conn, keyed.tenant))
+    assert 'name="comment"' not in page.text
+    post = await survivor.post(await link(conn, keyed.tenant), data={"comment": "hello"})
+    assert post.status_code == 400
+    assert await stored(conn) == []
+
+
+async def test_no_javascript_post_is_sealed_on_arrival(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    response = await survivor.post(url + "?lang=es", data={**ANSWERS, "comment": "¡Gracias! ✓"})
+    assert response.status_code == 200
+    assert "Gracias" in response.text
+    receipt = re.search(r'<p class="code">([0-9A-Z-]+)</p>', response.text)
+    assert receipt is not None
+    [row] = await stored(conn)
+    assert row["channel"] == "web_nojs"
+    assert row["open_link"] is False
+    assert row["key_id"] == keyed.tenant.key_id
+    assert row["received_week"] == current_week()
+    assert row["receipt_hash"] is not None
+    ciphertext = row["ciphertext"]
+    assert isinstance(ciphertext, bytes)
+    assert len(ciphertext) == 1024 + 48
+    envelope = from_plaintext(SealedBox(keyed.private_key).decrypt(ciphertext))
+    assert envelope == Envelope(
+        "rights-based",
+        1,
+        "es",
+        {"believed": 5, "pressured": "prefer_not", "gender": "woman"},
+        "¡Gracias! ✓",
+    )
+
+
+async def test_browser_sealed_post_is_stored_as_sent(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    sealed = seal(
+        keyed.private_key.public_key,
+        Envelope("rights-based", 1, "en", {"believed": 4}).to_plaintext(),
+    )
+    response = await survivor.post(
+        await link(conn, keyed.tenant),
+        data={"sealed": base64.b64encode(sealed).decode(), "key_id": str(keyed.tenant.key_id)},
+    )
+    assert response.status_code == 200
+    [row] = await stored(conn)
+    assert row["channel"] == "web"
+    assert row["ciphertext"] == sealed
+
+
+async def test_a_retired_key_of_the_organisation_is_still_accepted(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    old_key = await conn.fetchval(
+        "SELECT id FROM collection_keys WHERE retired_at IS NOT NULL AND organisation_id = $1",
+        keyed.tenant.organisation_id,
+    )
+    sealed = seal(keyed.private_key.public_key, Envelope("rights-based", 1, "en").to_plaintext())
+    response = await survivor.post(
+        await link(conn, keyed.tenant),
+        data={"sealed": base64.b64encode(sealed).decode(), "key_id": str(old_key)},
+    )
+    assert response.status_code == 200
+
+
+async def test_reused_token_gets_the_friendly_page_and_stores_nothing(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    assert (await survivor.post(url, data=ANSWERS)).status_code == 200
+    again = await survivor.post(url, data=ANSWERS)
+    assert again.status_code == 409
+    assert "already received" in again.text
+    assert len(await stored(conn)) == 1
+    revisit = await survivor.get(url)
+    assert revisit.status_code == 409
+    assert "already received" in revisit.text
+
+
+async def test_open_links_take_many_answers_flagged_and_rate_limited(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = f"/s/{await create_open_link(conn, program_id=keyed.tenant.program_id)}"
+    statuses = [(await survivor.post(url, data=ANSWERS)).status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    rows = await stored(conn)
+    assert len(rows) == 5
+    assert all(row["open_link"] for row in rows)
+
+
+def sealed_post(keyed: factories.KeyedTenant, **overrides: str) -> dict[str, str]:
+    sealed = seal(keyed.private_key.public_key, Envelope("rights-based", 1, "en").to_plaintext())
+    return {
+        "sealed": base64.b64encode(sealed).decode(),
+        "key_id": str(keyed.tenant.key_id),
+    } | overrides
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "make_data"),
+    [
+        ("not base64", 400, lambda k: sealed_post(k, sealed="***")),
+        (
+            "wrong length",
+            400,
+            lambda k: sealed_post(k, sealed=base64.b64encode(b"x" * 100).decode()),
+        ),
+        ("unknown key id", 400, lambda k: sealed_post(k, key_id=str(uuid.uuid4()))),
+        ("malformed key id", 400, lambda k: sealed_post(k, key_id="key")),
+        ("sealed plus plain fields", 400, lambda k: sealed_post(k, **{"q.believed": "5"})),
+        ("field not in the survey", 400, lambda k: {"q.favourite_colour": "blue"}),
+        ("unexpected field", 400, lambda k: {"name": "Maria"}),
+        ("answer out of range", 400, lambda k: {"q.believed": "7"}),
+        ("option not offered", 400, lambda k: {"q.gender": "robot"}),
+        ("comment too long", 400, lambda k: {"comment": "x" * 1001}),
+    ],
+)
+async def test_bad_posts_are_refused_and_store_nothing(
+    conn, survivor, name: str, status: int, make_data: object
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    response = await survivor.post(url, data=make_data(keyed))  # type: ignore[operator]
+    assert response.status_code == status, name
+    assert "Nothing was saved" in response.text
+    assert await stored(conn) == []
+    # The link still works afterwards: bad input consumed nothing.
+    assert (await survivor.post(url, data=ANSWERS)).status_code == 200
+
+
+async def test_key_of_another_organisation_is_refused(conn, survivor) -> None:
+    mine = await factories.keyed_tenant(conn, "mine")
+    theirs = await factories.keyed_tenant(conn, "theirs")
+    data = sealed_post(mine, key_id=str(theirs.tenant.key_id))
+    response = await survivor.post(await link(conn, mine.tenant), data=data)
+    assert response.status_code == 400
+    assert await stored(conn) == []
+
+
+async def test_oversized_body_is_413_and_stores_nothing(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    response = await survivor.post(
+        await link(conn, keyed.tenant), data={"comment": "x" * (40 * 1024)}
+    )
+    assert response.status_code == 413
+    assert await stored(conn) == []
+
+
+async def test_unknown_expired_and_malformed_links(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    expired = await create_batch(
+        conn, program_id=keyed.tenant.program_id, count=1, lifetime=dt.timedelta(seconds=-1)
+    )
+    cases = [
+        ("/s/AAAAAAAAAAAAAAAAAAAAAA", 404, "does not work"),
+        ("/s/not-a-token", 404, "does not work"),
+        (f"/s/{expired.tokens[0]}", 410, "expired"),
+    ]
+    for url, status, words in cases:
+        for response in (await survivor.get(url), await survivor.post(url, data=ANSWERS)):
+            assert response.status_code == status, url
+            assert words in response.text
+            assert "data-quick-exit" in response.text
+    assert await stored(conn) == []
+
+
+async def test_language_from_link_then_header_and_unknown_language(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    assert '<html lang="es">' in (await survivor.get(url + "?lang=es")).text
+    assert (
+        '<html lang="es">'
+        in (
+            await survivor.get(url, headers={"accept-language": "fr;q=1, es-MX;q=0.8, en;q=0.5"})
+        ).text
+    )
+    assert '<html lang="en">' in (await survivor.get(url, headers={"accept-language": "de"})).text
+    unknown = await survivor.get(url + "?lang=xx")
+    assert unknown.status_code == 400
+    assert "?lang=es" in unknown.text
+    post = await survivor.post(url + "?lang=xx", data=ANSWERS)
+    assert post.status_code == 400
+    assert await stored(conn) == []
+
+
+async def test_withdraw_with_the_receipt(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    response = await survivor.post(await link(conn, keyed.tenant), data=ANSWERS)
+    match = re.search(r'<p class="code">([0-9A-Z-]+)</p>', response.text)
+    assert match is not None
+    code = match.group(1)
+    wrong = await survivor.post("/withdraw", data={"code": "0000-0000-0000"})
+    assert wrong.status_code == 404
+    assert len(await stored(conn)) == 1
+    typed = code.lower().replace("-", " ")  # as someone might type it
+    deleted = await survivor.post("/withdraw", data={"code": typed})
+    assert deleted.status_code == 200
+    assert "have been deleted" in deleted.text
+    assert await stored(conn) == []
+
+
+async def test_withdraw_after_release_says_so(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    response = await survivor.post(await link(conn, keyed.tenant), data=ANSWERS)
+    match = re.search(r'<p class="code">([0-9A-Z-]+)</p>', response.text)
+    assert match is not None
+    await conn.execute("UPDATE submissions SET included_in_release = true")
+    counted = await survivor.post("/withdraw?lang=es", data={"code": match.group(1)})
+    assert "ya se contaron" in counted.text
+    assert len(await stored(conn)) == 1
+
+
+async def test_notes_from_managers_appear_on_start_and_thanks_pages(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    note_id = await conn.fetchval(
+        "INSERT INTO notes (organisation_id, program_id) VALUES ($1, $2) RETURNING id",
+        keyed.tenant.organisation_id,
+        keyed.tenant.program_id,
+    )
+    await conn.execute(
+        "INSERT INTO note_texts (note_id, language, body) VALUES "
+        "($1, 'en', 'We now open on Saturdays.'), ($1, 'es', 'Ahora abrimos los sábados.')",
+        note_id,
+    )
+    url = await link(conn, keyed.tenant)
+    assert "We now open on Saturdays." in (await survivor.get(url)).text
+    assert (
+        "Ahora abrimos los sábados." in (await survivor.post(url + "?lang=es", data=ANSWERS)).text
+    )
+
+
+async def test_static_files_are_cacheable_and_match_their_integrity(survivor) -> None:
+    page_assets = ("survey.js", "exit.js", "survivor.css")
+    for name in page_assets:
+        response = await survivor.get(f"/static/{name}")
+        assert response.status_code == 200
+        assert "immutable" in response.headers["cache-control"]
