@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import re
@@ -121,6 +122,16 @@ async def test_reused_token_gets_the_friendly_page_and_stores_nothing(conn, surv
     revisit = await survivor.get(url)
     assert revisit.status_code == 409
     assert "already received" in revisit.text
+
+
+async def test_two_concurrent_submits_of_one_token_store_one_row(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    first, second = await asyncio.gather(
+        survivor.post(url, data=ANSWERS), survivor.post(url, data=ANSWERS)
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 409]
+    assert len(await stored(conn)) == 1
 
 
 async def test_open_links_take_many_answers_flagged_and_rate_limited(conn, survivor) -> None:

@@ -1,0 +1,328 @@
+"""The survivor pages in a real headless Chromium, against a real server and database."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from nacl.public import SealedBox
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from feedback.db import connect, with_database
+from feedback.envelope import from_plaintext
+from feedback.publish.invitations import create_batch
+from tests import factories
+from tests.browser import (
+    ARTIFACTS,
+    AXE,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    WCAG_21_AA,
+    LiveServer,
+)
+
+pytestmark = pytest.mark.slow
+PG_DUMP = next(
+    (ROOT / ".venv" / "lib").glob("python3*/site-packages/pgserver/pginstall/bin/pg_dump")
+)
+EXIT_URL = "https://www.bbc.com/weather"
+
+
+@dataclass
+class Site:
+    server: LiveServer
+    database_url: str
+    keyed: factories.KeyedTenant
+
+    def run(self, coroutine_function: Any, *args: Any) -> Any:
+        async def go() -> Any:
+            conn = await connect(self.database_url)
+            try:
+                return await coroutine_function(conn, *args)
+            finally:
+                await conn.close()
+
+        # Sync Playwright keeps an event loop running on this thread: use another one.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(asyncio.run, go()).result()
+
+    def new_link(self) -> str:
+        async def make(conn: Any) -> str:
+            batch = await create_batch(conn, program_id=self.keyed.tenant.program_id, count=1)
+            return f"{self.server.base_url}/s/{batch.tokens[0]}"
+
+        return str(self.run(make))
+
+    def submissions(self) -> list[dict[str, Any]]:
+        async def fetch(conn: Any) -> list[dict[str, Any]]:
+            return [dict(r) for r in await conn.fetch("SELECT * FROM submissions")]
+
+        return list(self.run(fetch))
+
+
+@pytest.fixture(scope="module")
+def site(
+    admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    name = f"feedback_browser_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> factories.KeyedTenant:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        finally:
+            await admin.close()
+        conn = await connect(with_database(admin_url, name))
+        try:
+            return await factories.keyed_tenant(conn)
+        finally:
+            await conn.close()
+
+    keyed = asyncio.run(create())
+    url = with_database(admin_url, name)
+    server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        yield Site(server, url, keyed)
+    finally:
+        server.stop()
+
+        async def drop() -> None:
+            admin = await asyncpg.connect(admin_url)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def answer_survey(page: Page, marker: str) -> None:
+    page.check("#q-believed-5")  # Strongly agree
+    page.check("#q-pressured-6")  # Prefer not to say
+    page.check("label[for=q-gender-1]")  # Woman, by clicking its label
+    page.check("#q-time_in_program-2")  # 3 to 6 months
+    page.fill("#comment", f"Thank you {marker}")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:text('Thank you')")
+
+
+EXPECTED = {
+    "believed": 5,
+    "pressured": "prefer_not",
+    "gender": "woman",
+    "time_in_program": "3_to_6",
+}
+
+
+@pytest.mark.parametrize(("javascript", "channel"), [(True, "web"), (False, "web_nojs")])
+def test_survey_completed_stores_one_submission_that_opens_to_the_answers(
+    site: Site, browser: Browser, javascript: bool, channel: str
+) -> None:
+    before = len(site.submissions())
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    context = browser.new_context(
+        java_script_enabled=javascript, viewport={"width": 320, "height": 640}
+    )
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.post_data or "") if r.method == "POST" else None)
+    page.goto(site.new_link())
+    assert page.title() == "Your experience"
+    answer_survey(page, marker)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"survey-thanks-{channel}.png"), full_page=True)
+    cookies = context.cookies()
+    storage = (
+        page.evaluate("() => [localStorage.length, sessionStorage.length]")
+        if javascript
+        else [0, 0]
+    )
+    context.close()
+
+    rows = site.submissions()
+    assert len(rows) == before + 1
+    row = next(r for r in rows if r["channel"] == channel)
+    envelope = from_plaintext(SealedBox(site.keyed.private_key).decrypt(row["ciphertext"]))
+    assert dict(envelope.answers) == EXPECTED
+    assert envelope.comment == f"Thank you {marker}"
+    assert envelope.language == "en"
+    # With JavaScript, only ciphertext left the browser; without, the form itself did.
+    assert (marker in "".join(posted)) is (not javascript)
+    assert all(url.startswith(site.server.base_url) for url in requests), requests
+    assert cookies == []
+    assert storage == [0, 0]
+
+
+def test_no_plaintext_in_a_database_dump_or_the_logs(site: Site, browser: Browser) -> None:
+    markers = []
+    for javascript in (True, False):
+        marker = f"DUMPCHECK-{uuid.uuid4().hex}"
+        markers.append(marker)
+        context = browser.new_context(java_script_enabled=javascript)
+        page = context.new_page()
+        page.goto(site.new_link())
+        answer_survey(page, marker)
+        context.close()
+    dump = subprocess.run(
+        [str(PG_DUMP), "--data-only", "--inserts", site.database_url],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    log = site.server.log_path.read_text()
+    assert b"INSERT INTO public.submissions" in dump  # the dump did include the submissions
+    for marker in markers:
+        assert marker.encode() not in dump
+        assert marker not in log
+    assert "127.0.0.1" not in "\n".join(
+        line for line in log.splitlines() if "feedback.access" in line
+    )
+
+
+def test_quick_exit_leaves_no_history_entry_for_the_survey(site: Site, browser: Browser) -> None:
+    for how in ("button", "shift"):
+        context = browser.new_context()
+        context.route(
+            "https://www.bbc.com/**",
+            lambda route: route.fulfill(body="<title>Weather</title>", content_type="text/html"),
+        )
+        page = context.new_page()
+        page.goto(f"{site.server.base_url}/withdraw")  # somewhere before the survey
+        survey = site.new_link()
+        page.goto(survey)
+        length = page.evaluate("() => history.length")
+        if how == "button":
+            page.click("[data-quick-exit]")
+        else:
+            for _ in range(3):
+                page.keyboard.press("Shift")
+        page.wait_for_url(EXIT_URL)
+        assert page.evaluate("() => history.length") == length  # replaced, not added
+        page.go_back()
+        assert not page.url.startswith(survey)
+        page.go_forward()
+        assert page.url == EXIT_URL
+        context.close()
+
+
+def test_keyboard_only_completion(site: Site, browser: Browser) -> None:
+    before = len(site.submissions())
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site.new_link())
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.dataset.quickExit") == ""
+    page.focus("#q-believed-1")
+    page.keyboard.press("ArrowDown")  # arrows move within a radio group
+    page.keyboard.press("ArrowDown")
+    assert page.is_checked("#q-believed-3")
+    page.focus("button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('Thank you')")
+    context.close()
+    assert len(site.submissions()) == before + 1
+
+
+def test_readable_on_a_320_pixel_screen(site: Site, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 320, "height": 568})
+    page = context.new_page()
+    page.goto(site.new_link() + "?lang=es")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 320
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "survey-320-es.png"))
+    context.close()
+
+
+def test_whole_survey_page_is_under_60_kb_compressed(site: Site) -> None:
+    total = 0
+    with httpx.Client(headers={"accept-encoding": "gzip"}) as client:
+        page = client.get(site.new_link())
+        total += page.num_bytes_downloaded
+        assert page.headers["content-encoding"] == "gzip"
+        for asset in ("survivor.css", "exit.js", "survey.js"):
+            path = next(p for p in _links(page.text) if f"/static/{asset}" in p)
+            total += client.get(site.server.base_url + path).num_bytes_downloaded
+    assert total < 60 * 1024, total
+
+
+def _links(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+
+
+def survivor_pages(site: Site, page: Page, language: str) -> Iterator[str]:
+    """Visit every survivor page in ``language``; yield a name for each once it is shown."""
+    base = site.server.base_url
+    link = site.new_link()
+    page.goto(f"{link}?lang={language}")
+    yield "survey"
+    page.check("#q-believed-4")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".receipt")
+    yield "thanks"
+    page.goto(f"{link}?lang={language}")
+    yield "already-received"
+    page.goto(f"{base}/s/AAAAAAAAAAAAAAAAAAAAAA?lang={language}")
+    yield "unknown-link"
+    page.goto(f"{link}?lang=xx")
+    yield "unknown-language"
+    page.goto(f"{base}/withdraw?lang={language}")
+    yield "withdraw"
+    page.fill("#code", "0000-0000-0000")
+    page.click("form button[type=submit]")
+    page.wait_for_selector("#code-error")
+    yield "withdraw-unknown-code"
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_axe_finds_no_wcag_21_aa_violations(site: Site, browser: Browser, language: str) -> None:
+    # bypass_csp: axe is injected as a script, which the pages' own CSP rightly forbids.
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    checked = []
+    for name in survivor_pages(site, page, language):
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate(
+            "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+            WCAG_21_AA,
+        )
+        violations = [(v["id"], v["help"], len(v["nodes"])) for v in result["violations"]]
+        assert violations == [], f"{name} ({language}): {violations}"
+        assert len(result["passes"]) >= 10  # axe really ran its rules on this page
+        assert page.evaluate("() => document.documentElement.lang") in (language, "en")
+        assert page.locator("[data-quick-exit]").count() == 1, name
+        checked.append(name)
+    context.close()
+    assert len(checked) == 7
+
+
+def test_pages_leave_no_trace_in_cookies_or_storage(site: Site, browser: Browser) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    responses = []
+    page.on("response", lambda r: responses.append(r))
+    page.goto(site.new_link())
+    assert context.cookies() == []
+    assert all("set-cookie" not in r.headers for r in responses)
+    assert all(urlsplit(r.url).netloc == urlsplit(site.server.base_url).netloc for r in responses)
+    context.close()
