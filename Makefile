@@ -23,7 +23,16 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --inexact --python $(BIN)/python
 	@touch $@
 
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 install: $(VENV)/.synced ## Create .venv with the locked dependencies
+
+install-js: node_modules/.installed ## Install the locked npm packages (the tests' oracles, axe-core, esbuild)
+
+js: install-js ## Rebuild the survivor pages' scripts into feedback/collect/static/
+	npm run build --silent
 
 lock: | $(UV) ## Re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock
@@ -37,7 +46,7 @@ lint: install ## ruff, mypy and the import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint ## Lint, then the whole test suite (FEEDBACK_TEST_DATABASE_URL or an embedded PostgreSQL)
+test: lint install-js ## Lint, then the whole test suite (FEEDBACK_TEST_DATABASE_URL or an embedded PostgreSQL)
 	$(BIN)/pytest
 
 bench: install ## Print benchmark figures as one JSON object
@@ -47,7 +56,7 @@ format: install ## Rewrite code in the house style
 	$(BIN)/ruff format feedback tests benchmarks
 	$(BIN)/ruff check --fix feedback tests benchmarks
 
-.PHONY: help install lock demo lint test bench format
+.PHONY: help install install-js js lock demo lint test bench format
 
 messages: install ## Re-extract translatable texts and update every catalogue
 	$(BIN)/pybabel extract --no-location --sort-output -k N_ -F babel.cfg -o feedback/locale/messages.pot .

@@ -6,6 +6,7 @@ wrapped form is what the database stores. ODK Central's managed encryption works
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -22,8 +23,18 @@ KDF = "argon2id13"
 OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MODERATE
 MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MODERATE
 MIN_PASSPHRASE = 12
-# Words and famous examples an attacker tries first, whatever their dictionary score.
-FAMOUS = ["feedback", "survivor", "organisation", "correct", "horse", "battery", "staple"]
+# Words an attacker tries first for this service, and example passphrases so famous that
+# they are in every cracking list whatever their dictionary score (compared without spaces).
+FAMOUS = ["feedback", "survivor", "organisation", "organization", "passphrase"]
+FAMOUS_PHRASES = frozenset(
+    (
+        "correcthorsebatterystaple",
+        "thequickbrownfoxjumpsoverthelazydog",
+        "tobeornottobe",
+        "maytheforcebewithyou",
+        "iwanttobelieve",
+    )
+)
 MIN_SCORE = 3  # zxcvbn's scale: 3 is "safely unguessable", about 10^8 guesses or more
 
 
@@ -51,7 +62,15 @@ def check_passphrase(passphrase: str) -> None:
             f"the passphrase is {len(passphrase)} characters; use at least {MIN_PASSPHRASE} "
             "(four or more random words work well)"
         )
-    estimate = zxcvbn(passphrase[:100], user_inputs=FAMOUS)
+    # Score the phrase as typed and with its separators removed: zxcvbn treats spaces as
+    # unguessable gaps, which would let a famous phrase through.
+    folded = re.sub(r"[\s\-_.,!']+", "", passphrase).lower()
+    if folded in FAMOUS_PHRASES:
+        raise WeakPassphrase("that passphrase is a famous example; choose one of your own")
+    estimate = min(
+        (zxcvbn(candidate[:100], user_inputs=FAMOUS) for candidate in {passphrase, folded}),
+        key=lambda e: int(e["score"]),
+    )
     if estimate["score"] < MIN_SCORE:
         warning = estimate["feedback"]["warning"] or "it would be easy to guess"
         raise WeakPassphrase(
