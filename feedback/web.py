@@ -205,8 +205,9 @@ def create_web_app(
         middleware=[
             Middleware(RequestLog),
             Middleware(SecurityHeaders, csp=csp, https=settings.public_url.startswith("https:")),
-            # Slow phones on 2G: every page is small, and smaller still compressed.
-            Middleware(GZipMiddleware, minimum_size=512),
+            # Slow phones on 2G: compress what is worth it (the survey page, scripts). Under
+            # 2 KB a response fits the first round trip either way, so it is sent as it is.
+            Middleware(GZipMiddleware, minimum_size=2048),
         ],
         lifespan=lifespan,
         max_body_size=max_body_size,
@@ -215,7 +216,10 @@ def create_web_app(
 
 def combine(apps: Mapping[str, Starlette]) -> Starlette:
     """Mount ``apps`` at their prefixes on one port; their lifespans run together and their
-    states are merged (mounted apps do not run lifespans of their own)."""
+    states are merged (mounted apps do not run lifespans of their own). One app at the root
+    is served as it is."""
+    if list(apps) == [""]:
+        return apps[""]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:

@@ -48,7 +48,7 @@ def create_app(
                     pages=pages,
                     catalogues=catalogues,
                     receipt_key=secrets.phone_hmac,
-                    open_link_limiter=RateLimiter(limit=5, window=600),
+                    submit_limiter=RateLimiter(limit=5, window=600),
                     withdraw_limiter=RateLimiter(limit=10, window=600),
                 ),
             }

@@ -27,19 +27,16 @@ class SealedPost:
     key_id: uuid.UUID
 
 
-def parse_submission(
-    fields: Sequence[tuple[str, str]], survey: Survey, *, language: str, comments: bool
-) -> SealedPost | Envelope:
-    names = [name for name, _ in fields]
-    if len(names) != len(set(names)):
-        raise BadForm("a field was sent twice")
+def _unique(fields: Sequence[tuple[str, str]]) -> dict[str, str]:
     values = dict(fields)
-    if "sealed" in values:
-        return _sealed(values)
-    return _plain(values, survey, language=language, comments=comments)
+    if len(values) != len(fields):
+        raise BadForm("a field was sent twice")
+    return values
 
 
-def _sealed(values: dict[str, str]) -> SealedPost:
+def parse_sealed(fields: Sequence[tuple[str, str]]) -> SealedPost:
+    """A post from the survey page's script: a sealed envelope and the id of its key."""
+    values = _unique(fields)
     if set(values) != SEALED_FIELDS:
         raise BadForm("a sealed post carries exactly the fields sealed and key_id")
     try:
@@ -55,7 +52,11 @@ def _sealed(values: dict[str, str]) -> SealedPost:
     return SealedPost(ciphertext, key_id)
 
 
-def _plain(values: dict[str, str], survey: Survey, *, language: str, comments: bool) -> Envelope:
+def parse_plain(
+    fields: Sequence[tuple[str, str]], survey: Survey, *, language: str, comments: bool
+) -> Envelope:
+    """The no-JavaScript form: answers checked against the survey, as an envelope."""
+    values = _unique(fields)
     answers: dict[str, object] = {}
     comment: str | None = None
     for name, value in values.items():

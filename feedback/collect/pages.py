@@ -18,6 +18,7 @@ from feedback.i18n import LANGUAGE_NAMES, Catalogues
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+RECEIPT_SLOT = "RECEIPT-SLOT-7f3a9c"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +55,27 @@ class Pages:
         self.catalogues = catalogues
         self.exit_url = exit_url
         self.assets = static_assets()
+        self._thanks: dict[tuple[str, tuple[str, ...]], str] = {}
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=True,
             trim_blocks=True,
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # templates ship with the code; no stat() per render
         )
+
+    def render_thanks(self, *, language: str, notes: list[str], receipt: str) -> HTMLResponse:
+        """The thanks page: rendered once per language and notes, then only the receipt code
+        (which needs no escaping: base32 and dashes) changes. It is on the ingest hot path."""
+        key = (language, tuple(notes))
+        page = self._thanks.get(key)
+        if page is None:
+            if len(self._thanks) > 256:
+                self._thanks.clear()
+            html = self.render("thanks.html", language=language, notes=notes, receipt=RECEIPT_SLOT)
+            page = self._thanks[key] = bytes(html.body).decode()
+        return HTMLResponse(page.replace(RECEIPT_SLOT, receipt))
 
     def render(
         self,

@@ -19,26 +19,42 @@ class Invitation:
     organisation_id: uuid.UUID
     program_id: uuid.UUID
     survey_id: uuid.UUID
-    definition: dict[str, Any]
     languages: tuple[str, ...]
     comments_enabled: bool
     key_id: uuid.UUID | None
     public_key: bytes | None
     expired: bool
     used: bool
+    notes: tuple[dict[str, str], ...]  # latest first; each maps language to text
+
+    def notes_in(self, language: str) -> list[str]:
+        """The program's latest "you said, we did" notes in ``language`` (else English)."""
+        found = (note.get(language) or note.get("en") for note in self.notes)
+        return [text for text in found if text]
+
+
+NOTES_SHOWN = 3
 
 
 async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitation | None:
-    """The invitation, its survey and program settings, and the organisation's current key."""
+    """The invitation, its survey and program settings, the organisation's current key and
+    the program's latest notes: everything a survey page or post needs, in one round trip."""
     row = await conn.fetchrow(
         """
         SELECT i.id, i.kind, i.organisation_id, i.program_id, i.survey_id,
-               s.definition, p.languages, o.comments_enabled,
+               p.languages, o.comments_enabled,
                k.id AS key_id, k.public_key,
                (i.revoked_at IS NOT NULL OR i.expires_at <= now()) AS expired,
-               (i.used_week IS NOT NULL) AS used
+               (i.used_week IS NOT NULL) AS used,
+               ARRAY(
+                   SELECT (SELECT jsonb_object_agg(t.language, t.body)
+                             FROM note_texts t WHERE t.note_id = n.id)
+                     FROM notes n
+                    WHERE n.program_id = i.program_id AND n.withdrawn_at IS NULL
+                    ORDER BY n.created_at DESC
+                    LIMIT $2
+               ) AS notes
           FROM invitations i
-          JOIN surveys s ON s.id = i.survey_id
           JOIN programs p ON p.id = i.program_id
           JOIN organisations o ON o.id = i.organisation_id
           LEFT JOIN collection_keys k
@@ -46,12 +62,21 @@ async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitatio
          WHERE i.token_hash = $1
         """,
         token_hash,
+        NOTES_SHOWN,
     )
     if row is None:
         return None
     values = dict(row)
     values["languages"] = tuple(values["languages"])
+    values["notes"] = tuple(note for note in values["notes"] if note)
     return Invitation(**values)
+
+
+async def select_survey_definition(conn: Connection, *, survey_id: uuid.UUID) -> dict[str, Any]:
+    definition: dict[str, Any] = await conn.fetchval(
+        "SELECT definition FROM surveys WHERE id = $1", survey_id
+    )
+    return definition
 
 
 async def is_organisation_key(
@@ -66,23 +91,6 @@ async def is_organisation_key(
     return bool(found)
 
 
-async def consume_invitation(conn: Connection, *, invitation_id: uuid.UUID, week: dt.date) -> bool:
-    """Mark a single-use invitation used; False if it already was (or expired meanwhile).
-    Run it in the transaction that stores the submission: a concurrent submit waits here for
-    the first to commit, then finds the invitation used."""
-    used = await conn.fetchval(
-        """
-        UPDATE invitations SET used_week = $2
-         WHERE id = $1 AND kind = 'single' AND used_week IS NULL
-           AND revoked_at IS NULL AND expires_at > now()
-        RETURNING true
-        """,
-        invitation_id,
-        week,
-    )
-    return bool(used)
-
-
 async def insert_submission(
     conn: Connection,
     *,
@@ -92,45 +100,36 @@ async def insert_submission(
     week: dt.date,
     ciphertext: bytes,
     receipt_hash: bytes | None,
-) -> None:
-    await conn.execute(
+) -> bool:
+    """Store a submission; for a single-use invitation, consume it in the same statement.
+    False, and nothing stored, if the invitation was already used (or expired meanwhile): a
+    concurrent submit of the same token waits on the row lock, then finds it used."""
+    stored = await conn.fetchval(
         """
+        WITH consumed AS (
+            UPDATE invitations SET used_week = $7
+             WHERE id = $1 AND kind = 'single' AND used_week IS NULL
+               AND revoked_at IS NULL AND expires_at > now()
+            RETURNING id
+        )
         INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
                                  open_link, received_week, ciphertext, receipt_hash)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        SELECT $2, $3, $4, $5, $6, $9, $7, $8, $10
+         WHERE $9 OR EXISTS (SELECT 1 FROM consumed)
+        RETURNING true
         """,
+        invitation.id,
         invitation.organisation_id,
         invitation.program_id,
         invitation.survey_id,
         key_id,
         channel,
-        invitation.kind == "open",
         week,
         ciphertext,
+        invitation.kind == "open",
         receipt_hash,
     )
-
-
-async def select_latest_notes(
-    conn: Connection, *, program_id: uuid.UUID, language: str, limit: int = 3
-) -> list[str]:
-    """The program's latest "you said, we did" notes in ``language`` (English otherwise)."""
-    rows = await conn.fetch(
-        """
-        SELECT coalesce(wanted.body, english.body) AS body
-          FROM notes n
-          LEFT JOIN note_texts wanted ON wanted.note_id = n.id AND wanted.language = $2
-          LEFT JOIN note_texts english ON english.note_id = n.id AND english.language = 'en'
-         WHERE n.program_id = $1 AND n.withdrawn_at IS NULL
-           AND coalesce(wanted.body, english.body) IS NOT NULL
-         ORDER BY n.created_at DESC
-         LIMIT $3
-        """,
-        program_id,
-        language,
-        limit,
-    )
-    return [row["body"] for row in rows]
+    return bool(stored)
 
 
 WithdrawOutcome = Literal["deleted", "counted", "unknown"]
@@ -149,3 +148,82 @@ async def withdraw_submission(conn: Connection, *, receipt_hash: bytes) -> Withd
             return "counted"
         await conn.execute("DELETE FROM submissions WHERE receipt_hash = $1", receipt_hash)
     return "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedStore:
+    """What one attempt to store a browser-sealed submission found and did."""
+
+    stored: bool
+    expired: bool
+    used: bool
+    key_known: bool
+    notes: tuple[dict[str, str], ...]
+
+    def notes_in(self, language: str) -> list[str]:
+        found = (note.get(language) or note.get("en") for note in self.notes)
+        return [text for text in found if text]
+
+
+async def store_sealed(
+    conn: Connection,
+    *,
+    token_hash: bytes,
+    key_id: uuid.UUID,
+    week: dt.date,
+    ciphertext: bytes,
+    receipt_hash: bytes,
+) -> SealedStore | None:
+    """Store a browser-sealed submission in one round trip: find the invitation, check that
+    the key is one of its organisation's, consume a single-use token, insert, and report.
+    None when no invitation has this token. Nothing is stored unless every check passes."""
+    row = await conn.fetchrow(
+        """
+        WITH invitation AS (
+            SELECT i.id, i.kind, i.organisation_id, i.program_id, i.survey_id,
+                   (i.revoked_at IS NOT NULL OR i.expires_at <= now()) AS expired,
+                   (i.used_week IS NOT NULL) AS used,
+                   EXISTS (SELECT 1 FROM collection_keys k
+                            WHERE k.id = $2 AND k.organisation_id = i.organisation_id)
+                       AS key_known
+              FROM invitations i
+             WHERE i.token_hash = $1
+        ),
+        consumed AS (
+            UPDATE invitations SET used_week = $3
+             WHERE id = (SELECT id FROM invitation WHERE kind = 'single' AND key_known)
+               AND used_week IS NULL AND revoked_at IS NULL AND expires_at > now()
+            RETURNING id
+        ),
+        stored AS (
+            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+                                     open_link, received_week, ciphertext, receipt_hash)
+            SELECT organisation_id, program_id, survey_id, $2, 'web', kind = 'open', $3, $4, $5
+              FROM invitation
+             WHERE key_known
+               AND ((kind = 'open' AND NOT expired) OR EXISTS (SELECT 1 FROM consumed))
+            RETURNING 1
+        )
+        SELECT EXISTS (SELECT 1 FROM stored) AS stored, expired, used, key_known,
+               ARRAY(
+                   SELECT (SELECT jsonb_object_agg(t.language, t.body)
+                             FROM note_texts t WHERE t.note_id = n.id)
+                     FROM notes n
+                    WHERE n.program_id = invitation.program_id AND n.withdrawn_at IS NULL
+                    ORDER BY n.created_at DESC
+                    LIMIT $6
+               ) AS notes
+          FROM invitation
+        """,
+        token_hash,
+        key_id,
+        week,
+        ciphertext,
+        receipt_hash,
+        NOTES_SHOWN,
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    values["notes"] = tuple(note for note in values["notes"] if note)
+    return SealedStore(**values)

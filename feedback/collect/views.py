@@ -6,16 +6,16 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from feedback.collect import queries
-from feedback.collect.forms import BadForm, SealedPost, parse_submission
+from feedback.collect.forms import BadForm, parse_plain, parse_sealed
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import Pages
-from feedback.db import Pool
+from feedback.db import Connection, Pool
 from feedback.i18n import N_, Catalogues, negotiate
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey, from_json
@@ -39,8 +39,17 @@ class SurvivorState:
     pages: Pages
     catalogues: Catalogues
     receipt_key: bytes
-    open_link_limiter: RateLimiter
+    submit_limiter: RateLimiter  # posts per link and client: bounds open-link stuffing
     withdraw_limiter: RateLimiter
+    # Survey versions never change (the database refuses updates), so each is read once.
+    surveys: dict[uuid.UUID, Survey] = field(default_factory=dict)
+
+    async def survey(self, conn: Connection, survey_id: uuid.UUID) -> Survey:
+        survey = self.surveys.get(survey_id)
+        if survey is None:
+            definition = await queries.select_survey_definition(conn, survey_id=survey_id)
+            survey = self.surveys[survey_id] = from_json(definition)
+        return survey
 
 
 def _state(request: Request) -> SurvivorState:
@@ -101,14 +110,15 @@ class OpenInvitation:
     key_id: uuid.UUID
 
 
-async def _open_invitation(request: Request) -> OpenInvitation | Response:
+async def _open_invitation(request: Request, conn: Connection) -> OpenInvitation | Response:
     """The invitation named in the URL if it can take answers, else the page saying why."""
     state = _state(request)
     token = request.path_params["token"]
-    invitation = None
+    invitation = survey = None
     if is_token(token):
-        async with state.pool.acquire() as conn:
-            invitation = await queries.select_invitation(conn, token_hash=hash_token(token))
+        invitation = await queries.select_invitation(conn, token_hash=hash_token(token))
+        if invitation is not None:
+            survey = await state.survey(conn, invitation.survey_id)
     available = state.catalogues.languages
     offered = tuple(c for c in (invitation.languages if invitation else ()) if c in available)
     offered = offered or available
@@ -116,24 +126,12 @@ async def _open_invitation(request: Request) -> OpenInvitation | Response:
     if language is None:
         return _unknown_language(request, offered)
     if invitation is None:
-        return _message(
-            request,
-            language,
-            404,
-            N_("This link does not work"),
-            N_("Check that the whole link was copied, or ask for a new one."),
-        )
+        return _not_found(request, language)
     if invitation.expired:
-        return _message(
-            request,
-            language,
-            410,
-            N_("This link has expired"),
-            N_("Ask the program for a new link if you would still like to answer."),
-        )
+        return _expired(request, language)
     if invitation.used:
         return _already(request, language)
-    if invitation.public_key is None or invitation.key_id is None:
+    if invitation.public_key is None or invitation.key_id is None or survey is None:
         return _message(
             request,
             language,
@@ -143,11 +141,31 @@ async def _open_invitation(request: Request) -> OpenInvitation | Response:
         )
     return OpenInvitation(
         invitation,
-        from_json(invitation.definition),
+        survey,
         language,
         offered,
         invitation.public_key,
         invitation.key_id,
+    )
+
+
+def _not_found(request: Request, language: str) -> Response:
+    return _message(
+        request,
+        language,
+        404,
+        N_("This link does not work"),
+        N_("Check that the whole link was copied, or ask for a new one."),
+    )
+
+
+def _expired(request: Request, language: str) -> Response:
+    return _message(
+        request,
+        language,
+        410,
+        N_("This link has expired"),
+        N_("Ask the program for a new link if you would still like to answer."),
     )
 
 
@@ -177,13 +195,10 @@ def _unknown_language(request: Request, offered: tuple[str, ...]) -> Response:
 
 async def show_survey(request: Request) -> Response:
     state = _state(request)
-    found = await _open_invitation(request)
+    async with state.pool.acquire() as conn:
+        found = await _open_invitation(request, conn)
     if isinstance(found, Response):
         return found
-    async with state.pool.acquire() as conn:
-        notes = await queries.select_latest_notes(
-            conn, program_id=found.invitation.program_id, language=found.language
-        )
     return state.pages.render(
         "survey.html",
         language=found.language,
@@ -192,7 +207,7 @@ async def show_survey(request: Request) -> Response:
         survey=found.survey,
         questions=found.survey.answerable(comments=found.invitation.comments_enabled),
         choices=choices(state.catalogues.gettext(found.language)),
-        notes=notes,
+        notes=found.invitation.notes_in(found.language),
         public_key=base64.b64encode(found.public_key).decode(),
         key_id=str(found.key_id),
     )
@@ -200,13 +215,12 @@ async def show_survey(request: Request) -> Response:
 
 async def submit_survey(request: Request) -> Response:
     state = _state(request)
-    found = await _open_invitation(request)
-    if isinstance(found, Response):
-        return found
-    invitation, language = found.invitation, found.language
-    if invitation.kind == "open" and not state.open_link_limiter.allow(
-        str(invitation.id), request.client.host if request.client else ""
+    form = await request.form(max_files=0, max_fields=64)
+    fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    if not state.submit_limiter.allow(
+        request.path_params["token"], request.client.host if request.client else ""
     ):
+        language = _language(request, state.catalogues.languages) or "en"
         return _message(
             request,
             language,
@@ -214,57 +228,90 @@ async def submit_survey(request: Request) -> Response:
             N_("Please wait a little"),
             N_("Many answers were sent from here just now. Please try again in a few minutes."),
         )
-    form = await request.form(max_files=0, max_fields=64)
-    fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    if any(name == "sealed" for name, _ in fields):
+        return await _submit_sealed(request, fields)
+    return await _submit_plain(request, fields)
+
+
+async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Response:
+    """A box sealed in the browser: checked and stored in one round trip (the hot path)."""
+    state = _state(request)
+    language = _language(request, state.catalogues.languages)
+    if language is None:
+        return _unknown_language(request, state.catalogues.languages)
+    token = request.path_params["token"]
     try:
-        posted = parse_submission(
-            fields, found.survey, language=language, comments=invitation.comments_enabled
-        )
+        posted = parse_sealed(fields)
     except BadForm:
-        return _message(
-            request,
-            language,
-            400,
-            N_("Your answers could not be read"),
-            N_("Nothing was saved. Please go back and send the form again."),
-        )
-    channel: queries.Channel
-    if isinstance(posted, SealedPost):
-        key_id, ciphertext, channel = posted.key_id, posted.ciphertext, "web"
-    else:
-        key_id, channel = found.key_id, "web_nojs"
-        ciphertext = seal(load_public_key(found.public_key), posted.to_plaintext())
-        del posted  # the plain answers go no further than this line
+        return _unreadable(request, language)
+    if not is_token(token):
+        return _not_found(request, language)
     receipt = make_receipt()
-    week = current_week()
-    async with state.pool.acquire() as conn, conn.transaction():
-        if key_id != found.key_id and not await queries.is_organisation_key(
-            conn, organisation_id=invitation.organisation_id, key_id=key_id
-        ):
-            return _message(
-                request,
-                language,
-                400,
-                N_("Your answers could not be read"),
-                N_("Nothing was saved. Please reload the page and send the form again."),
-            )
-        if invitation.kind == "single" and not await queries.consume_invitation(
-            conn, invitation_id=invitation.id, week=week
-        ):
-            return _already(request, language)
-        await queries.insert_submission(
+    async with state.pool.acquire() as conn:
+        outcome = await queries.store_sealed(
             conn,
-            invitation=invitation,
-            key_id=key_id,
-            channel=channel,
-            week=week,
+            token_hash=hash_token(token),
+            key_id=posted.key_id,
+            week=current_week(),
+            ciphertext=posted.ciphertext,
+            receipt_hash=hash_receipt(state.receipt_key, receipt),
+        )
+    if outcome is None:
+        return _not_found(request, language)
+    if outcome.stored:
+        return state.pages.render_thanks(
+            language=language, notes=outcome.notes_in(language), receipt=receipt
+        )
+    if outcome.expired:
+        return _expired(request, language)
+    if outcome.used:
+        return _already(request, language)
+    return _unreadable(request, language)  # the key is not one of the organisation's
+
+
+async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Response:
+    """The no-JavaScript form: read against the survey, sealed here, then stored."""
+    state = _state(request)
+    async with state.pool.acquire() as conn:  # one connection for the lookup and the insert
+        found = await _open_invitation(request, conn)
+        if isinstance(found, Response):
+            return found
+        try:
+            envelope = parse_plain(
+                fields,
+                found.survey,
+                language=found.language,
+                comments=found.invitation.comments_enabled,
+            )
+        except BadForm:
+            return _unreadable(request, found.language)
+        ciphertext = seal(load_public_key(found.public_key), envelope.to_plaintext())
+        del envelope  # the plain answers go no further than this line
+        receipt = make_receipt()
+        stored = await queries.insert_submission(
+            conn,
+            invitation=found.invitation,
+            key_id=found.key_id,
+            channel="web_nojs",
+            week=current_week(),
             ciphertext=ciphertext,
             receipt_hash=hash_receipt(state.receipt_key, receipt),
         )
-        notes = await queries.select_latest_notes(
-            conn, program_id=invitation.program_id, language=language
-        )
-    return state.pages.render("thanks.html", language=language, notes=notes, receipt=receipt)
+    if not stored:
+        return _already(request, found.language)
+    return state.pages.render_thanks(
+        language=found.language, notes=found.invitation.notes_in(found.language), receipt=receipt
+    )
+
+
+def _unreadable(request: Request, language: str) -> Response:
+    return _message(
+        request,
+        language,
+        400,
+        N_("Your answers could not be read"),
+        N_("Nothing was saved. Please go back and send the form again."),
+    )
 
 
 async def show_withdraw(request: Request) -> Response:
