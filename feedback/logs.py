@@ -1,6 +1,6 @@
 """Logging: one line per event on stderr, and nothing about who sent a request.
 
-Access logs come from ``web.RequestLog``, never from the server (uvicorn runs with its access
+Access logs come from ``web.Edge``, never from the server (uvicorn runs with its access
 log off). No log line carries a client address, a query string, a request body or a token.
 
 Lines are written to a buffer that a background thread flushes twice a second (warnings and

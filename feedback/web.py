@@ -83,37 +83,16 @@ def security_headers(*, csp: str, https: bool) -> list[tuple[bytes, bytes]]:
     return [(k.encode(), v.encode()) for k, v in headers.items()]
 
 
-class SecurityHeaders:
-    """Adds the security headers to every HTTP response; ``no-store`` unless a handler chose."""
+class Edge:
+    """Every HTTP response gets the security headers (and ``no-store`` unless the handler chose
+    a cache policy; never a Server header), and every request one log line: method, route
+    template, status, duration. No address, no query string, no path parameters (they can
+    hold tokens). One wrapper does both: this is on every request's path."""
 
     def __init__(self, app: ASGIApp, *, csp: str = CONTENT_SECURITY_POLICY, https: bool = False):
         self.app = app
         self.headers = security_headers(csp=csp, https=https)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
-                present = {k.lower() for k, _ in raw}
-                raw.extend(h for h in self.headers if h[0] not in present)
-                if b"cache-control" not in present:
-                    raw.append((b"cache-control", b"no-store"))
-                message["headers"] = raw
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class RequestLog:
-    """One log line per request: method, route template, status, duration. No address, no
-    query string, no path parameters (they can hold tokens)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        self.names = {name for name, _ in self.headers} | {b"server"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,14 +101,20 @@ class RequestLog:
         started = time.perf_counter()
         status = 500
 
-        async def send_noting_status(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                given = message.get("headers", [])
+                raw = [(k, v) for k, v in given if k.lower() not in self.names]
+                raw.extend(self.headers)
+                if not any(k.lower() == b"cache-control" for k, _ in raw):
+                    raw.append((b"cache-control", b"no-store"))
+                message["headers"] = raw
             await send(message)
 
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, receive, send_with_headers)
         finally:
             access_log.info(
                 "%s %s %d %.1fms",
@@ -138,6 +123,21 @@ class RequestLog:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+
+
+class CompressReads:
+    """gzip for GET and HEAD responses over 2 KB (the survey page, scripts): slow phones on 2G
+    gain most there. Posts answer with small pages that fit the first round trip anyway."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=2048)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def route_template(scope: Scope) -> str:
@@ -203,11 +203,8 @@ def create_web_app(
         debug=settings.debug,
         routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
         middleware=[
-            Middleware(RequestLog),
-            Middleware(SecurityHeaders, csp=csp, https=settings.public_url.startswith("https:")),
-            # Slow phones on 2G: compress what is worth it (the survey page, scripts). Under
-            # 2 KB a response fits the first round trip either way, so it is sent as it is.
-            Middleware(GZipMiddleware, minimum_size=2048),
+            Middleware(Edge, csp=csp, https=settings.public_url.startswith("https:")),
+            Middleware(CompressReads),
         ],
         lifespan=lifespan,
         max_body_size=max_body_size,

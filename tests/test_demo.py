@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -82,6 +83,13 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
     assert facts["manager_email"] == "manager@demo.example"
     assert len(facts["manager_password"]) >= 12
     assert (demo.data_dir / "demo.json").stat().st_mode & 0o077 == 0
+    assert base64.b64decode(facts["collection_public_key"], validate=True).__len__() == 32
+    for name in ("survey_link", "open_link"):
+        assert facts[name].startswith(f"http://127.0.0.1:{demo.port}/s/")
+        page = httpx.get(facts[name], timeout=5)
+        assert page.status_code == 200
+        assert facts["collection_public_key"] in page.text
+    assert facts["survey_link"] != facts["open_link"]
 
 
 def test_demo_with_embedded_postgres(demo_dir: Path) -> None:
@@ -96,6 +104,9 @@ def test_demo_with_embedded_postgres(demo_dir: Path) -> None:
     assert demo.process.returncode == 0, demo.log.read_text()
     assert str(demo_dir / "demo.json") in stdout
     assert facts["manager_password"] in stdout
+    lines = stdout.splitlines()
+    assert any(line.strip() == facts["survey_link"] for line in lines)  # each on its own line
+    assert any(line.strip() == facts["open_link"] for line in lines)
     assert not (pgdata / "postmaster.pid").exists()  # the embedded server was stopped
     assert "Traceback" not in demo.log.read_text()
 

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from feedback import __version__, web
 from feedback.cli import demo as demo_module
 from feedback.cli.common import run
+from feedback.cli.invitations import invitations
 from feedback.cli.keys import keys
 from feedback.cli.runtime import bind, database, ready_pool, serve, stop_on_signals
 from feedback.collect import jobs as collect_jobs
@@ -143,6 +144,7 @@ async def demo(settings: Settings) -> None:
 
 
 main.add_command(keys)
+main.add_command(invitations)
 
 
 @main.command("settings")

@@ -1,0 +1,87 @@
+"""`feedback invitations`: batches of single-use links (with a printable QR sheet) and open
+links, for programs that do not use the dashboard yet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+
+import click
+
+from feedback.cli.common import organisation_option, pick_organisation, run
+from feedback.cli.runtime import ready_pool
+from feedback.config import Settings
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+from feedback.publish.invitations import create_batch, create_open_link, qr_sheet_svg, survey_url
+
+
+@click.group()
+def invitations() -> None:
+    """Make invitation links for a program."""
+
+
+async def _program_id(conn: Connection, organisation_id: uuid.UUID, slug: str) -> uuid.UUID:
+    program_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", organisation_id, slug
+    )
+    if program_id is None:
+        raise FeedbackError(f"no program {slug!r} in this organisation")
+    return program_id
+
+
+@invitations.command()
+@organisation_option
+@click.option("--program", "-p", required=True, metavar="SLUG", help="The program.")
+@click.option("--count", "-n", default=20, show_default=True, help="How many single-use links.")
+@click.option("--days", default=90, show_default=True, help="Days until the links expire.")
+@click.option(
+    "--sheet",
+    type=click.Path(path_type=Path),
+    help="Also write a printable A4 sheet of QR codes (SVG) to this new file.",
+)
+@run
+async def batch(
+    settings: Settings,
+    organisation: str | None,
+    program: str,
+    count: int,
+    days: int,
+    sheet: Path | None,
+) -> None:
+    """Print a batch of single-use survey links (shown once: only their hashes are kept)."""
+    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        program_id = await _program_id(conn, org.id, program)
+        made = await create_batch(
+            conn,
+            program_id=program_id,
+            count=count,
+            lifetime=dt.timedelta(days=days),
+        )
+    urls = [survey_url(settings.public_url, token) for token in made.tokens]
+    if sheet is not None:
+        title = f"{program}: {count} single-use links, valid until {made.expires_at:%Y-%m-%d}"
+        try:
+            fd = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise FeedbackError(f"{sheet} already exists: choose a new file name") from None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(qr_sheet_svg(urls, title=title))
+        click.echo(f"wrote the QR sheet to {sheet}", err=True)
+    click.echo("\n".join(urls))
+
+
+@invitations.command("open-link")
+@organisation_option
+@click.option("--program", "-p", required=True, metavar="SLUG", help="The program.")
+@run
+async def open_link(settings: Settings, organisation: str | None, program: str) -> None:
+    """Print a new open link for posters (many answers, rate limited, flagged in reports)."""
+    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        program_id = await _program_id(conn, org.id, program)
+        token = await create_open_link(conn, program_id=program_id)
+    click.echo(survey_url(settings.public_url, token))

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from feedback.db import Connection
+from feedback.tokens import hash_token
+from tests import factories
+
+
+def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "feedback", "invitations", *args],
+        env={**os.environ, "FEEDBACK_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_batch_prints_links_stores_hashes_and_writes_a_qr_sheet(
+    conn: Connection, database_url: str, tmp_path: Path
+) -> None:
+    await factories.tenant(conn)
+    sheet = tmp_path / "sheet.svg"
+    result = feedback(database_url, "batch", "-p", "shelter", "-n", "5", "--sheet", str(sheet))
+    assert result.returncode == 0, result.stderr
+    urls = result.stdout.split()
+    assert len(urls) == 5
+    tokens = [url.rsplit("/", 1)[1] for url in urls]
+    stored = {r["token_hash"] for r in await conn.fetch("SELECT token_hash FROM invitations")}
+    assert stored == {hash_token(t) for t in tokens}
+    assert not any(t.encode() in h for t in tokens for h in stored)  # only hashes are kept
+    svg = sheet.read_text()
+    assert svg.startswith("<svg")
+    assert svg.count("<path") == 5
+    assert all(url in svg for url in urls)
+    assert (sheet.stat().st_mode & 0o077) == 0
+    again = feedback(database_url, "batch", "-p", "shelter", "--sheet", str(sheet))
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+async def test_open_link_and_unknown_program(conn: Connection, database_url: str) -> None:
+    await factories.tenant(conn)
+    opened = feedback(database_url, "open-link", "-p", "shelter")
+    assert opened.returncode == 0
+    kind = await conn.fetchval("SELECT kind FROM invitations")
+    assert kind == "open"
+    unknown = feedback(database_url, "batch", "-p", "nowhere")
+    assert unknown.returncode == 1
+    assert "no program 'nowhere'" in unknown.stderr
