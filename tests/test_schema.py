@@ -203,3 +203,40 @@ async def test_single_use_invitation_needs_expiry_and_open_link_is_never_used(
             secrets.token_bytes(32),
             MONDAY,
         )
+
+
+async def test_programs_keep_their_three_latest_notes(conn: Connection) -> None:
+    t = await factories.tenant(conn)
+
+    async def note(text: str, minutes_ago: int) -> object:
+        note_id = await conn.fetchval(
+            "INSERT INTO notes (organisation_id, program_id, created_at) "
+            "VALUES ($1, $2, now() - make_interval(mins => $3)) RETURNING id",
+            t.organisation_id,
+            t.program_id,
+            minutes_ago,
+        )
+        await conn.execute(
+            "INSERT INTO note_texts (note_id, language, body) VALUES ($1, 'en', $2)", note_id, text
+        )
+        return note_id
+
+    async def latest() -> list[dict[str, str]]:
+        value: list[dict[str, str]] = await conn.fetchval(
+            "SELECT latest_notes FROM programs WHERE id = $1", t.program_id
+        )
+        return value
+
+    assert await latest() == []
+    oldest = await note("one", 40)
+    await note("two", 30)
+    await note("three", 20)
+    newest = await note("four", 10)
+    assert await latest() == [{"en": "four"}, {"en": "three"}, {"en": "two"}]
+    await conn.execute(
+        "INSERT INTO note_texts (note_id, language, body) VALUES ($1, 'es', 'cuatro')", newest
+    )
+    await conn.execute("UPDATE notes SET withdrawn_at = now() WHERE id = $1", newest)
+    assert await latest() == [{"en": "three"}, {"en": "two"}, {"en": "one"}]
+    await conn.execute("DELETE FROM notes WHERE id = $1", oldest)
+    assert await latest() == [{"en": "three"}, {"en": "two"}]

@@ -12,6 +12,12 @@ from feedback.db import Connection
 Channel = Literal["web", "web_nojs", "sms"]
 
 
+def notes_in(notes: tuple[dict[str, str], ...], language: str) -> list[str]:
+    """A program's latest "you said, we did" notes in ``language`` (else in English)."""
+    found = (note.get(language) or note.get("en") for note in notes)
+    return [text for text in found if text]
+
+
 @dataclass(frozen=True, slots=True)
 class Invitation:
     id: uuid.UUID
@@ -25,15 +31,10 @@ class Invitation:
     public_key: bytes | None
     expired: bool
     used: bool
-    notes: tuple[dict[str, str], ...]  # latest first; each maps language to text
+    notes: tuple[dict[str, str], ...]  # programs.latest_notes: newest first, language -> text
 
     def notes_in(self, language: str) -> list[str]:
-        """The program's latest "you said, we did" notes in ``language`` (else English)."""
-        found = (note.get(language) or note.get("en") for note in self.notes)
-        return [text for text in found if text]
-
-
-NOTES_SHOWN = 3
+        return notes_in(self.notes, language)
 
 
 async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitation | None:
@@ -46,14 +47,7 @@ async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitatio
                k.id AS key_id, k.public_key,
                (i.revoked_at IS NOT NULL OR i.expires_at <= now()) AS expired,
                (i.used_week IS NOT NULL) AS used,
-               ARRAY(
-                   SELECT (SELECT jsonb_object_agg(t.language, t.body)
-                             FROM note_texts t WHERE t.note_id = n.id)
-                     FROM notes n
-                    WHERE n.program_id = i.program_id AND n.withdrawn_at IS NULL
-                    ORDER BY n.created_at DESC
-                    LIMIT $2
-               ) AS notes
+               p.latest_notes AS notes
           FROM invitations i
           JOIN programs p ON p.id = i.program_id
           JOIN organisations o ON o.id = i.organisation_id
@@ -62,13 +56,12 @@ async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitatio
          WHERE i.token_hash = $1
         """,
         token_hash,
-        NOTES_SHOWN,
     )
     if row is None:
         return None
     values = dict(row)
     values["languages"] = tuple(values["languages"])
-    values["notes"] = tuple(note for note in values["notes"] if note)
+    values["notes"] = tuple(values["notes"])
     return Invitation(**values)
 
 
@@ -161,8 +154,7 @@ class SealedStore:
     notes: tuple[dict[str, str], ...]
 
     def notes_in(self, language: str) -> list[str]:
-        found = (note.get(language) or note.get("en") for note in self.notes)
-        return [text for text in found if text]
+        return notes_in(self.notes, language)
 
 
 async def store_sealed(
@@ -205,25 +197,18 @@ async def store_sealed(
             RETURNING 1
         )
         SELECT EXISTS (SELECT 1 FROM stored) AS stored, expired, used, key_known,
-               ARRAY(
-                   SELECT (SELECT jsonb_object_agg(t.language, t.body)
-                             FROM note_texts t WHERE t.note_id = n.id)
-                     FROM notes n
-                    WHERE n.program_id = invitation.program_id AND n.withdrawn_at IS NULL
-                    ORDER BY n.created_at DESC
-                    LIMIT $6
-               ) AS notes
+               p.latest_notes AS notes
           FROM invitation
+          JOIN programs p ON p.id = invitation.program_id
         """,
         token_hash,
         key_id,
         week,
         ciphertext,
         receipt_hash,
-        NOTES_SHOWN,
     )
     if row is None:
         return None
     values = dict(row)
-    values["notes"] = tuple(note for note in values["notes"] if note)
+    values["notes"] = tuple(values["notes"])
     return SealedStore(**values)
