@@ -9,6 +9,7 @@ PostgreSQL in a temporary directory and deletes it afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -70,38 +71,40 @@ def template_database(admin_url: str) -> Iterator[str]:
     asyncio.run(drop())
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(
+    admin_url: str, prefix: str, *, template: str | None = None
+) -> AsyncIterator[str]:
+    """A new database (a copy of ``template``, or empty), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin = await _admin(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        admin = await _admin(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @pytest_asyncio.fixture
 async def database_url(admin_url: str, template_database: str) -> AsyncIterator[str]:
     """A migrated database of this test's own, dropped afterwards."""
-    name = f"feedback_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
-    yield with_database(admin_url, name)
-    admin = await _admin(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(admin_url, "feedback_test", template=template_database) as url:
+        yield url
 
 
 @pytest_asyncio.fixture
 async def empty_database_url(admin_url: str) -> AsyncIterator[str]:
     """A database with no schema at all, for testing the migration runner itself."""
-    name = f"feedback_empty_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(admin_url, name)
-    admin = await _admin(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(admin_url, "feedback_empty") as url:
+        yield url
 
 
 @pytest_asyncio.fixture

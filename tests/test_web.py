@@ -1,22 +1,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feedback.cli import build_web_app
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
 from feedback.db import Pool, create_pool
 from feedback.secretfiles import ServiceSecrets
+from tests.asgi import client_for
 
 SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32)
 
@@ -27,25 +25,8 @@ def settings_for(database_url: str) -> Settings:
 
 @pytest.fixture
 async def client(pool: Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_web_app(settings_for(database_url), SECRETS, pool, "both")
-    async with (
-        app.router.lifespan_context(app) as state,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=_with_state(app, state)),
-            base_url="http://127.0.0.1:8000",
-        ) as client,
-    ):
-        yield client
-
-
-def _with_state(app: Starlette, state: Mapping[str, Any] | None) -> ASGIApp:
-    """httpx's ASGI transport runs no lifespan: hand the app the state its lifespan made."""
-
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["state"] = dict(state or {})
-        await app(scope, receive, send)
-
-    return asgi
+    async with client_for(build_web_app(settings_for(database_url), SECRETS, pool, "both")) as c:
+        yield c
 
 
 async def test_healthz_reports_the_database(client: httpx.AsyncClient) -> None:
@@ -76,13 +57,7 @@ async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> 
 
 async def test_https_deployments_get_hsts(pool: Pool, database_url: str) -> None:
     settings = replace(settings_for(database_url), public_url="https://feedback.example.org")
-    app = create_survivor_app(settings, SECRETS, pool=pool)
-    async with (
-        app.router.lifespan_context(app) as state,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://x"
-        ) as client,
-    ):
+    async with client_for(create_survivor_app(settings, SECRETS, pool=pool)) as client:
         response = await client.get("/healthz")
     assert response.headers["strict-transport-security"].startswith("max-age=")
 
@@ -106,28 +81,24 @@ async def test_healthz_answers_503_while_the_database_is_down(
 ) -> None:
     name = urlsplit(database_url).path.lstrip("/")
     settings = settings_for(database_url)
-    async with create_pool(database_url, max_size=2) as pool:
-        app = create_survivor_app(settings, SECRETS, pool=pool)
-        async with (
-            app.router.lifespan_context(app) as state,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://x"
-            ) as client,
-        ):
-            assert (await client.get("/healthz")).status_code == 200
-            admin = await asyncpg.connect(admin_url)
-            try:
-                # Take the database away: refuse new connections and end the open ones.
-                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-                await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                    name,
-                )
-                down = await client.get("/healthz")
-                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-                back = await client.get("/healthz")
-            finally:
-                await admin.close()
+    async with (
+        create_pool(database_url, max_size=2) as pool,
+        client_for(create_survivor_app(settings, SECRETS, pool=pool)) as client,
+    ):
+        assert (await client.get("/healthz")).status_code == 200
+        admin = await asyncpg.connect(admin_url)
+        try:
+            # Take the database away: refuse new connections and end the open ones.
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                name,
+            )
+            down = await client.get("/healthz")
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            back = await client.get("/healthz")
+        finally:
+            await admin.close()
     assert down.status_code == 503
     assert down.json() == {"status": "unavailable", "database": "unreachable"}
     assert back.status_code == 200

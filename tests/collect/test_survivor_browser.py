@@ -39,6 +39,13 @@ PG_DUMP = next(
 EXIT_URL = "https://www.bbc.com/weather"
 
 
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine to its end from synchronous test code. Sync Playwright keeps an event
+    loop running on this thread, so it runs on a thread of its own."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 @dataclass
 class Site:
     server: LiveServer
@@ -53,9 +60,7 @@ class Site:
             finally:
                 await conn.close()
 
-        # Sync Playwright keeps an event loop running on this thread: use another one.
-        with ThreadPoolExecutor(max_workers=1) as thread:
-            return thread.submit(asyncio.run, go()).result()
+        return run_async(go())
 
     def new_link(self) -> str:
         async def make(conn: Any) -> str:
@@ -89,7 +94,7 @@ def site(
         finally:
             await conn.close()
 
-    keyed = asyncio.run(create())
+    keyed = run_async(create())
     url = with_database(admin_url, name)
     server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log")
     try:
@@ -104,7 +109,7 @@ def site(
             finally:
                 await admin.close()
 
-        asyncio.run(drop())
+        run_async(drop())
 
 
 @pytest.fixture(scope="module")
