@@ -13,14 +13,17 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# Set-up recipes report on stderr, so that `make bench` prints only its JSON on stdout.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@echo "$(PYTHON) -m venv $(VENV)" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
 
 $(UV): $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" >&2
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --inexact --python $(BIN)/python
+	@echo "uv sync --frozen" >&2
+	@$(UV) sync --frozen --inexact --python $(BIN)/python >&2
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -49,8 +52,9 @@ lint: install ## ruff, mypy and the import contracts
 test: lint install-js ## Lint, then the whole test suite (FEEDBACK_TEST_DATABASE_URL or an embedded PostgreSQL)
 	$(BIN)/pytest
 
-bench: install ## Print benchmark figures as one JSON object
-	$(BIN)/python -m benchmarks
+bench: install ## Print benchmark figures as one JSON object (needs wrk)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	@$(BIN)/python -m benchmarks
 
 format: install ## Rewrite code in the house style
 	$(BIN)/ruff format feedback tests benchmarks
