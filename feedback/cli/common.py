@@ -49,6 +49,14 @@ def organisation_option(command: F) -> F:
     )(command)
 
 
+def passphrase_file_option(command: F) -> F:
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(path_type=Path),
+        help="Read the passphrase from a file instead of asking.",
+    )(command)
+
+
 @dataclass(frozen=True, slots=True)
 class Organisation:
     id: uuid.UUID

@@ -11,7 +11,13 @@ import click
 
 from feedback import keyrows
 from feedback.aggregate import keys as collection_keys
-from feedback.cli.common import organisation_option, pick_organisation, read_passphrase, run
+from feedback.cli.common import (
+    organisation_option,
+    passphrase_file_option,
+    pick_organisation,
+    read_passphrase,
+    run,
+)
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.publish import signing
@@ -29,11 +35,7 @@ def fingerprint(public_key: bytes) -> str:
 
 @keys.command()
 @organisation_option
-@click.option(
-    "--passphrase-file",
-    type=click.Path(path_type=Path),
-    help="Read the passphrase from a file instead of asking.",
-)
+@passphrase_file_option
 @run
 async def create(
     settings: Settings, organisation: str | None, passphrase_file: Path | None
@@ -64,11 +66,7 @@ async def create(
 @keys.command()
 @organisation_option
 @click.option("--signing", "rotate_signing", is_flag=True, help="Rotate the signing key instead.")
-@click.option(
-    "--passphrase-file",
-    type=click.Path(path_type=Path),
-    help="Read the passphrase from a file instead of asking.",
-)
+@passphrase_file_option
 @run
 async def rotate(
     settings: Settings,
@@ -123,11 +121,7 @@ async def list_keys(settings: Settings, organisation: str | None) -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path), required=True, help="New file to write (mode 0600)."
 )
-@click.option(
-    "--passphrase-file",
-    type=click.Path(path_type=Path),
-    help="Read the passphrase from a file instead of asking.",
-)
+@passphrase_file_option
 @run
 async def export(
     settings: Settings,
