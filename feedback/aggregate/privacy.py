@@ -1,0 +1,216 @@
+"""Differential privacy for releases (../shared/PRIVACY.md), with no I/O.
+
+A release is a fixed layout of integer cells that comes from the survey and the release plan,
+never from the data: for each group (the whole program, or each answer of one demographic
+question), a respondent count ``n`` and, for each question, a count per answer category plus
+``skipped``. Each respondent adds exactly 1 to ``n`` and 1 cell per question, so one survivor
+changes at most ``1 + Q`` cells by 1: that L1 sensitivity calibrates the noise.
+
+Noise is OpenDP's discrete Laplace (exact sampling on integers; never floating-point Laplace),
+added to the whole vector in one call. A group whose *noisy* ``n`` falls below the threshold is
+suppressed: its cells are marked, never shown as zero, and the decision never looks at the
+exact count. Shares and their intervals are derived from noisy counts only (post-processing).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import opendp.prelude as dp
+
+from feedback.errors import FeedbackError
+from feedback.surveys import PREFER_NOT, Question, Survey
+
+dp.enable_features("contrib")
+
+MECHANISM = "discrete_laplace"
+ALPHA = 0.05  # intervals are 95%
+DEFAULT_THRESHOLD = 11
+SKIPPED = "skipped"
+SUPPRESSED = "S"
+
+
+class PrivacyError(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Noise:
+    """The mechanism of one release: epsilon spent for a given L1 sensitivity."""
+
+    epsilon: float
+    sensitivity: int
+
+    def __post_init__(self) -> None:
+        if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
+            raise PrivacyError(f"epsilon must be a positive number; got {self.epsilon}")
+        if self.sensitivity < 1:
+            raise PrivacyError(f"sensitivity must be at least 1; got {self.sensitivity}")
+
+    @property
+    def scale(self) -> float:
+        return self.sensitivity / self.epsilon
+
+    def spent(self) -> float:
+        """The privacy loss OpenDP's own accounting gives for this sensitivity."""
+        loss: float = _measurement(self.scale).map(self.sensitivity)
+        return float(loss)
+
+    def add(self, counts: Sequence[int]) -> list[int]:
+        """Noisy counts for the whole vector, in one call."""
+        if any(c < 0 for c in counts):
+            raise PrivacyError("counts cannot be negative")
+        return [int(v) for v in _measurement(self.scale)(list(counts))]
+
+    def half_width(self, alpha: float = ALPHA) -> float:
+        """The half-width that a cell's noise stays within with probability ``1 - alpha``."""
+        return float(dp.discrete_laplacian_scale_to_accuracy(scale=self.scale, alpha=alpha))
+
+
+@functools.lru_cache(maxsize=64)
+def _measurement(scale: float) -> Any:  # an OpenDP Measurement (the library is untyped)
+    space = (dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int))
+    return space >> dp.m.then_laplace(scale=scale)
+
+
+def categories(question: Question) -> tuple[str, ...]:
+    """A question's cells, in a fixed order: every allowed answer, then ``skipped``."""
+    if question.type == "likert5":
+        values: tuple[str, ...] = ("1", "2", "3", "4", "5", PREFER_NOT)
+    else:
+        values = tuple(str(v) for v in sorted(question.allowed(), key=str))
+        if question.type == "single_choice":
+            values = tuple(option.id for option in question.options)
+    return (*values, SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Which cells a release has: fixed by the survey and the plan, never by the data."""
+
+    questions: tuple[Question, ...]
+    groups: tuple[str, ...]  # ("all",) or the breakdown question's categories
+    breakdown: str | None = None
+
+    @classmethod
+    def plan(
+        cls, survey: Survey, question_ids: Sequence[str], breakdown: str | None = None
+    ) -> Layout:
+        chosen = []
+        for question_id in question_ids:
+            question = survey.question(question_id)
+            if question.type == "comment":
+                raise PrivacyError("free text is never released")
+            chosen.append(question)
+        if breakdown is None:
+            return cls(tuple(chosen), ("all",))
+        by = survey.question(breakdown)
+        if not by.demographic:
+            raise PrivacyError(f"{breakdown!r} is not a demographic question")
+        if breakdown in question_ids:
+            raise PrivacyError("the breakdown question is not also a released question")
+        return cls(tuple(chosen), categories(by), breakdown)
+
+    @property
+    def sensitivity(self) -> int:
+        """Cells one respondent touches: n, and one per question (in exactly one group)."""
+        return 1 + len(self.questions)
+
+    def cells_per_group(self) -> int:
+        return 1 + sum(len(categories(q)) for q in self.questions)
+
+    def __len__(self) -> int:
+        return len(self.groups) * self.cells_per_group()
+
+
+class Tally:
+    """Exact counts in the layout. Lives only in the worker's memory during a release."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.counts = [0] * len(layout)
+        self._offsets: dict[str, dict[str, int]] = {}
+        offset = 1  # cell 0 of each group is n
+        for question in layout.questions:
+            self._offsets[question.id] = {c: offset + i for i, c in enumerate(categories(question))}
+            offset += len(categories(question))
+        self._group_index = {group: i for i, group in enumerate(layout.groups)}
+
+    def add(self, answers: Mapping[str, int | str]) -> None:
+        """Count one respondent: exactly one cell per question (``skipped`` if absent)."""
+        group = "all"
+        if self.layout.breakdown is not None:
+            group = str(answers.get(self.layout.breakdown, SKIPPED))
+        base = self._group_index[group] * self.layout.cells_per_group()
+        self.counts[base] += 1
+        for question in self.layout.questions:
+            cells = self._offsets[question.id]
+            value = answers.get(question.id)
+            self.counts[base + cells[SKIPPED if value is None else str(value)]] += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    low: float
+    high: float
+
+
+def share_interval(
+    numerator: int, rest: int, *, cells_in_numerator: int, cells_in_rest: int, noise: Noise
+) -> tuple[float, Interval]:
+    """A share numerator / (numerator + rest) of noisy counts, with an interval that covers
+    the exact share with probability at least 1 - ALPHA over the noise (a union bound over
+    every cell involved). It covers noise only, not sampling or non-response."""
+    cells = cells_in_numerator + cells_in_rest
+    h = noise.half_width(ALPHA / cells)
+    low_x = max(0.0, numerator - cells_in_numerator * h)
+    high_x = max(0.0, numerator + cells_in_numerator * h)
+    low_r = max(0.0, rest - cells_in_rest * h)
+    high_r = max(0.0, rest + cells_in_rest * h)
+    total = max(numerator, 0) + max(rest, 0)
+    share = max(numerator, 0) / total if total > 0 else 0.0
+    low = low_x / (low_x + high_r) if low_x + high_r > 0 else 0.0
+    high = high_x / (high_x + low_r) if high_x + low_r > 0 else 1.0
+    return share, Interval(low, min(1.0, high))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRelease:
+    group: str
+    n: int | None  # None when suppressed
+    cells: Mapping[str, Mapping[str, int | None]]  # question -> category -> noisy count
+
+    @property
+    def suppressed(self) -> bool:
+        return self.n is None
+
+
+def release(
+    tally: Tally, noise: Noise, *, threshold: int = DEFAULT_THRESHOLD
+) -> list[GroupRelease]:
+    """Noise every cell in one call; suppress groups on their noisy n. The exact counts are
+    read once, here, and never returned."""
+    if noise.sensitivity != tally.layout.sensitivity:
+        raise PrivacyError("the noise was calibrated for another layout")
+    noisy = noise.add(tally.counts)
+    layout = tally.layout
+    size = layout.cells_per_group()
+    groups = []
+    for index, group in enumerate(layout.groups):
+        block = noisy[index * size : (index + 1) * size]
+        hidden = block[0] < threshold
+        cells: dict[str, dict[str, int | None]] = {}
+        offset = 1
+        for question in layout.questions:
+            names = categories(question)
+            values = block[offset : offset + len(names)]
+            cells[question.id] = {
+                name: (None if hidden else value) for name, value in zip(names, values, strict=True)
+            }
+            offset += len(names)
+        groups.append(GroupRelease(group, None if hidden else block[0], cells))
+    return groups

@@ -1,0 +1,156 @@
+"""The release mechanism: calibration, the DP guarantee measured, suppression on noisy counts,
+and interval coverage on data with known true answers."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from feedback.aggregate.privacy import (
+    ALPHA,
+    Layout,
+    Noise,
+    PrivacyError,
+    Tally,
+    categories,
+    release,
+    share_interval,
+)
+from feedback.surveys import load_survey
+
+SURVEY = load_survey()
+
+
+def test_layout_comes_from_the_survey_not_the_data() -> None:
+    layout = Layout.plan(SURVEY, ["believed", "time_in_program"])
+    assert layout.groups == ("all",)
+    assert layout.sensitivity == 3
+    assert categories(SURVEY.question("believed")) == (
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "prefer_not",
+        "skipped",
+    )
+    assert len(layout) == 1 + 7 + 5
+    by_gender = Layout.plan(SURVEY, ["believed"], breakdown="gender")
+    assert by_gender.groups == ("woman", "man", "another", "skipped")
+    assert by_gender.sensitivity == 2  # each survivor is in exactly one group
+    with pytest.raises(PrivacyError, match="free text"):
+        Layout.plan(SURVEY, ["comment"])
+    with pytest.raises(PrivacyError, match="not a demographic"):
+        Layout.plan(SURVEY, ["believed"], breakdown="housing")
+
+
+def test_each_respondent_touches_exactly_one_plus_q_cells() -> None:
+    layout = Layout.plan(SURVEY, ["believed", "safe_now", "gender"])
+    tally = Tally(layout)
+    tally.add({"believed": 5, "gender": "woman"})
+    tally.add({})
+    assert sum(tally.counts) == 2 * layout.sensitivity
+    offsets = categories(SURVEY.question("believed"))
+    assert tally.counts[1 + offsets.index("5")] == 1
+    assert tally.counts[1 + offsets.index("skipped")] == 1
+
+
+def test_noise_is_calibrated_to_epsilon_by_opendp_s_own_accounting() -> None:
+    for epsilon, sensitivity in ((1.0, 1), (0.5, 16), (2.0, 7)):
+        noise = Noise(epsilon, sensitivity)
+        assert noise.scale == sensitivity / epsilon
+        assert noise.spent() == pytest.approx(epsilon)
+    with pytest.raises(PrivacyError):
+        Noise(0.0, 3)
+
+
+def histogram(values: list[int]) -> Counter[int]:
+    return Counter(values)
+
+
+def assert_ratio_bounded(a: Counter[int], b: Counter[int], bound: float, draws: int) -> float:
+    """Every outcome with enough draws: P_a / P_b <= bound, allowing 4 standard errors."""
+    worst = 0.0
+    for value in set(a) & set(b):
+        if a[value] < 400 or b[value] < 400:
+            continue
+        ratio = a[value] / b[value]
+        slack = 4 * math.sqrt(1 / a[value] + 1 / b[value])  # relative standard error of a ratio
+        assert ratio <= bound * (1 + slack), (value, ratio, bound)
+        worst = max(worst, ratio)
+    return worst
+
+
+def test_neighbouring_data_sets_differ_by_at_most_e_to_the_epsilon() -> None:
+    epsilon, draws = 1.0, 400_000
+    noise = Noise(epsilon, 1)
+    with_one = histogram(noise.add([20] * draws))
+    without = histogram(noise.add([21] * draws))
+    bound = math.exp(epsilon)
+    worst = max(
+        assert_ratio_bounded(with_one, without, bound, draws),
+        assert_ratio_bounded(without, with_one, bound, draws),
+    )
+    assert worst > 0.9 * bound  # and the bound is tight: the mechanism spends what it says
+
+
+def test_the_guarantee_holds_for_a_respondent_touching_several_cells() -> None:
+    # One survivor adds 1 to n and 1 to a cell of each of two questions: three cells.
+    epsilon, draws = 1.0, 150_000
+    noise = Noise(epsilon, 3)
+    d1 = noise.add([15, 4, 9] * draws)
+    d2 = noise.add([16, 5, 10] * draws)
+    sums1 = histogram([sum(d1[i : i + 3]) for i in range(0, len(d1), 3)])
+    sums2 = histogram([sum(d2[i : i + 3]) for i in range(0, len(d2), 3)])
+    bound = math.exp(epsilon)
+    assert_ratio_bounded(sums1, sums2, bound, draws)
+    assert_ratio_bounded(sums2, sums1, bound, draws)
+
+
+@pytest.mark.parametrize(("true_n", "shown"), [(0, 0.036), (11, 0.56), (20, 0.95)])
+def test_groups_are_suppressed_on_their_noisy_count(true_n: int, shown: float) -> None:
+    """PRIVACY.md's table for scale 4 and k = 11. A decision on the exact count would show
+    n = 11 and n = 20 always and n = 0 never."""
+    layout = Layout.plan(SURVEY, ["believed", "safe_now", "recommend"])
+    noise = Noise(1.0, layout.sensitivity)  # sensitivity 4, so scale 4
+    assert noise.scale == 4
+    tally = Tally(layout)
+    for _ in range(true_n):
+        tally.add({"believed": 4})
+    runs = 3000
+    visible = 0
+    for _ in range(runs):
+        [group] = release(tally, noise, threshold=11)
+        if group.suppressed:
+            assert all(v is None for cells in group.cells.values() for v in cells.values())
+        else:
+            visible += 1
+            assert group.n is not None and group.n >= 11
+    assert visible / runs == pytest.approx(shown, abs=0.03)
+
+
+def test_intervals_cover_the_true_share_at_least_at_the_stated_rate() -> None:
+    rng = random.Random(7)
+    layout = Layout.plan(SURVEY, ["believed"])
+    tally = Tally(layout)
+    answers = [rng.choice([1, 2, 3, 4, 5, 5, 4, "prefer_not", None]) for _ in range(60)]
+    for value in answers:
+        tally.add({} if value is None else {"believed": value})
+    answered = [a for a in answers if a is not None]
+    true_share = sum(a in (4, 5) for a in answered) / len(answered)
+    noise = Noise(1.0, layout.sensitivity)
+    runs, covered = 2000, 0
+    for _ in range(runs):
+        [group] = release(tally, noise, threshold=1)
+        cells = group.cells["believed"]
+        agree = (cells["4"] or 0) + (cells["5"] or 0)
+        rest = sum(cells[c] or 0 for c in ("1", "2", "3", "prefer_not"))
+        share, interval = share_interval(
+            agree, rest, cells_in_numerator=2, cells_in_rest=4, noise=noise
+        )
+        assert interval.low <= share <= interval.high or share in (0.0, 1.0)
+        covered += interval.low <= true_share <= interval.high
+    assert covered / runs >= 1 - ALPHA - 0.01
