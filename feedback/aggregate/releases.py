@@ -1,0 +1,183 @@
+"""Making a release: noise drawn only once the budget is secured, stored with its ledger entry
+in one transaction, under a lock on the organisation, so that no crash or race can publish a
+release without spending its budget, or spend budget without a release.
+
+Asking again for a released period returns the stored release: never fresh noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from feedback.aggregate.periods import Period
+from feedback.aggregate.privacy import (
+    MECHANISM,
+    SUPPRESSED,
+    GroupRelease,
+    Layout,
+    Noise,
+    Tally,
+    release,
+)
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+
+
+class BudgetExceeded(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    organisation_id: uuid.UUID
+    program_id: uuid.UUID | None  # None: the whole organisation
+    survey_id: uuid.UUID
+    period: Period
+    breakdown: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    id: uuid.UUID
+    epsilon: Decimal
+    noise_scale: Decimal
+    threshold: int
+    cells: dict[str, Any]
+    metadata: dict[str, Any]
+    created: bool  # False when an earlier run had already made it
+
+
+def cells_document(groups: list[GroupRelease], noise: Noise) -> dict[str, Any]:
+    """The stored form: suppressed cells are the marker "S", never a number."""
+    return {
+        "groups": [
+            {
+                "group": g.group,
+                "n": SUPPRESSED if g.n is None else g.n,
+                "questions": {
+                    q: {c: SUPPRESSED if v is None else v for c, v in cells.items()}
+                    for q, cells in g.cells.items()
+                },
+            }
+            for g in groups
+        ],
+        "half_width_95": noise.half_width(),
+    }
+
+
+async def _stored(conn: Connection, scope: Scope) -> StoredRelease | None:
+    row = await conn.fetchrow(
+        """
+        SELECT id, epsilon, noise_scale, threshold, cells, metadata
+          FROM releases
+         WHERE organisation_id = $1 AND program_id IS NOT DISTINCT FROM $2 AND survey_id = $3
+           AND granularity = $4 AND period_start = $5 AND breakdown IS NOT DISTINCT FROM $6
+        """,
+        scope.organisation_id,
+        scope.program_id,
+        scope.survey_id,
+        scope.period.granularity,
+        scope.period.start,
+        scope.breakdown,
+    )
+    return None if row is None else StoredRelease(**dict(row), created=False)
+
+
+async def make_release(
+    conn: Connection,
+    scope: Scope,
+    *,
+    layout: Layout,
+    epsilon: float,
+    threshold: int,
+    count: Callable[[], Awaitable[tuple[Tally, dict[str, Any]]]],
+    before_commit: Callable[[], Awaitable[None]] | None = None,
+) -> StoredRelease:
+    """The release for ``scope``: the stored one if it exists, else a new one. ``count``
+    opens and tallies the period's submissions (exact counts stay in memory) and returns
+    metadata to publish beside the release (quarantined submissions, open-link share)."""
+    existing = await _stored(conn, scope)
+    if existing is not None:
+        return existing
+    noise = Noise(epsilon, layout.sensitivity)
+    tally, metadata = await count()
+    async with conn.transaction():
+        budget = await conn.fetchval(
+            "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE",
+            scope.organisation_id,
+        )
+        existing = await _stored(conn, scope)  # another worker may have released meanwhile
+        if existing is not None:
+            return existing
+        year = scope.period.budget_year
+        spent = await conn.fetchval(
+            "SELECT coalesce(sum(epsilon), 0) FROM privacy_ledger "
+            "WHERE organisation_id = $1 AND budget_year = $2",
+            scope.organisation_id,
+            year,
+        )
+        cost = Decimal(str(round(noise.spent(), 6)))
+        if spent + cost > budget:
+            raise BudgetExceeded(
+                f"this release would spend epsilon {cost} but only {budget - spent} of the "
+                f"{year} budget of {budget} is left; it renews on {dt.date(year + 1, 1, 1)}. "
+                "Nothing was released or spent."
+            )
+        groups = release(tally, noise, threshold=threshold)
+        del tally  # the exact counts go no further
+        release_id: uuid.UUID = await conn.fetchval(
+            """
+            INSERT INTO releases (organisation_id, program_id, survey_id, granularity,
+                                  period_start, period_end, breakdown, mechanism, epsilon,
+                                  noise_scale, threshold, cells, metadata)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            RETURNING id
+            """,
+            scope.organisation_id,
+            scope.program_id,
+            scope.survey_id,
+            scope.period.granularity,
+            scope.period.start,
+            scope.period.end,
+            scope.breakdown,
+            MECHANISM,
+            cost,
+            Decimal(str(noise.scale)),
+            threshold,
+            cells_document(groups, noise),
+            metadata,
+        )
+        await conn.execute(
+            "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "
+            "VALUES ($1, $2, $3, $4)",
+            scope.organisation_id,
+            year,
+            release_id,
+            cost,
+        )
+        first, last = scope.period.weeks()
+        await conn.execute(
+            """
+            UPDATE submissions SET included_in_release = true
+             WHERE organisation_id = $1 AND survey_id = $2
+               AND ($3::uuid IS NULL OR program_id = $3)
+               AND received_week >= $4 AND received_week < $5
+            """,
+            scope.organisation_id,
+            scope.survey_id,
+            scope.program_id,
+            first,
+            last,
+        )
+        if before_commit is not None:
+            await before_commit()
+    stored = await _stored(conn, scope)
+    if stored is None:  # cannot happen: committed just above, and releases are immutable
+        raise FeedbackError(f"release {release_id} vanished after it was stored")
+    return dataclasses.replace(stored, created=True)
