@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from nacl.public import PrivateKey
+
+from feedback.aggregate.keys import UnlockedKey
+from feedback.aggregate.periods import Period
+from feedback.aggregate.privacy import Layout, categories
+from feedback.aggregate.releases import Scope
+from feedback.aggregate.unseal import count_period, privacy_unit
+from feedback.db import Connection
+from feedback.envelope import Envelope
+from feedback.sealing import seal
+from feedback.surveys import load_survey
+from tests import factories
+
+SURVEY = load_survey()
+LAYOUT = Layout.plan(SURVEY, ["believed", "gender"])
+IN_Q3 = dt.date(2026, 8, 3)  # a Monday
+IN_Q4 = dt.date(2026, 10, 5)
+
+
+async def store(
+    conn: Connection, t: factories.Tenant, key_id: object, ciphertext: bytes, week: dt.date = IN_Q3
+) -> None:
+    await conn.execute(
+        "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
+        "received_week, ciphertext) VALUES ($1, $2, $3, $4, 'web', $5, $6)",
+        t.organisation_id,
+        t.program_id,
+        t.survey_id,
+        key_id,
+        week,
+        ciphertext,
+    )
+
+
+def sealed(key: PrivateKey, answers: dict[str, int | str], version: int = 1) -> bytes:
+    envelope = Envelope("rights-based", version, "en", answers, "a comment, never released")
+    return seal(key.public_key, envelope.to_plaintext())
+
+
+async def test_counts_valid_envelopes_and_quarantines_the_rest(conn: Connection) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t, current = keyed.tenant, keyed.private_key
+    retired_id = await conn.fetchval(
+        "SELECT id FROM collection_keys WHERE organisation_id = $1 AND retired_at IS NOT NULL",
+        t.organisation_id,
+    )
+    retired = PrivateKey.generate()  # stands for the retired key's private half
+    for i in range(30):
+        await store(conn, t, t.key_id, sealed(current, {"believed": 1 + i % 5, "gender": "woman"}))
+    await store(conn, t, retired_id, sealed(retired, {"believed": 5}))  # old key still opens
+    await store(conn, t, t.key_id, sealed(current, {"believed": 5}), week=IN_Q4)  # next period
+    await store(conn, t, t.key_id, os.urandom(1072))  # garbage
+    await store(conn, t, t.key_id, sealed(current, {"believed": 9}))  # not an answer
+    await store(conn, t, t.key_id, sealed(current, {"believed": 3}, version=7))  # unknown version
+    await store(conn, t, t.key_id, sealed(PrivateKey.generate(), {"believed": 3}))  # wrong key
+
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    keys = {t.key_id: UnlockedKey(t.key_id, current), retired_id: UnlockedKey(retired_id, retired)}
+    counted = await count_period(conn, scope, survey=SURVEY, layout=LAYOUT, keys=keys)
+
+    assert counted.counted == 31
+    assert counted.quarantined == 4
+    believed = dict(
+        zip(categories(SURVEY.question("believed")), counted.tally.counts[1:8], strict=True)
+    )
+    assert believed == {"1": 6, "2": 6, "3": 6, "4": 6, "5": 7, "prefer_not": 0, "skipped": 0}
+    assert counted.tally.counts[0] == 31
+    assert sum(counted.tally.counts) == 31 * LAYOUT.sensitivity
+
+
+async def test_privacy_unit_follows_how_invitations_were_issued(conn: Connection) -> None:
+    t = await factories.tenant(conn)
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    assert (await privacy_unit(conn, scope))["privacy_unit"] == "invitation"
+    await conn.execute(
+        "INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, "
+        "token_hash) VALUES ($1, $2, $3, 'open', 'link', $4)",
+        t.organisation_id,
+        t.program_id,
+        t.survey_id,
+        os.urandom(32),
+    )
+    assert (await privacy_unit(conn, scope))["privacy_unit"] == "submission"
