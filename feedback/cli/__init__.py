@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from feedback import __version__, web
 from feedback.cli import demo as demo_module
+from feedback.cli.aggregate import aggregate
 from feedback.cli.common import run
 from feedback.cli.invitations import invitations
 from feedback.cli.keys import keys
@@ -145,6 +146,7 @@ async def demo(settings: Settings) -> None:
 
 main.add_command(keys)
 main.add_command(invitations)
+main.add_command(aggregate)
 
 
 @main.command("settings")

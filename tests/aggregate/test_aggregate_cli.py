@@ -1,0 +1,80 @@
+"""`feedback aggregate` end to end: keys made by the CLI, answers sealed to them, a release."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from feedback.db import Connection
+from feedback.envelope import Envelope
+from feedback.sealing import load_public_key, seal
+from tests import factories
+
+PASSPHRASE = "lantern quietly orbit mossy teapot"
+
+
+def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "feedback", *args],
+        env={**os.environ, "FEEDBACK_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_aggregate_makes_one_release_then_returns_it(
+    conn: Connection, database_url: str, tmp_path: Path
+) -> None:
+    t = await factories.tenant(conn)
+    await conn.execute("DELETE FROM collection_keys")  # the CLI makes the real keys
+    secret = tmp_path / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the passphrase at all\n")
+    assert (
+        feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
+    )
+    key_id, public_key = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
+    for i in range(40):
+        envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 4})
+        await conn.execute(
+            "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
+            "received_week, ciphertext) VALUES ($1, $2, $3, $4, 'web', $5, $6)",
+            t.organisation_id,
+            t.program_id,
+            t.survey_id,
+            key_id,
+            dt.date(2026, 8, 3),
+            seal(load_public_key(public_key), envelope.to_plaintext()),
+        )
+
+    refused = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(wrong)
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: wrong passphrase")
+    assert await conn.fetchval("SELECT count(*) FROM releases") == 0
+
+    made = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
+    )
+    assert made.returncode == 0, made.stderr
+    assert "(made)" in made.stdout
+    assert "quarantined submissions: 0" in made.stdout
+    again = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
+    )
+    assert "already made; nothing was spent" in again.stdout
+    assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 1
+    assert await conn.fetchval("SELECT bool_and(included_in_release) FROM submissions")
+
+    bad = feedback(
+        database_url, "aggregate", "--period", "last quarter", "--passphrase-file", str(secret)
+    )
+    assert bad.returncode == 1
+    assert "write 2026-07, 2026-Q3 or 2026" in bad.stderr
