@@ -39,7 +39,9 @@ async def test_aggregate_makes_one_release_then_returns_it(
     assert (
         feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
     )
-    key_id, public_key = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
+    row = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
+    assert row is not None
+    key_id, public_key = row["id"], row["public_key"]
     for i in range(40):
         envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 4})
         await conn.execute(
