@@ -109,8 +109,9 @@ class Layout:
         if breakdown is None:
             return cls(tuple(chosen), ("all",))
         by = survey.question(breakdown)
-        if not by.demographic:
-            raise PrivacyError(f"{breakdown!r} is not a demographic question")
+        if by.type != "single_choice":
+            # A demographic group (the equity view) or the time in program (outcomes over time).
+            raise PrivacyError(f"{breakdown!r} is not a single-choice question to group by")
         if breakdown in question_ids:
             raise PrivacyError("the breakdown question is not also a released question")
         return cls(tuple(chosen), categories(by), breakdown)

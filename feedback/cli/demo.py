@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from feedback.aggregate.keys import create_collection_key
+from feedback.cli import demo_data
 from feedback.config import Settings
 from feedback.db import Connection
 from feedback.publish.invitations import create_batch, create_open_link, survey_url
@@ -44,7 +45,8 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
     async with conn.transaction():
         organisation_id = await conn.fetchval(
             """
-            INSERT INTO organisations (slug, name, comments_enabled) VALUES ($1, $2, true)
+            INSERT INTO organisations (slug, name, comments_enabled, epsilon_per_year)
+            VALUES ($1, $2, true, 10)
             ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name
             RETURNING id
             """,
@@ -112,6 +114,8 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
         "SELECT public_key FROM collection_keys WHERE organisation_id = $1 AND retired_at IS NULL",
         organisation_id,
     )
+    await demo_data.seed_submissions(conn, organisation_id)
+    await demo_data.release_past_periods(conn, organisation_id, passphrase)
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
     return DemoFacts(

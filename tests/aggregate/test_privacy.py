@@ -43,8 +43,10 @@ def test_layout_comes_from_the_survey_not_the_data() -> None:
     assert by_gender.sensitivity == 2  # each survivor is in exactly one group
     with pytest.raises(PrivacyError, match="free text"):
         Layout.plan(SURVEY, ["comment"])
-    with pytest.raises(PrivacyError, match="not a demographic"):
+    with pytest.raises(PrivacyError, match="not a single-choice question"):
         Layout.plan(SURVEY, ["believed"], breakdown="housing")
+    by_time = Layout.plan(SURVEY, ["safe_now", "housing"], breakdown="time_in_program")
+    assert by_time.groups == ("under_3", "3_to_6", "6_to_12", "over_12", "skipped")
 
 
 def test_each_respondent_touches_exactly_one_plus_q_cells() -> None:
