@@ -15,6 +15,7 @@ import click
 from starlette.applications import Starlette
 
 from feedback import __version__, web
+from feedback.aggregate import jobs as aggregate_jobs
 from feedback.cli import demo as demo_module
 from feedback.cli.aggregate import aggregate
 from feedback.cli.common import run
@@ -86,7 +87,7 @@ def build_web_app(
 
 def worker_jobs() -> tuple[Job, ...]:
     """Every scheduled job, whichever package owns it."""
-    return collect_jobs.JOBS
+    return (*collect_jobs.JOBS, *aggregate_jobs.JOBS)
 
 
 @main.command("serve")
