@@ -116,6 +116,9 @@ class Layout:
             raise PrivacyError("the breakdown question is not also a released question")
         return cls(tuple(chosen), categories(by), breakdown)
 
+    def question_ids(self) -> list[str]:
+        return [q.id for q in self.questions]
+
     @property
     def sensitivity(self) -> int:
         """Cells one respondent touches: n, and one per question (in exactly one group)."""

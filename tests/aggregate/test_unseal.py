@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+import pytest
 from nacl.public import PrivateKey
 
 from feedback.aggregate.keys import UnlockedKey
@@ -42,7 +43,10 @@ def sealed(key: PrivateKey, answers: dict[str, int | str], version: int = 1) -> 
     return seal(key.public_key, envelope.to_plaintext())
 
 
-async def test_counts_valid_envelopes_and_quarantines_the_rest(conn: Connection) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_counts_valid_envelopes_and_quarantines_the_rest(
+    conn: Connection, workers: int
+) -> None:
     keyed = await factories.keyed_tenant(conn)
     t, current = keyed.tenant, keyed.private_key
     retired_id = await conn.fetchval(
@@ -61,7 +65,9 @@ async def test_counts_valid_envelopes_and_quarantines_the_rest(conn: Connection)
 
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
     keys = {t.key_id: UnlockedKey(t.key_id, current), retired_id: UnlockedKey(retired_id, retired)}
-    counted = await count_period(conn, scope, survey=SURVEY, layout=LAYOUT, keys=keys)
+    counted = await count_period(
+        conn, scope, survey=SURVEY, layout=LAYOUT, keys=keys, workers=workers
+    )
 
     assert counted.counted == 31
     assert counted.quarantined == 4
