@@ -9,10 +9,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.aggregate import aggregation_figures
 from benchmarks.ingest import ingest_sealed_submissions
 
 Figure = dict[str, Any]
-BENCHMARKS: list[Callable[[], dict[str, Figure]]] = [ingest_sealed_submissions]
+BENCHMARKS: list[Callable[[], dict[str, Figure]]] = [
+    ingest_sealed_submissions,
+    aggregation_figures,
+]
 
 
 def main() -> None:
