@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,12 +75,16 @@ class Survey:
     title: str
     questions: tuple[Question, ...]
     sms_questions: tuple[str, ...]
+    _index: dict[str, Question] = field(init=False, repr=False, compare=False)
+    _allowed: dict[str, frozenset[int | str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Looked up for every answer of every envelope the aggregator opens.
+        object.__setattr__(self, "_index", {q.id: q for q in self.questions})
+        object.__setattr__(self, "_allowed", {q.id: q.allowed() for q in self.questions})
 
     def question(self, question_id: str) -> Question:
-        for question in self.questions:
-            if question.id == question_id:
-                return question
-        raise KeyError(question_id)
+        return self._index[question_id]
 
     def answerable(self, *, comments: bool) -> tuple[Question, ...]:
         """The questions a page shows: the comment only where the organisation allows it."""
@@ -92,13 +96,12 @@ class Survey:
         """The answers as stored; raises InvalidAnswers naming the first thing wrong."""
         checked: dict[str, int | str] = {}
         for question_id, value in answers.items():
-            try:
-                question = self.question(question_id)
-            except KeyError:
-                raise InvalidAnswers(f"{question_id!r} is not a question of this survey") from None
-            if question.type == "comment":
+            allowed = self._allowed.get(question_id)
+            if allowed is None:
+                raise InvalidAnswers(f"{question_id!r} is not a question of this survey")
+            if self._index[question_id].type == "comment":
                 raise InvalidAnswers("the comment is given apart from the answers")
-            if value not in question.allowed() or type(value) not in (int, str):
+            if value not in allowed or type(value) not in (int, str):
                 raise InvalidAnswers(f"{value!r} is not an answer to {question_id!r}")
             checked[question_id] = value
         if comment is not None:
