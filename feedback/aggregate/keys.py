@@ -39,6 +39,14 @@ class UnlockedKey:
     id: uuid.UUID
     private_key: PrivateKey
 
+    @classmethod
+    def from_bytes(cls, key_id: uuid.UUID, secret: bytes) -> UnlockedKey:
+        """Rebuild a key handed to a worker process (as bytes, in memory only)."""
+        return cls(key_id, PrivateKey(secret))
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.private_key)
+
     def open(self, ciphertext: bytes) -> bytes:
         try:
             return bytes(SealedBox(self.private_key).decrypt(ciphertext))

@@ -21,8 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from nacl.public import PrivateKey
-
 from feedback.aggregate.keys import CannotOpen, UnlockedKey
 from feedback.aggregate.privacy import Layout, Tally
 from feedback.aggregate.releases import Scope
@@ -57,7 +55,7 @@ async def count_period(
     counted = quarantined = 0
     pool = None
     if workers > 1:
-        secrets = {key_id: bytes(key.private_key) for key_id, key in keys.items()}
+        secrets = {key_id: key.to_bytes() for key_id, key in keys.items()}
         pool = ProcessPoolExecutor(
             max_workers=workers,
             # spawn, not fork: this process has threads (the log flusher) and open sockets.
@@ -126,7 +124,7 @@ def _start_worker(
     breakdown: str | None,
 ) -> None:
     survey = from_json(definition)
-    _worker["keys"] = {k: UnlockedKey(k, PrivateKey(v)) for k, v in secrets.items()}
+    _worker["keys"] = {k: UnlockedKey.from_bytes(k, v) for k, v in secrets.items()}
     _worker["survey"] = survey
     _worker["layout"] = Layout.plan(survey, question_ids, breakdown)
 
