@@ -198,9 +198,11 @@ def create_web_app(
     lifespan: StateLifespan,
     csp: str = CONTENT_SECURITY_POLICY,
     max_body_size: int = 64 * 1024,
+    exception_handlers: Mapping[Any, Any] | None = None,
 ) -> Starlette:
     return Starlette(
         debug=settings.debug,
+        exception_handlers=exception_handlers,
         routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
         middleware=[
             Middleware(Edge, csp=csp, https=settings.public_url.startswith("https:")),

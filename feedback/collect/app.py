@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route
 
 from feedback import web
 from feedback.collect import views
+from feedback.collect.batching import SealedBatcher
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import STATIC, CachedStatic, Pages
 from feedback.config import Settings
@@ -49,8 +50,15 @@ def create_app(
                     catalogues=catalogues,
                     receipt_key=secrets.phone_hmac,
                     submit_limiter=RateLimiter(limit=5, window=600),
+                    batcher=SealedBatcher(state["pool"]),
                     withdraw_limiter=RateLimiter(limit=10, window=600),
                 ),
             }
 
-    return web.create_web_app(settings, ROUTES, lifespan=lifespan, max_body_size=MAX_BODY)
+    return web.create_web_app(
+        settings,
+        ROUTES,
+        lifespan=lifespan,
+        max_body_size=MAX_BODY,
+        exception_handlers={500: views.server_error},
+    )

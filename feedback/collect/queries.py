@@ -157,58 +157,76 @@ class SealedStore:
         return notes_in(self.notes, language)
 
 
-async def store_sealed(
-    conn: Connection,
-    *,
-    token_hash: bytes,
-    key_id: uuid.UUID,
-    week: dt.date,
-    ciphertext: bytes,
-    receipt_hash: bytes,
-) -> SealedStore | None:
-    """Store a browser-sealed submission in one round trip: find the invitation, check that
-    the key is one of its organisation's, consume a single-use token, insert, and report.
-    None when no invitation has this token. Nothing is stored unless every check passes."""
-    row = await conn.fetchrow(
+@dataclass(frozen=True, slots=True)
+class SealedItem:
+    token_hash: bytes
+    key_id: uuid.UUID
+    ciphertext: bytes
+    receipt_hash: bytes
+
+
+async def store_sealed_batch(
+    conn: Connection, items: list[SealedItem], *, week: dt.date
+) -> list[SealedStore | None]:
+    """Store browser-sealed posts, as many as are given, in one statement and one commit:
+    for each, find the invitation, check that the key is one of its organisation's, consume a
+    single-use token, insert, and report; None where no invitation has the token. Nothing is
+    stored for a post unless every check passes; within a batch, a single-use token is
+    consumed by its first post only, and the others find it used."""
+    rows = await conn.fetch(
         """
-        WITH invitation AS (
-            SELECT i.id, i.kind, i.organisation_id, i.program_id, i.survey_id,
+        WITH input AS (
+            SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::bytea[], $4::bytea[])
+                     WITH ORDINALITY AS t(token_hash, key_id, ciphertext, receipt_hash, ord)
+        ),
+        found AS (
+            SELECT input.ord, input.key_id, input.ciphertext, input.receipt_hash,
+                   i.id, i.kind, i.organisation_id, i.program_id, i.survey_id,
                    (i.revoked_at IS NOT NULL OR i.expires_at <= now()) AS expired,
                    (i.used_week IS NOT NULL) AS used,
                    EXISTS (SELECT 1 FROM collection_keys k
-                            WHERE k.id = $2 AND k.organisation_id = i.organisation_id)
-                       AS key_known
-              FROM invitations i
-             WHERE i.token_hash = $1
+                            WHERE k.id = input.key_id AND k.organisation_id = i.organisation_id)
+                       AS key_known,
+                   row_number() OVER (PARTITION BY i.id ORDER BY input.ord) AS nth
+              FROM input
+              JOIN invitations i ON i.token_hash = input.token_hash
         ),
         consumed AS (
-            UPDATE invitations SET used_week = $3
-             WHERE id = (SELECT id FROM invitation WHERE kind = 'single' AND key_known)
-               AND used_week IS NULL AND revoked_at IS NULL AND expires_at > now()
-            RETURNING id
+            UPDATE invitations SET used_week = $5
+              FROM found f
+             WHERE invitations.id = f.id AND f.nth = 1 AND f.kind = 'single' AND f.key_known
+               AND invitations.used_week IS NULL AND invitations.revoked_at IS NULL
+               AND invitations.expires_at > now()
+            RETURNING invitations.id
         ),
         stored AS (
             INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
                                      open_link, received_week, ciphertext, receipt_hash)
-            SELECT organisation_id, program_id, survey_id, $2, 'web', kind = 'open', $3, $4, $5
-              FROM invitation
-             WHERE key_known
-               AND ((kind = 'open' AND NOT expired) OR EXISTS (SELECT 1 FROM consumed))
-            RETURNING 1
+            SELECT f.organisation_id, f.program_id, f.survey_id, f.key_id, 'web',
+                   f.kind = 'open', $5, f.ciphertext, f.receipt_hash
+              FROM found f
+             WHERE f.key_known
+               AND ((f.kind = 'open' AND NOT f.expired)
+                    OR (f.nth = 1 AND f.id IN (SELECT id FROM consumed)))
+            RETURNING receipt_hash
         )
-        SELECT EXISTS (SELECT 1 FROM stored) AS stored, expired, used, key_known,
-               p.latest_notes AS notes
-          FROM invitation
-          JOIN programs p ON p.id = invitation.program_id
+        SELECT f.ord,
+               f.receipt_hash IN (SELECT receipt_hash FROM stored) AS stored,
+               f.expired, (f.used OR (f.kind = 'single' AND f.nth > 1)) AS used,
+               f.key_known, p.latest_notes AS notes
+          FROM found f
+          JOIN programs p ON p.id = f.program_id
         """,
-        token_hash,
-        key_id,
+        [item.token_hash for item in items],
+        [item.key_id for item in items],
+        [item.ciphertext for item in items],
+        [item.receipt_hash for item in items],
         week,
-        ciphertext,
-        receipt_hash,
     )
-    if row is None:
-        return None
-    values = dict(row)
-    values["notes"] = tuple(values["notes"])
-    return SealedStore(**values)
+    results: list[SealedStore | None] = [None] * len(items)
+    for row in rows:
+        values = dict(row)
+        ordinal = values.pop("ord")
+        values["notes"] = tuple(values["notes"])
+        results[ordinal - 1] = SealedStore(**values)
+    return results

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from feedback.collect import queries
+from feedback.collect.batching import SealedBatcher
 from feedback.collect.forms import BadForm, parse_plain, parse_sealed
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import Pages
@@ -40,6 +41,7 @@ class SurvivorState:
     catalogues: Catalogues
     receipt_key: bytes
     submit_limiter: RateLimiter  # posts per link and client: bounds open-link stuffing
+    batcher: SealedBatcher
     withdraw_limiter: RateLimiter
     # Survey versions never change (the database refuses updates), so each is read once.
     surveys: dict[uuid.UUID, Survey] = field(default_factory=dict)
@@ -247,15 +249,14 @@ async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Res
     if not is_token(token):
         return _not_found(request, language)
     receipt = make_receipt()
-    async with state.pool.acquire() as conn:
-        outcome = await queries.store_sealed(
-            conn,
+    outcome = await state.batcher.store(
+        queries.SealedItem(
             token_hash=hash_token(token),
             key_id=posted.key_id,
-            week=current_week(),
             ciphertext=posted.ciphertext,
             receipt_hash=hash_receipt(state.receipt_key, receipt),
         )
+    )
     if outcome is None:
         return _not_found(request, language)
     if outcome.stored:
@@ -301,6 +302,21 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Resp
         return _already(request, found.language)
     return state.pages.render_thanks(
         language=found.language, notes=found.invitation.notes_in(found.language), receipt=receipt
+    )
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Even when something breaks, a survivor sees a neutral page with the quick exit."""
+    state: SurvivorState | None = getattr(request.state, "survivor", None)
+    if state is None:
+        return Response("Something went wrong.", status_code=500, media_type="text/plain")
+    language = _language(request, state.catalogues.languages) or "en"
+    return _message(
+        request,
+        language,
+        500,
+        N_("Something went wrong"),
+        N_("Nothing was saved. Please try again in a few minutes."),
     )
 
 

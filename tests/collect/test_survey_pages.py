@@ -7,17 +7,22 @@ import base64
 import datetime as dt
 import re
 import uuid
+from dataclasses import replace
 
 import httpx
 import pytest
 from nacl.public import SealedBox
 
+from feedback.collect.app import create_app
+from feedback.config import Settings
 from feedback.db import Connection
 from feedback.envelope import Envelope, from_plaintext
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
 from feedback.weeks import current_week
 from tests import factories
+from tests.asgi import client_for
+from tests.collect.conftest import SECRETS
 
 ANSWERS = {"q.believed": "5", "q.pressured": "prefer_not", "q.gender": "woman", "q.housing": ""}
 
@@ -132,6 +137,44 @@ async def test_two_concurrent_submits_of_one_token_store_one_row(conn, survivor)
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
     assert len(await stored(conn)) == 1
+
+
+async def test_concurrent_sealed_posts_of_one_token_store_one_row(conn, survivor) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    other = await link(conn, keyed.tenant)
+    third = await link(conn, keyed.tenant)
+    responses = await asyncio.gather(
+        survivor.post(url, data=sealed_post(keyed)),
+        survivor.post(url, data=sealed_post(keyed)),
+        survivor.post(other, data=sealed_post(keyed)),
+        survivor.post(third, data=sealed_post(keyed, key_id=str(uuid.uuid4()))),
+    )
+    statuses = [r.status_code for r in responses]
+    assert sorted(statuses[:2]) == [200, 409]  # one of two posts of the same token
+    assert statuses[2:] == [200, 400]  # another token; an unknown key, in the same batch
+    assert len(await stored(conn)) == 2
+
+
+async def test_a_failure_shows_a_neutral_page_with_the_quick_exit(
+    conn, pool, database_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("feedback.collect.queries.store_sealed_batch", broken)
+    settings = replace(Settings.from_env({}), database_url=database_url)
+    app = create_app(settings, SECRETS, pool=pool)
+    async with client_for(app, raise_app_exceptions=False) as client:  # as a real server would
+        response = await client.post(
+            await link(conn, keyed.tenant) + "?lang=es", data=sealed_post(keyed)
+        )
+    assert response.status_code == 500
+    assert "data-quick-exit" in response.text
+    assert "<title>Su experiencia</title>" in response.text
+    assert await stored(conn) == []
 
 
 async def test_open_links_take_many_answers_flagged_and_rate_limited(conn, survivor) -> None:
