@@ -133,6 +133,7 @@ async def _count(
             survey=SURVEY,
             layout=Layout.plan(SURVEY, QUESTIONS),
             keys={tenant.key_id: UnlockedKey(tenant.key_id, key)},
+            database_url=url,
         )
         return counted.counted, time.perf_counter() - started
     finally:

@@ -143,13 +143,14 @@ class Tally:
             self._offsets[question.id] = {c: offset + i for i, c in enumerate(categories(question))}
             offset += len(categories(question))
         self._group_index = {group: i for i, group in enumerate(layout.groups)}
+        self._group_size = layout.cells_per_group()  # add() runs once per opened envelope
 
     def add(self, answers: Mapping[str, int | str]) -> None:
         """Count one respondent: exactly one cell per question (``skipped`` if absent)."""
         group = "all"
         if self.layout.breakdown is not None:
             group = str(answers.get(self.layout.breakdown, SKIPPED))
-        base = self._group_index[group] * self.layout.cells_per_group()
+        base = self._group_index[group] * self._group_size
         self.counts[base] += 1
         for question in self.layout.questions:
             cells = self._offsets[question.id]

@@ -5,9 +5,10 @@ does not open or is not a valid envelope is quarantined: counted, never an answe
 crash. Comments are dropped here: free text is never released.
 
 Opening runs in worker processes, one per core: libsodium releases the GIL, but reading and
-checking each envelope is Python, so threads would serialise on it. The parent hands out
-chunks of rows, a bounded number at a time, and sums the partial tallies the workers return;
-the workers are given the unlocked keys once, when they start, and keep them in memory only.
+checking each envelope is Python, so threads would serialise on it. Each worker reads its own
+slices of the period (ranges of the random submission id) on its own connection, so that the
+ciphertexts never pass through the parent; only partial counts come back. The workers are
+given the unlocked keys once, when they start, and keep them in memory only.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from typing import Any
 from feedback.aggregate.keys import CannotOpen, UnlockedKey
 from feedback.aggregate.privacy import Layout, Tally
 from feedback.aggregate.releases import Scope
-from feedback.db import Connection
+from feedback.db import Connection, connect
 from feedback.envelope import InvalidEnvelope, from_plaintext
 from feedback.surveys import InvalidAnswers, Survey, from_json
 
-PREFETCH = 2000
 CHUNK = 2000
 
 
@@ -39,6 +39,16 @@ class Counted:
     quarantined: int
 
 
+QUERY = """
+    SELECT key_id, ciphertext FROM submissions
+     WHERE organisation_id = $1 AND survey_id = $2
+       AND ($3::uuid IS NULL OR program_id = $3)
+       AND received_week >= $4 AND received_week < $5
+       AND id >= $6 AND id <= $7
+"""
+FIRST, LAST = uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)
+
+
 async def count_period(
     conn: Connection,
     scope: Scope,
@@ -46,71 +56,85 @@ async def count_period(
     survey: Survey,
     layout: Layout,
     keys: Mapping[uuid.UUID, UnlockedKey],
+    database_url: str | None = None,
     workers: int | None = None,
 ) -> Counted:
-    """Tally the scope's submissions; ``workers`` processes (default: one per core, none
-    when 1) open them."""
+    """Tally the scope's submissions. With a ``database_url`` and more than one worker
+    (default: one per core), worker processes each read and open a slice of the submissions
+    (by id, which is random) on connections of their own; only counts come back."""
     workers = workers or os.cpu_count() or 1
+    secrets = {key_id: key.to_bytes() for key_id, key in keys.items()}
+    setup = (secrets, survey.to_json(), layout.question_ids(), layout.breakdown)
+    where = (scope.organisation_id, scope.survey_id, scope.program_id, *scope.period.weeks())
+    if database_url is None or workers == 1:
+        _start_worker(*setup)
+        try:
+            async with conn.transaction():  # a server-side cursor lives in a transaction
+                return _merge(layout, [await _count_slice(conn, where, FIRST, LAST)])
+        finally:
+            _worker.clear()
+    slices = _slices(workers * 4)  # more slices than workers: an uneven slice waits less
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        # spawn, not fork: this process has threads (the log flusher) and open sockets.
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=setup,
+    ) as pool:
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, _count_slice_in_worker, database_url, where, lo, hi)
+                for lo, hi in slices
+            )
+        )
+    return _merge(layout, list(parts))
+
+
+def _slices(count: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """``count`` contiguous, inclusive ranges that cover every UUID."""
+    step = 2**128 // count
+    bounds = [i * step for i in range(count)] + [2**128]
+    return [(uuid.UUID(int=bounds[i]), uuid.UUID(int=bounds[i + 1] - 1)) for i in range(count)]
+
+
+def _merge(layout: Layout, parts: list[tuple[list[int], int, int]]) -> Counted:
     tally = Tally(layout)
     counted = quarantined = 0
-    pool = None
-    if workers > 1:
-        secrets = {key_id: key.to_bytes() for key_id, key in keys.items()}
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            # spawn, not fork: this process has threads (the log flusher) and open sockets.
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(secrets, survey.to_json(), layout.question_ids(), layout.breakdown),
-        )
-    else:
-        _start_worker(
-            {k: bytes(v.private_key) for k, v in keys.items()},
-            survey.to_json(),
-            layout.question_ids(),
-            layout.breakdown,
-        )
-    loop = asyncio.get_running_loop()
-    pending: set[asyncio.Future[tuple[list[int], int, int]]] = set()
-
-    def merge(done: tuple[list[int], int, int]) -> None:
-        nonlocal counted, quarantined
-        counts, ok, bad = done
+    for counts, ok, bad in parts:
         tally.counts = [a + b for a, b in zip(tally.counts, counts, strict=True)]
         counted += ok
         quarantined += bad
-
-    try:
-        async with conn.transaction():  # a server-side cursor lives in a transaction
-            cursor = await conn.cursor(
-                """
-                SELECT key_id, ciphertext FROM submissions
-                 WHERE organisation_id = $1 AND survey_id = $2
-                   AND ($3::uuid IS NULL OR program_id = $3)
-                   AND received_week >= $4 AND received_week < $5
-                """,
-                scope.organisation_id,
-                scope.survey_id,
-                scope.program_id,
-                *scope.period.weeks(),
-            )
-            while rows := await cursor.fetch(CHUNK):
-                chunk = [(row["key_id"], row["ciphertext"]) for row in rows]
-                if pool is None:
-                    merge(_count_chunk(chunk))
-                    continue
-                pending.add(loop.run_in_executor(pool, _count_chunk, chunk))
-                if len(pending) >= 2 * workers:  # bounded: memory stays flat
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    for future in done:
-                        merge(future.result())
-            for future in asyncio.as_completed(pending):
-                merge(await future)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        _worker.clear()  # the in-process path used this process's own slot
     return Counted(tally, counted, quarantined)
+
+
+async def _count_slice(
+    conn: Connection, where: tuple[Any, ...], lo: uuid.UUID, hi: uuid.UUID
+) -> tuple[list[int], int, int]:
+    """Read and count one slice; the caller holds a transaction open for the cursor."""
+    counts: list[int] | None = None
+    counted = quarantined = 0
+    cursor = await conn.cursor(QUERY, *where, lo, hi)
+    while rows := await cursor.fetch(CHUNK):
+        part, ok, bad = _count_chunk([(row["key_id"], row["ciphertext"]) for row in rows])
+        counts = part if counts is None else [a + b for a, b in zip(counts, part, strict=True)]
+        counted += ok
+        quarantined += bad
+    return counts or Tally(_worker["layout"]).counts, counted, quarantined
+
+
+def _count_slice_in_worker(
+    database_url: str, where: tuple[Any, ...], lo: uuid.UUID, hi: uuid.UUID
+) -> tuple[list[int], int, int]:
+    async def run() -> tuple[list[int], int, int]:
+        conn = await connect(database_url, statement_timeout_ms=0)
+        try:
+            async with conn.transaction():
+                return await _count_slice(conn, where, lo, hi)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 # In each worker process: the unlocked keys, the survey and the layout, set once at start.

@@ -20,7 +20,7 @@ from feedback.cli.common import (
     read_passphrase,
     run,
 )
-from feedback.cli.runtime import ready_pool
+from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import Connection
 from feedback.errors import FeedbackError
@@ -85,7 +85,10 @@ async def aggregate(
 ) -> None:
     """Open, count and release one period (or show the release already made for it)."""
     declared = Period.parse(period)
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with (
+        ready_database(settings, migrate_first=False) as (url, pool),
+        pool.acquire() as conn,
+    ):
         org = await pick_organisation(conn, organisation)
         settings_row = await conn.fetchrow(
             "SELECT epsilon_per_release, release_threshold FROM organisations WHERE id = $1",
@@ -118,7 +121,9 @@ async def aggregate(
         keys = await _keys(conn, org.id, passphrase, key_file)
 
         async def count() -> tuple[Tally, dict[str, Any]]:
-            counted = await count_period(conn, scope, survey=survey, layout=layout, keys=keys)
+            counted = await count_period(
+                conn, scope, survey=survey, layout=layout, keys=keys, database_url=url
+            )
             return counted.tally, {
                 "quarantined": counted.quarantined,
                 **await privacy_unit(conn, scope),

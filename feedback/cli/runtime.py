@@ -38,6 +38,15 @@ async def database(settings: Settings) -> AsyncIterator[str]:
 async def ready_pool(settings: Settings, *, migrate_first: bool) -> AsyncIterator[Pool]:
     """A pool on a database whose schema is up to date: migrated here when ``migrate_first``,
     otherwise refused with a pointer to ``feedback migrate``."""
+    async with ready_database(settings, migrate_first=migrate_first) as (_, pool):
+        yield pool
+
+
+@contextlib.asynccontextmanager
+async def ready_database(
+    settings: Settings, *, migrate_first: bool
+) -> AsyncIterator[tuple[str, Pool]]:
+    """``ready_pool``, with the database URL (for worker processes' own connections)."""
     async with database(settings) as url:
         if migrate_first:
             conn = await connect(url)
@@ -55,7 +64,7 @@ async def ready_pool(settings: Settings, *, migrate_first: bool) -> AsyncIterato
                     f"the database is missing {len(todo)} migration(s), starting with "
                     f"{todo[0].filename}: run `feedback migrate` first"
                 )
-            yield pool
+            yield url, pool
 
 
 @contextlib.contextmanager

@@ -132,7 +132,7 @@ def test_groups_are_suppressed_on_their_noisy_count(true_n: int, shown: float) -
             visible += 1
             assert group.n is not None
             assert group.n >= 11
-    assert visible / runs == pytest.approx(shown, abs=0.03)
+    assert visible / runs == pytest.approx(shown, abs=0.04)  # about 4.4 standard errors at n = 11
 
 
 def test_intervals_cover_the_true_share_at_least_at_the_stated_rate() -> None:

@@ -45,7 +45,7 @@ def sealed(key: PrivateKey, answers: dict[str, int | str], version: int = 1) -> 
 
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_counts_valid_envelopes_and_quarantines_the_rest(
-    conn: Connection, workers: int
+    conn: Connection, database_url: str, workers: int
 ) -> None:
     keyed = await factories.keyed_tenant(conn)
     t, current = keyed.tenant, keyed.private_key
@@ -66,7 +66,13 @@ async def test_counts_valid_envelopes_and_quarantines_the_rest(
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
     keys = {t.key_id: UnlockedKey(t.key_id, current), retired_id: UnlockedKey(retired_id, retired)}
     counted = await count_period(
-        conn, scope, survey=SURVEY, layout=LAYOUT, keys=keys, workers=workers
+        conn,
+        scope,
+        survey=SURVEY,
+        layout=LAYOUT,
+        keys=keys,
+        database_url=database_url,
+        workers=workers,
     )
 
     assert counted.counted == 31
