@@ -96,3 +96,29 @@ async def keyed_tenant(
         "UPDATE organisations SET comments_enabled = $2 WHERE id = $1", t.organisation_id, comments
     )
     return KeyedTenant(Tenant(t.organisation_id, t.program_id, t.survey_id, key_id), private_key)
+
+
+async def submission(
+    conn: Connection,
+    t: Tenant,
+    *,
+    ciphertext: bytes,
+    week: dt.date,
+    key_id: uuid.UUID | None = None,
+    included_in_release: bool = False,
+) -> None:
+    """A sealed submission row, as the survivor side stores one."""
+    await conn.execute(
+        """
+        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+                                 received_week, ciphertext, included_in_release)
+        VALUES ($1, $2, $3, $4, 'web', $5, $6, $7)
+        """,
+        t.organisation_id,
+        t.program_id,
+        t.survey_id,
+        key_id or t.key_id,
+        week,
+        ciphertext,
+        included_in_release,
+    )

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -13,19 +11,13 @@ from click.testing import CliRunner
 
 from feedback.cli import main
 from feedback.migrate import default_directory, discover
+from tests.cli import run_feedback
 
 MIGRATIONS = len(discover(default_directory()))
 
 
 def feedback(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedback", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_feedback(*args, env=env)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -1,24 +1,16 @@
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from feedback.db import Connection
 from feedback.tokens import hash_token
 from tests import factories
+from tests.cli import run_feedback
 
 
 def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedback", "invitations", *args],
-        env={**os.environ, "FEEDBACK_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_feedback("invitations", *args, database_url=database_url)
 
 
 async def test_batch_prints_links_stores_hashes_and_writes_a_qr_sheet(

@@ -6,7 +6,6 @@ import base64
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,13 @@ from feedback.db import Connection
 from feedback.keyrows import select_keys
 from feedback.sealing import load_public_key, seal
 from feedback.wrapping import WeakPassphrase, WrongPassphrase, check_passphrase, unwrap, wrap
+from tests.cli import run_feedback
 
 STRONG = "lantern quietly orbit mossy teapot"
 
 
 def feedback(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedback", "keys", *args],
-        input=stdin,
-        env={**os.environ, "FEEDBACK_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_feedback("keys", *args, database_url=database_url, stdin=stdin)
 
 
 async def organisation(conn: Connection, slug: str = "org") -> object:

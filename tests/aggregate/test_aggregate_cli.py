@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.sealing import load_public_key, seal
 from tests import factories
+from tests.cli import run_feedback
 
 PASSPHRASE = "lantern quietly orbit mossy teapot"
 
 
 def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedback", *args],
-        env={**os.environ, "FEEDBACK_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_feedback(*args, database_url=database_url)
 
 
 async def test_aggregate_makes_one_release_then_returns_it(
@@ -44,15 +36,12 @@ async def test_aggregate_makes_one_release_then_returns_it(
     key_id, public_key = row["id"], row["public_key"]
     for i in range(40):
         envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 4})
-        await conn.execute(
-            "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
-            "received_week, ciphertext) VALUES ($1, $2, $3, $4, 'web', $5, $6)",
-            t.organisation_id,
-            t.program_id,
-            t.survey_id,
-            key_id,
-            dt.date(2026, 8, 3),
-            seal(load_public_key(public_key), envelope.to_plaintext()),
+        await factories.submission(
+            conn,
+            t,
+            key_id=key_id,
+            week=dt.date(2026, 8, 3),
+            ciphertext=seal(load_public_key(public_key), envelope.to_plaintext()),
         )
 
     refused = feedback(

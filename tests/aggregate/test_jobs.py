@@ -15,17 +15,8 @@ async def test_released_ciphertexts_go_after_the_grace_period(conn: Connection) 
     old = current_week() - dt.timedelta(weeks=10)
     recent = current_week() - dt.timedelta(weeks=2)
     for week, released in ((old, True), (old, False), (recent, True)):
-        await conn.execute(
-            "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
-            "received_week, ciphertext, included_in_release) "
-            "VALUES ($1, $2, $3, $4, 'web', $5, $6, $7)",
-            t.organisation_id,
-            t.program_id,
-            t.survey_id,
-            t.key_id,
-            week,
-            os.urandom(1072),
-            released,
+        await factories.submission(
+            conn, t, week=week, ciphertext=os.urandom(1072), included_in_release=released
         )
     outcome = await delete_released_ciphertexts(conn)
     left = await conn.fetch("SELECT received_week, included_in_release FROM submissions")

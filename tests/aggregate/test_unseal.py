@@ -26,16 +26,7 @@ IN_Q4 = dt.date(2026, 10, 5)
 async def store(
     conn: Connection, t: factories.Tenant, key_id: object, ciphertext: bytes, week: dt.date = IN_Q3
 ) -> None:
-    await conn.execute(
-        "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
-        "received_week, ciphertext) VALUES ($1, $2, $3, $4, 'web', $5, $6)",
-        t.organisation_id,
-        t.program_id,
-        t.survey_id,
-        key_id,
-        week,
-        ciphertext,
-    )
+    await factories.submission(conn, t, key_id=key_id, week=week, ciphertext=ciphertext)  # type: ignore[arg-type]
 
 
 def sealed(key: PrivateKey, answers: dict[str, int | str], version: int = 1) -> bytes:
