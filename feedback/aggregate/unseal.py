@@ -17,7 +17,7 @@ import asyncio
 import multiprocessing
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -181,6 +181,30 @@ def _open(
         return survey.check_answers(envelope.answers, None, comments=False)
     except (CannotOpen, InvalidEnvelope, InvalidAnswers):
         return None
+
+
+def counter(
+    conn: Connection,
+    scope: Scope,
+    *,
+    survey: Survey,
+    layout: Layout,
+    keys: Mapping[uuid.UUID, UnlockedKey],
+    database_url: str | None = None,
+) -> Callable[[], Awaitable[tuple[Tally, dict[str, Any]]]]:
+    """What ``make_release`` calls to count: the tally, and the metadata published beside
+    the release (submissions quarantined, the privacy unit)."""
+
+    async def count() -> tuple[Tally, dict[str, Any]]:
+        counted = await count_period(
+            conn, scope, survey=survey, layout=layout, keys=keys, database_url=database_url
+        )
+        return counted.tally, {
+            "quarantined": counted.quarantined,
+            **await privacy_unit(conn, scope),
+        }
+
+    return count
 
 
 async def privacy_unit(conn: Connection, scope: Scope) -> dict[str, Any]:

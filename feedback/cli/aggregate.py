@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import click
 
 from feedback.aggregate.keys import UnlockedKey, read_key_file, unlock
 from feedback.aggregate.periods import Period
-from feedback.aggregate.privacy import Layout, Tally
+from feedback.aggregate.privacy import Layout
 from feedback.aggregate.releases import Scope, make_release
-from feedback.aggregate.unseal import count_period, privacy_unit
+from feedback.aggregate.unseal import counter
 from feedback.cli.common import (
     organisation_option,
     passphrase_file_option,
@@ -120,22 +119,13 @@ async def aggregate(
         passphrase = None if key_file else read_passphrase(passphrase_file, confirm=False)
         keys = await _keys(conn, org.id, passphrase, key_file)
 
-        async def count() -> tuple[Tally, dict[str, Any]]:
-            counted = await count_period(
-                conn, scope, survey=survey, layout=layout, keys=keys, database_url=url
-            )
-            return counted.tally, {
-                "quarantined": counted.quarantined,
-                **await privacy_unit(conn, scope),
-            }
-
         made = await make_release(
             conn,
             scope,
             layout=layout,
             epsilon=float(settings_row["epsilon_per_release"]),
             threshold=settings_row["release_threshold"],
-            count=count,
+            count=counter(conn, scope, survey=survey, layout=layout, keys=keys, database_url=url),
         )
     state = "made" if made.created else "already made; nothing was spent"
     click.echo(f"release {made.id} for {declared} ({state})")

@@ -6,15 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from typing import Any
 
 from asyncpg import Record
 
 from feedback.aggregate.keys import unlock
 from feedback.aggregate.periods import Period
-from feedback.aggregate.privacy import Layout, Tally
+from feedback.aggregate.privacy import Layout
 from feedback.aggregate.releases import Scope, make_release
-from feedback.aggregate.unseal import count_period, privacy_unit
+from feedback.aggregate.unseal import counter
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
@@ -146,17 +145,13 @@ async def release_past_periods(
             )
             layout = Layout.plan(survey, questions, breakdown)
 
-            async def count(
-                scope: Scope = scope, layout: Layout = layout
-            ) -> tuple[Tally, dict[str, Any]]:
-                counted = await count_period(conn, scope, survey=survey, layout=layout, keys=keys)
-                return counted.tally, {
-                    "quarantined": counted.quarantined,
-                    **await privacy_unit(conn, scope),
-                }
-
             release = await make_release(
-                conn, scope, layout=layout, epsilon=EPSILON, threshold=11, count=count
+                conn,
+                scope,
+                layout=layout,
+                epsilon=EPSILON,
+                threshold=11,
+                count=counter(conn, scope, survey=survey, layout=layout, keys=keys),
             )
             made += release.created
     return made

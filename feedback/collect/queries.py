@@ -72,18 +72,6 @@ async def select_survey_definition(conn: Connection, *, survey_id: uuid.UUID) ->
     return definition
 
 
-async def is_organisation_key(
-    conn: Connection, *, organisation_id: uuid.UUID, key_id: uuid.UUID
-) -> bool:
-    """Whether ``key_id`` is one of the organisation's collection keys, current or retired."""
-    found = await conn.fetchval(
-        "SELECT true FROM collection_keys WHERE id = $1 AND organisation_id = $2",
-        key_id,
-        organisation_id,
-    )
-    return bool(found)
-
-
 async def insert_submission(
     conn: Connection,
     *,
