@@ -16,8 +16,10 @@ import logging
 import os
 import sys
 import threading
+import time
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+ACCESS_LOGGER = "feedback.access"
 FLUSH_EVERY_S = 0.5
 
 
@@ -53,12 +55,18 @@ class BufferedStderr(logging.StreamHandler[io.TextIOWrapper]):
 
 
 class SecondFormatter(logging.Formatter):
-    """The usual format, with the timestamp text made once per second rather than per line."""
+    """The usual format, with the timestamp text made once per second rather than per line.
+
+    Request lines carry the hour only: submissions are stored in arrival order, so exact
+    request times in a log could be matched to rows and date a survivor's answers."""
 
     _second = -1
     _text = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if record.name == ACCESS_LOGGER:
+            hour = int(record.created) // 3600 * 3600
+            return time.strftime("%Y-%m-%d %H:00", self.converter(hour))
         second = int(record.created)
         if second != self._second:
             self._second, self._text = second, super().formatTime(record, datefmt)[:-4]

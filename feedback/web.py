@@ -25,8 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from feedback.config import Settings
 from feedback.db import Pool, create_pool
 from feedback.errors import ConfigError
+from feedback.logs import ACCESS_LOGGER
 
-access_log = logging.getLogger("feedback.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
