@@ -15,6 +15,7 @@ from feedback.surveys import InvalidAnswers, Survey
 
 SEALED_FIELDS = {"sealed", "key_id"}
 ANSWER_PREFIX = "q."
+LIKERT_DIGITS = frozenset("12345")
 
 
 class BadForm(FeedbackError):
@@ -71,7 +72,9 @@ def parse_plain(
             raise BadForm(f"the field {name!r} is not part of this survey") from None
         if value == "":
             continue  # an explicit "skip"
-        likert = question.type == "likert5" and value.isdigit()
+        # Only the five digits: str.isdigit() also admits "²", which int() would reject with
+        # an error whose message (and so the server's log) would contain the typed value.
+        likert = question.type == "likert5" and value in LIKERT_DIGITS
         answers[question_id] = int(value) if likert else value
     try:
         checked = survey.check_answers(answers, comment, comments=comments)

@@ -210,6 +210,7 @@ def sealed_post(keyed: factories.KeyedTenant, **overrides: str) -> dict[str, str
         ("field not in the survey", 400, lambda k: {"q.favourite_colour": "blue"}),
         ("unexpected field", 400, lambda k: {"name": "Maria"}),
         ("answer out of range", 400, lambda k: {"q.believed": "7"}),
+        ("digit-like but not a digit", 400, lambda k: {"q.believed": "²"}),
         ("option not offered", 400, lambda k: {"q.gender": "robot"}),
         ("comment too long", 400, lambda k: {"comment": "x" * 1001}),
     ],
