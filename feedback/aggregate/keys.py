@@ -12,11 +12,12 @@ import binascii
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from nacl.bindings import crypto_box_seal_open
 from nacl.exceptions import CryptoError
-from nacl.public import PrivateKey, SealedBox
+from nacl.public import PrivateKey
 
 from feedback import keyrows
 from feedback.db import Connection
@@ -38,6 +39,13 @@ class CannotOpen(FeedbackError):
 class UnlockedKey:
     id: uuid.UUID
     private_key: PrivateKey
+    # The raw halves, for ``open`` (called once per submission); never printed.
+    _public: bytes = field(init=False, repr=False, compare=False)
+    _secret: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_public", bytes(self.private_key.public_key))
+        object.__setattr__(self, "_secret", bytes(self.private_key))
 
     @classmethod
     def from_bytes(cls, key_id: uuid.UUID, secret: bytes) -> UnlockedKey:
@@ -49,7 +57,7 @@ class UnlockedKey:
 
     def open(self, ciphertext: bytes) -> bytes:
         try:
-            return bytes(SealedBox(self.private_key).decrypt(ciphertext))
+            return crypto_box_seal_open(ciphertext, self._public, self._secret)
         except CryptoError:
             raise CannotOpen(f"the sealed box does not open with key {self.id}") from None
 

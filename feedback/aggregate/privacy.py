@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import opendp.prelude as dp
@@ -92,6 +92,7 @@ def categories(question: Question) -> tuple[str, ...]:
 class Layout:
     """Which cells a release has: fixed by the survey and the plan, never by the data."""
 
+    survey: Survey = field(repr=False, compare=False)  # what every envelope is checked against
     questions: tuple[Question, ...]
     groups: tuple[str, ...]  # ("all",) or the breakdown question's categories
     breakdown: str | None = None
@@ -107,14 +108,14 @@ class Layout:
                 raise PrivacyError("free text is never released")
             chosen.append(question)
         if breakdown is None:
-            return cls(tuple(chosen), ("all",))
+            return cls(survey, tuple(chosen), ("all",))
         by = survey.question(breakdown)
         if by.type != "single_choice":
             # A demographic group (the equity view) or the time in program (outcomes over time).
             raise PrivacyError(f"{breakdown!r} is not a single-choice question to group by")
         if breakdown in question_ids:
             raise PrivacyError("the breakdown question is not also a released question")
-        return cls(tuple(chosen), categories(by), breakdown)
+        return cls(survey, tuple(chosen), categories(by), breakdown)
 
     def question_ids(self) -> list[str]:
         return [q.id for q in self.questions]
@@ -132,30 +133,84 @@ class Layout:
 
 
 class Tally:
-    """Exact counts in the layout. Lives only in the worker's memory during a release."""
+    """Exact counts in the layout. Lives only in the worker's memory during a release.
+
+    ``add`` runs once per opened envelope, so it checks and counts in one pass over a table
+    built here: for every question of the survey, each allowed answer's cell within a group
+    (0 for an answer that is valid but not released). ``skipped`` cells are not counted one
+    by one: a question's skipped count is its group's n minus the answers it got.
+    """
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.counts = [0] * len(layout)
-        self._offsets: dict[str, dict[str, int]] = {}
-        offset = 1  # cell 0 of each group is n
+        self._raw = [0] * len(layout)  # skipped cells stay 0 here; see ``counts``
+        self._cells: dict[str, dict[object, int]] = {
+            q.id: dict.fromkeys(q.allowed(), 0)
+            for q in layout.survey.questions
+            if q.type != "comment"
+        }
+        offset = 1  # cell 0 of each group is n, never an answer's cell
+        self._skipped: list[tuple[int, int]] = []  # (skipped cell, first answer cell) per question
         for question in layout.questions:
-            self._offsets[question.id] = {c: offset + i for i, c in enumerate(categories(question))}
-            offset += len(categories(question))
-        self._group_index = {group: i for i, group in enumerate(layout.groups)}
-        self._group_size = layout.cells_per_group()  # add() runs once per opened envelope
+            names = categories(question)
+            cells = self._cells[question.id]
+            for value in cells:
+                cells[value] = offset + names.index(str(value))
+            self._skipped.append((offset + len(names) - 1, offset))
+            offset += len(names)
+        size = layout.cells_per_group()
+        self._bases: dict[object, int] = {}  # breakdown answer -> its group's first cell
+        if layout.breakdown is not None:
+            by = layout.survey.question(layout.breakdown)
+            self._bases = {group: i * size for i, group in enumerate(layout.groups)}
+            self._bases.update({value: self._bases[str(value)] for value in by.allowed()})
 
-    def add(self, answers: Mapping[str, int | str]) -> None:
-        """Count one respondent: exactly one cell per question (``skipped`` if absent)."""
-        group = "all"
+    def add(self, answers: Mapping[str, object]) -> bool:
+        """Count one respondent if every answer is one the survey allows (exactly one cell
+        per released question, ``skipped`` if absent); otherwise count nothing, return False."""
+        hits = []
+        cells_of = self._cells
+        for question_id, value in answers.items():
+            cells = cells_of.get(question_id)
+            # JSON gives int, str, float, bool, list, dict or None: only ints and texts are
+            # answers (True == 1 and 1.0 == 1 would otherwise find a cell).
+            if cells is None or value.__class__ not in _ANSWER_TYPES:
+                return False
+            cell = cells.get(value, -1)
+            if cell < 0:
+                return False
+            if cell:
+                hits.append(cell)
+        base = 0
         if self.layout.breakdown is not None:
-            group = str(answers.get(self.layout.breakdown, SKIPPED))
-        base = self._group_index[group] * self._group_size
-        self.counts[base] += 1
-        for question in self.layout.questions:
-            cells = self._offsets[question.id]
-            value = answers.get(question.id)
-            self.counts[base + cells[SKIPPED if value is None else str(value)]] += 1
+            base = self._bases[answers.get(self.layout.breakdown, SKIPPED)]
+        raw = self._raw
+        raw[base] += 1
+        for cell in hits:
+            raw[base + cell] += 1
+        return True
+
+    @property
+    def raw(self) -> list[int]:
+        """The cells as counted, ``skipped`` not yet filled in: what a worker process sends
+        back to be merged."""
+        return self._raw
+
+    def merge(self, raw: Sequence[int]) -> None:
+        self._raw = [a + b for a, b in zip(self._raw, raw, strict=True)]
+
+    @property
+    def counts(self) -> list[int]:
+        """Every cell, ``skipped`` included: each respondent is in exactly 1 + Q cells."""
+        counts = list(self._raw)
+        size = self.layout.cells_per_group()
+        for base in range(0, len(counts), size):
+            for skipped, first in self._skipped:
+                counts[base + skipped] = counts[base] - sum(counts[base + first : base + skipped])
+        return counts
+
+
+_ANSWER_TYPES = (int, str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,17 @@
 """Opening a period's submissions and counting them: sealed boxes are streamed from
-PostgreSQL with a server-side cursor (memory stays flat however many there are), opened with
+PostgreSQL with server-side cursors (memory stays flat however many there are), opened with
 the organisation's unlocked keys, checked against their survey version and tallied. Whatever
 does not open or is not a valid envelope is quarantined: counted, never an answer, never a
 crash. Comments are dropped here: free text is never released.
 
-Opening runs in worker processes, one per core: libsodium releases the GIL, but reading and
-checking each envelope is Python, so threads would serialise on it. Each worker reads its own
-slices of the period (ranges of the random submission id) on its own connection, so that the
-ciphertexts never pass through the parent; only partial counts come back. The workers are
-given the unlocked keys once, when they start, and keep them in memory only.
+A large period is opened by worker processes, one per core: libsodium releases the GIL, but
+reading and checking each envelope is Python, so threads would serialise on it. The workers
+read the table in slices of its physical blocks (TID ranges), each block once, on their own
+connections, all in one snapshot that the parent exports (as ``pg_dump -j`` does), so that
+together they see exactly the rows the parent sees, and the ciphertexts never pass through the
+parent: only partial counts come back. The workers are given the unlocked keys once, when they
+start, and keep them in memory only. A small period is counted in the calling process, through
+the period's index: starting processes would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -16,20 +19,23 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from feedback.aggregate.keys import CannotOpen, UnlockedKey
 from feedback.aggregate.privacy import Layout, Tally
 from feedback.aggregate.releases import Scope
 from feedback.db import Connection, connect
-from feedback.envelope import InvalidEnvelope, from_plaintext
-from feedback.surveys import InvalidAnswers, Survey, from_json
+from feedback.envelope import InvalidEnvelope, answers_of
+from feedback.errors import FeedbackError
 
 CHUNK = 2000
+PARALLEL_FROM = 20_000  # submissions; below this one process is faster than starting others
+SLICES_PER_WORKER = 16  # uneven slices wait less, and the progress bar moves more often
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,165 +45,197 @@ class Counted:
     quarantined: int
 
 
-QUERY = """
-    SELECT key_id, ciphertext FROM submissions
+# Each row says which of the unlocked keys it was sealed to ($6, in order; NULL: none of them).
+IN_SCOPE = """
+      FROM submissions
      WHERE organisation_id = $1 AND survey_id = $2
        AND ($3::uuid IS NULL OR program_id = $3)
        AND received_week >= $4 AND received_week < $5
-       AND id >= $6 AND id <= $7
 """
-FIRST, LAST = uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)
+ROWS = "SELECT array_position($6::uuid[], key_id), ciphertext" + IN_SCOPE
+SLICE = ROWS + "   AND ctid >= $7::tid AND ctid < $8::tid"
+END_OF_TABLE = (2**32 - 1, 0)  # past every block: the last slice is open-ended
+SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+Part = tuple[list[int], int, int]  # a raw tally (see ``Tally.raw``), counted, quarantined
+
+
+class Progress(Protocol):
+    """Told how many submissions a run will read, then how many more it has read."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, read: int) -> None: ...
 
 
 async def count_period(
     conn: Connection,
     scope: Scope,
     *,
-    survey: Survey,
     layout: Layout,
     keys: Mapping[uuid.UUID, UnlockedKey],
     database_url: str | None = None,
     workers: int | None = None,
+    parallel_from: int = PARALLEL_FROM,
+    progress: Progress | None = None,
 ) -> Counted:
-    """Tally the scope's submissions. With a ``database_url`` and more than one worker
-    (default: one per core), worker processes each read and open a slice of the submissions
-    (by id, which is random) on connections of their own; only counts come back."""
+    """Tally the scope's submissions. With a ``database_url``, more than one worker (default:
+    one per core) and at least ``parallel_from`` submissions, worker processes do the reading
+    and opening."""
     workers = workers or os.cpu_count() or 1
-    secrets = {key_id: key.to_bytes() for key_id, key in keys.items()}
-    setup = (secrets, survey.to_json(), layout.question_ids(), layout.breakdown)
-    where = (scope.organisation_id, scope.survey_id, scope.program_id, *scope.period.weeks())
-    if database_url is None or workers == 1:
-        _start_worker(*setup)
-        try:
-            async with conn.transaction():  # a server-side cursor lives in a transaction
-                return _merge(layout, [await _count_slice(conn, where, FIRST, LAST)])
-        finally:
-            _worker.clear()
-    slices = _slices(workers * 4)  # more slices than workers: an uneven slice waits less
+    where: tuple[Any, ...] = (
+        scope.organisation_id,
+        scope.survey_id,
+        scope.program_id,
+        *scope.period.weeks(),
+        list(keys),
+    )
+    setup = ({k: key.to_bytes() for k, key in keys.items()}, layout)
+    # One snapshot for the count, the rows and every worker: they all see the same table.
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        total: int = await conn.fetchval("SELECT count(*)" + IN_SCOPE, *where[:5])
+        if progress is not None:
+            progress.start(total)
+        if database_url is None or workers == 1 or total < parallel_from:
+            tally = Tally(layout)
+            ok, bad = await _count_rows(conn, tally, _unlocked(setup[0]), ROWS, where, progress)
+            return Counted(tally, ok, bad)
+        snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
+        blocks: int = await conn.fetchval(
+            "SELECT pg_relation_size('submissions') / current_setting('block_size')::int"
+        )
+        slices = _slices(blocks, workers * SLICES_PER_WORKER)
+        parts = await _in_workers(workers, database_url, snapshot, setup, where, slices, progress)
+    tally = Tally(layout)
+    counted = quarantined = 0
+    for raw, ok, bad in parts:
+        tally.merge(raw)
+        counted += ok
+        quarantined += bad
+    return Counted(tally, counted, quarantined)
+
+
+def _slices(blocks: int, count: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Up to ``count`` TID ranges that together cover the table, each block once."""
+    step = max(1, -(-blocks // count))
+    bounds = list(range(0, blocks, step)) or [0]
+    ends = [(b, 0) for b in bounds[1:]] + [END_OF_TABLE]
+    return [((b, 0), end) for b, end in zip(bounds, ends, strict=True)]
+
+
+async def _in_workers(
+    workers: int,
+    database_url: str,
+    snapshot: str,
+    setup: tuple[Mapping[uuid.UUID, bytes], Layout],
+    where: tuple[Any, ...],
+    slices: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    progress: Progress | None,
+) -> list[Part]:
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(
         max_workers=workers,
         # spawn, not fork: this process has threads (the log flusher) and open sockets.
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=setup,
+        initargs=(*setup, database_url),
     ) as pool:
-        parts = await asyncio.gather(
-            *(
-                loop.run_in_executor(pool, _count_slice_in_worker, database_url, where, lo, hi)
-                for lo, hi in slices
-            )
-        )
-    return _merge(layout, list(parts))
+
+        async def one(lo: tuple[int, int], hi: tuple[int, int]) -> Part:
+            part = await loop.run_in_executor(pool, _count_slice, snapshot, where, lo, hi)
+            if progress is not None:
+                progress.advance(part[1] + part[2])
+            return part
+
+        return list(await asyncio.gather(*(one(lo, hi) for lo, hi in slices)))
 
 
-def _slices(count: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """``count`` contiguous, inclusive ranges that cover every UUID."""
-    step = 2**128 // count
-    bounds = [i * step for i in range(count)] + [2**128]
-    return [(uuid.UUID(int=bounds[i]), uuid.UUID(int=bounds[i + 1] - 1)) for i in range(count)]
+def _unlocked(secrets: Mapping[uuid.UUID, bytes]) -> list[UnlockedKey]:
+    """The keys in the order of ``where``'s key list (rows name them by position)."""
+    return [UnlockedKey.from_bytes(key_id, secret) for key_id, secret in secrets.items()]
 
 
-def _merge(layout: Layout, parts: list[tuple[list[int], int, int]]) -> Counted:
-    tally = Tally(layout)
-    counted = quarantined = 0
-    for counts, ok, bad in parts:
-        tally.counts = [a + b for a, b in zip(tally.counts, counts, strict=True)]
-        counted += ok
-        quarantined += bad
-    return Counted(tally, counted, quarantined)
-
-
-async def _count_slice(
-    conn: Connection, where: tuple[Any, ...], lo: uuid.UUID, hi: uuid.UUID
-) -> tuple[list[int], int, int]:
-    """Read and count one slice; the caller holds a transaction open for the cursor."""
-    counts: list[int] | None = None
-    counted = quarantined = 0
-    cursor = await conn.cursor(QUERY, *where, lo, hi)
+async def _count_rows(
+    conn: Connection,
+    tally: Tally,
+    keys: Sequence[UnlockedKey],
+    query: str,
+    args: Sequence[Any],
+    progress: Progress | None = None,
+) -> tuple[int, int]:
+    """Stream the rows of ``query`` (in a transaction) into ``tally``: (counted, quarantined).
+    Quarantined: sealed to no unlocked key, did not open, not an envelope of this survey
+    version, or holding an answer the survey does not allow."""
+    survey = tally.layout.survey
+    slug, version = survey.slug, survey.version
+    counted = read = 0
+    cursor = await conn.cursor(query, *args)
     while rows := await cursor.fetch(CHUNK):
-        part, ok, bad = _count_chunk([(row["key_id"], row["ciphertext"]) for row in rows])
-        counts = part if counts is None else [a + b for a, b in zip(counts, part, strict=True)]
-        counted += ok
-        quarantined += bad
-    return counts or Tally(_worker["layout"]).counts, counted, quarantined
+        for position, ciphertext in rows:  # the hot loop of aggregation
+            if position is None:
+                continue
+            try:
+                answers = answers_of(keys[position - 1].open(ciphertext), slug, version)
+            except (CannotOpen, InvalidEnvelope):
+                continue
+            counted += tally.add(answers)
+        read += len(rows)
+        if progress is not None:
+            progress.advance(len(rows))
+    return counted, read - counted
 
 
-def _count_slice_in_worker(
-    database_url: str, where: tuple[Any, ...], lo: uuid.UUID, hi: uuid.UUID
-) -> tuple[list[int], int, int]:
-    async def run() -> tuple[list[int], int, int]:
-        conn = await connect(database_url, statement_timeout_ms=0)
-        try:
-            async with conn.transaction():
-                return await _count_slice(conn, where, lo, hi)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-# In each worker process: the unlocked keys, the survey and the layout, set once at start.
+# In each worker process: the unlocked keys, the layout and a connection, set once at start.
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(
-    secrets: Mapping[uuid.UUID, bytes],
-    definition: Mapping[str, Any],
-    question_ids: Sequence[str],
-    breakdown: str | None,
-) -> None:
-    survey = from_json(definition)
-    _worker["keys"] = {k: UnlockedKey.from_bytes(k, v) for k, v in secrets.items()}
-    _worker["survey"] = survey
-    _worker["layout"] = Layout.plan(survey, question_ids, breakdown)
+def _start_worker(secrets: Mapping[uuid.UUID, bytes], layout: Layout, database_url: str) -> None:
+    loop = asyncio.new_event_loop()
+    _worker.update(
+        keys=_unlocked(secrets),
+        layout=layout,
+        loop=loop,
+        conn=loop.run_until_complete(connect(database_url, statement_timeout_ms=0)),
+    )
 
 
-def _count_chunk(chunk: Sequence[tuple[uuid.UUID, bytes]]) -> tuple[list[int], int, int]:
-    """(partial counts, counted, quarantined) for one chunk of rows."""
-    keys, survey = _worker["keys"], _worker["survey"]
+def _count_slice(
+    snapshot: str, where: tuple[Any, ...], lo: tuple[int, int], hi: tuple[int, int]
+) -> Part:
+    if not SNAPSHOT_ID.match(snapshot):  # it is written into SQL below
+        raise FeedbackError(f"not a PostgreSQL snapshot id: {snapshot!r}")
+    conn: Connection = _worker["conn"]
     tally = Tally(_worker["layout"])
-    counted = quarantined = 0
-    for key_id, ciphertext in chunk:
-        answers = _open(key_id, ciphertext, keys, survey)
-        if answers is None:
-            quarantined += 1
-        else:
-            tally.add(answers)
-            counted += 1
-    return tally.counts, counted, quarantined
 
+    async def run() -> tuple[int, int]:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            # Read the slice's blocks (a TID range scan), whatever the planner thinks of the
+            # period's index: through the index, every slice would visit the whole period.
+            await conn.execute(
+                "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; "
+                "SET LOCAL enable_seqscan = off"
+            )
+            return await _count_rows(conn, tally, _worker["keys"], SLICE, (*where, lo, hi))
 
-def _open(
-    key_id: uuid.UUID, ciphertext: bytes, keys: Mapping[uuid.UUID, UnlockedKey], survey: Survey
-) -> dict[str, int | str] | None:
-    key = keys.get(key_id)
-    if key is None:
-        return None
-    try:
-        envelope = from_plaintext(key.open(ciphertext))
-        if (envelope.survey, envelope.survey_version) != (survey.slug, survey.version):
-            return None
-        return survey.check_answers(envelope.answers, None, comments=False)
-    except (CannotOpen, InvalidEnvelope, InvalidAnswers):
-        return None
+    counted, quarantined = _worker["loop"].run_until_complete(run())
+    return tally.raw, counted, quarantined
 
 
 def counter(
     conn: Connection,
     scope: Scope,
     *,
-    survey: Survey,
     layout: Layout,
     keys: Mapping[uuid.UUID, UnlockedKey],
     database_url: str | None = None,
+    progress: Progress | None = None,
 ) -> Callable[[], Awaitable[tuple[Tally, dict[str, Any]]]]:
     """What ``make_release`` calls to count: the tally, and the metadata published beside
     the release (submissions quarantined, the privacy unit)."""
 
     async def count() -> tuple[Tally, dict[str, Any]]:
         counted = await count_period(
-            conn, scope, survey=survey, layout=layout, keys=keys, database_url=database_url
+            conn, scope, layout=layout, keys=keys, database_url=database_url, progress=progress
         )
         return counted.tally, {
             "quarantined": counted.quarantined,

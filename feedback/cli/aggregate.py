@@ -125,7 +125,7 @@ async def aggregate(
             layout=layout,
             epsilon=float(settings_row["epsilon_per_release"]),
             threshold=settings_row["release_threshold"],
-            count=counter(conn, scope, survey=survey, layout=layout, keys=keys, database_url=url),
+            count=counter(conn, scope, layout=layout, keys=keys, database_url=url),
         )
     state = "made" if made.created else "already made; nothing was spent"
     click.echo(f"release {made.id} for {declared} ({state})")

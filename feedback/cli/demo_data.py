@@ -151,7 +151,7 @@ async def release_past_periods(
                 layout=layout,
                 epsilon=EPSILON,
                 threshold=11,
-                count=counter(conn, scope, survey=survey, layout=layout, keys=keys),
+                count=counter(conn, scope, layout=layout, keys=keys),
             )
             made += release.created
     return made

@@ -60,6 +60,62 @@ def test_each_respondent_touches_exactly_one_plus_q_cells() -> None:
     assert tally.counts[1 + offsets.index("skipped")] == 1
 
 
+def test_a_breakdown_puts_each_respondent_in_exactly_one_group() -> None:
+    layout = Layout.plan(SURVEY, ["believed", "safe_now"], breakdown="gender")
+    tally = Tally(layout)
+    for answers in ({"gender": "man", "believed": 2}, {"gender": "man"}, {"believed": 4}):
+        assert tally.add(answers)
+    size = layout.cells_per_group()
+    man, skipped = layout.groups.index("man") * size, layout.groups.index("skipped") * size
+    believed = categories(SURVEY.question("believed"))
+    assert tally.counts[man] == 2
+    assert tally.counts[man + 1 + believed.index("2")] == 1
+    assert tally.counts[man + 1 + believed.index("skipped")] == 1
+    assert tally.counts[skipped] == 1
+    assert tally.counts[skipped + 1 + believed.index("4")] == 1
+    assert sum(tally.counts) == 3 * layout.sensitivity
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"believed": 6},
+        {"believed": "5"},  # a text where the survey has a number
+        {"believed": True},  # True == 1 in Python; not an answer
+        {"believed": 1.0},
+        {"believed": [1]},
+        {"believed": None},
+        {"not_a_question": 1},
+        {"comment": "free text is given apart"},
+        {"gender": "nobody"},
+        {"believed": 5, "safe_now": 0},  # one bad answer spoils the envelope
+    ],
+)
+def test_an_answer_the_survey_does_not_allow_counts_nothing(answers: dict[str, object]) -> None:
+    tally = Tally(Layout.plan(SURVEY, ["believed", "safe_now"], breakdown="gender"))
+    assert not tally.add(answers)
+    assert not any(tally.counts)
+
+
+def test_merged_tallies_equal_one_tally_of_everything() -> None:
+    layout = Layout.plan(SURVEY, ["believed", "housing"], breakdown="time_in_program")
+    rng = random.Random(3)  # noqa: S311 - synthetic answers
+    everything, parts = Tally(layout), [Tally(layout) for _ in range(3)]
+    for i in range(300):
+        answers = {
+            q.id: rng.choice(sorted(q.allowed(), key=str))
+            for q in SURVEY.questions
+            if q.type != "comment" and rng.random() < 0.8
+        }
+        assert everything.add(answers)
+        assert parts[i % 3].add(answers)
+    merged = Tally(layout)
+    for part in parts:
+        merged.merge(part.raw)
+    assert merged.counts == everything.counts
+    assert sum(merged.counts) == 300 * layout.sensitivity
+
+
 def test_noise_is_calibrated_to_epsilon_by_opendp_s_own_accounting() -> None:
     for epsilon, sensitivity in ((1.0, 1), (0.5, 16), (2.0, 7)):
         noise = Noise(epsilon, sensitivity)

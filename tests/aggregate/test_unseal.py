@@ -29,6 +29,18 @@ async def store(
     await factories.submission(conn, t, key_id=key_id, week=week, ciphertext=ciphertext)  # type: ignore[arg-type]
 
 
+class Recorded:
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.read = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, read: int) -> None:
+        self.read += read
+
+
 def sealed(key: PrivateKey, answers: dict[str, int | str], version: int = 1) -> bytes:
     envelope = Envelope("rights-based", version, "en", answers, "a comment, never released")
     return seal(key.public_key, envelope.to_plaintext())
@@ -55,15 +67,17 @@ async def test_counts_valid_envelopes_and_quarantines_the_rest(
     await store(conn, t, t.key_id, sealed(PrivateKey.generate(), {"believed": 3}))  # wrong key
 
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    progress = Recorded()
     keys = {t.key_id: UnlockedKey(t.key_id, current), retired_id: UnlockedKey(retired_id, retired)}
     counted = await count_period(
         conn,
         scope,
-        survey=SURVEY,
         layout=LAYOUT,
         keys=keys,
         database_url=database_url,
         workers=workers,
+        parallel_from=0,
+        progress=progress,
     )
 
     assert counted.counted == 31
@@ -74,6 +88,7 @@ async def test_counts_valid_envelopes_and_quarantines_the_rest(
     assert believed == {"1": 6, "2": 6, "3": 6, "4": 6, "5": 7, "prefer_not": 0, "skipped": 0}
     assert counted.tally.counts[0] == 31
     assert sum(counted.tally.counts) == 31 * LAYOUT.sensitivity
+    assert progress.total == progress.read == 35  # every row of the period, the bad ones too
 
 
 async def test_privacy_unit_follows_how_invitations_were_issued(conn: Connection) -> None:
