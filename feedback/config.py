@@ -65,6 +65,13 @@ SETTINGS: tuple[Variable, ...] = (
         "the database and its backups. Empty: generated once into "
         "`DATA_DIR/secrets/phone_hmac_key` (mode 0600).",
     ),
+    Variable(
+        "KEY_PASSPHRASE_DIR",
+        "",
+        "Directory of files named after organisations (their slug), each holding that "
+        "organisation's key passphrase (mode 0600): the worker then makes the planned releases "
+        "as their periods end. Empty: no scheduled releases; run `feedback aggregate`.",
+    ),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
     Variable("DEBUG", "false", "Starlette debug pages; never in production."),
 )
@@ -84,6 +91,7 @@ class Settings:
     pool_size: int
     session_secret: bytes | None
     phone_hmac_key: bytes | None
+    key_passphrase_dir: Path | None
     log_level: str
     debug: bool
 
@@ -112,6 +120,9 @@ class Settings:
             pool_size=_integer(get("POOL_SIZE"), "POOL_SIZE", low=2, high=1000),
             session_secret=_secret(get("SESSION_SECRET"), "SESSION_SECRET"),
             phone_hmac_key=_secret(get("PHONE_HMAC_KEY"), "PHONE_HMAC_KEY"),
+            key_passphrase_dir=Path(raw).expanduser()
+            if (raw := get("KEY_PASSPHRASE_DIR"))
+            else None,
             log_level=_log_level(get("LOG_LEVEL")),
             debug=_boolean(get("DEBUG"), "DEBUG"),
         )

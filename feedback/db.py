@@ -19,6 +19,7 @@ import asyncpg
 from feedback.errors import ConfigError, DatabaseUnavailable
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+Record: TypeAlias = asyncpg.Record
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 )

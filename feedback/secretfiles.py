@@ -74,3 +74,17 @@ def load_or_create_secret(data_dir: Path, name: str) -> bytes:
     if len(value) < 64:
         raise DataDirError(f"secret file {path} is truncated: delete it to generate a new one")
     return bytes.fromhex(value)
+
+
+def read_passphrase_file(path: Path) -> str:
+    """A passphrase kept in a file: its first line. Refused when others can read the file."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise DataDirError(
+                f"passphrase file {path} is readable by others (mode {mode:o}): "
+                f"run chmod 600 {path}"
+            )
+        return path.read_text().splitlines()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        raise DataDirError(f"cannot read a passphrase from {path}") from None

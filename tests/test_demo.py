@@ -142,5 +142,5 @@ async def test_demo_with_a_database_url(demo_dir: Path, database_url: str) -> No
     assert programs == 2
     assert surveys == 1
     assert ran >= 1  # the worker's jobs ran inside the demo process
-    assert releases == spent == 8  # each past quarter, plus the equity and time views
+    assert releases == spent == 12  # per program and past quarter: overall, equity, time
     assert retention >= 1  # and released ciphertexts past their grace period go

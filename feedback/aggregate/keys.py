@@ -22,7 +22,7 @@ from nacl.public import PrivateKey
 from feedback import keyrows
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.wrapping import check_passphrase, unwrap, wrap
+from feedback.wrapping import WrongPassphrase, check_passphrase, unwrap, wrap
 
 KEY_FILE_FORMAT = "feedback.collection-key.v1"
 
@@ -99,6 +99,27 @@ async def unlock(
             f"key {row.id}: the unwrapped private key does not match its public key"
         )
     return UnlockedKey(row.id, private_key)
+
+
+async def unlock_all(
+    conn: Connection, organisation_id: uuid.UUID, passphrase: str
+) -> dict[uuid.UUID, UnlockedKey]:
+    """Every wrapped key of the organisation that the passphrase opens (retired ones too:
+    old submissions are sealed to them)."""
+    unlocked = {}
+    for row in await keyrows.select_keys(conn, "collection_keys", organisation_id=organisation_id):
+        if row.wrapped is None:
+            continue
+        try:
+            key = await unlock(
+                conn, organisation_id=organisation_id, passphrase=passphrase, key_id=row.id
+            )
+        except WrongPassphrase:
+            continue
+        unlocked[key.id] = key
+    if not unlocked:
+        raise WrongPassphrase("wrong passphrase: no key of this organisation opens with it")
+    return unlocked
 
 
 def write_key_file(key: UnlockedKey, path: Path) -> None:

@@ -1,6 +1,7 @@
 """Making a release: noise drawn only once the budget is secured, stored with its ledger entry
 in one transaction, under a lock on the organisation, so that no crash or race can publish a
-release without spending its budget, or spend budget without a release.
+release without spending its budget, or spend budget without a release. The budget is checked
+for the survivors the release covers (see ``budget``).
 
 Asking again for a released period returns the stored release: never fresh noise.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from feedback.aggregate.budget import spent_by_program, worst_loss
 from feedback.aggregate.periods import Period
 from feedback.aggregate.privacy import (
     MECHANISM,
@@ -116,18 +118,14 @@ async def make_release(
         if existing is not None:
             return existing
         year = scope.period.budget_year
-        spent = await conn.fetchval(
-            "SELECT coalesce(sum(epsilon), 0) FROM privacy_ledger "
-            "WHERE organisation_id = $1 AND budget_year = $2",
-            scope.organisation_id,
-            year,
-        )
+        by_program = await spent_by_program(conn, scope.organisation_id, year)
+        spent = worst_loss(by_program, scope.program_id)
         cost = Decimal(str(round(noise.spent(), 6)))
         if spent + cost > budget:
             raise BudgetExceeded(
-                f"this release would spend epsilon {cost} but only {budget - spent} of the "
-                f"{year} budget of {budget} is left; it renews on {dt.date(year + 1, 1, 1)}. "
-                "Nothing was released or spent."
+                f"this release would spend epsilon {cost} but only {max(budget - spent, 0)} "
+                f"of the {year} budget of {budget} is left for the survivors it covers; the "
+                f"budget renews on {dt.date(year + 1, 1, 1)}. Nothing was released or spent."
             )
         groups = release(tally, noise, threshold=threshold)
         del tally  # the exact counts go no further

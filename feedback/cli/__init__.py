@@ -16,12 +16,21 @@ from starlette.applications import Starlette
 
 from feedback import __version__, web
 from feedback.aggregate import jobs as aggregate_jobs
+from feedback.aggregate.scheduled import scheduled_releases_job
 from feedback.cli import demo as demo_module
 from feedback.cli.aggregate import aggregate
 from feedback.cli.common import run
 from feedback.cli.invitations import invitations
 from feedback.cli.keys import keys
-from feedback.cli.runtime import bind, database, ready_pool, serve, stop_on_signals
+from feedback.cli.plan import plan
+from feedback.cli.runtime import (
+    bind,
+    database,
+    ready_database,
+    ready_pool,
+    serve,
+    stop_on_signals,
+)
 from feedback.collect import jobs as collect_jobs
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
@@ -85,9 +94,13 @@ def build_web_app(
     return web.combine(apps)
 
 
-def worker_jobs() -> tuple[Job, ...]:
-    """Every scheduled job, whichever package owns it."""
-    return (*collect_jobs.JOBS, *aggregate_jobs.JOBS)
+def worker_jobs(settings: Settings, database_url: str) -> tuple[Job, ...]:
+    """Every scheduled job, whichever package owns it; scheduled releases only where the
+    worker has been given passphrases."""
+    jobs: tuple[Job, ...] = (*collect_jobs.JOBS, *aggregate_jobs.JOBS)
+    if settings.key_passphrase_dir is not None:
+        jobs += (scheduled_releases_job(settings.key_passphrase_dir, database_url),)
+    return jobs
 
 
 @main.command("serve")
@@ -115,8 +128,8 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
 async def worker(settings: Settings) -> None:
     """Run scheduled jobs (each at most once per period across all workers)."""
     with stop_on_signals() as stopping:
-        async with ready_pool(settings, migrate_first=False) as pool:
-            scheduler = build_scheduler(pool, worker_jobs())
+        async with ready_database(settings, migrate_first=False) as (url, pool):
+            scheduler = build_scheduler(pool, worker_jobs(settings, url))
             scheduler.start()
             click.echo(f"worker running {len(scheduler.get_jobs())} jobs; Ctrl-C stops it")
             try:
@@ -131,12 +144,12 @@ async def demo(settings: Settings) -> None:
     """Migrate, seed a demo organisation, and run the web apps and the worker in one process."""
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
-        async with ready_pool(settings, migrate_first=True) as pool:
+        async with ready_database(settings, migrate_first=True) as (url, pool):
             async with pool.acquire() as conn:
                 facts = await demo_module.seed(conn, settings)
             path = demo_module.write_facts(settings.data_dir, facts)
             click.echo(demo_module.describe(facts, path))
-            scheduler = build_scheduler(pool, worker_jobs())
+            scheduler = build_scheduler(pool, worker_jobs(settings, url))
             scheduler.start()
             try:
                 app = build_web_app(settings, resolve_secrets(settings), pool, "both")
@@ -148,6 +161,7 @@ async def demo(settings: Settings) -> None:
 main.add_command(keys)
 main.add_command(invitations)
 main.add_command(aggregate)
+main.add_command(plan)
 
 
 @main.command("settings")

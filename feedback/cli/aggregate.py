@@ -1,17 +1,20 @@
-"""`feedback aggregate`: one release now, for one declared period."""
+"""`feedback aggregate`: the planned releases of one period, now."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
-from feedback.aggregate.keys import UnlockedKey, read_key_file, unlock
+from feedback.aggregate.keys import UnlockedKey, read_key_file, unlock_all
 from feedback.aggregate.periods import Period
-from feedback.aggregate.privacy import Layout
-from feedback.aggregate.releases import Scope, make_release
-from feedback.aggregate.unseal import counter
+from feedback.aggregate.plans import PlanLine
+from feedback.aggregate.scheduled import make_planned, of_period
+from feedback.aggregate.unseal import Progress
 from feedback.cli.common import (
     organisation_option,
     passphrase_file_option,
@@ -22,50 +25,46 @@ from feedback.cli.common import (
 from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import Connection
-from feedback.errors import FeedbackError
-from feedback.keyrows import select_keys
-from feedback.surveys import from_json
-from feedback.wrapping import WrongPassphrase
+
+
+class ProgressBar:
+    """A bar on the terminal for a long run (click's; it stays quiet when not on a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._bar: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def start(self, total: int) -> None:
+        self._bar = self._stack.enter_context(
+            click.progressbar(length=total, label=self.label, file=sys.stderr)
+        )
+
+    def advance(self, read: int) -> None:
+        if self._bar is not None:
+            self._bar.update(read)
+
+    def close(self) -> None:
+        self._stack.close()
 
 
 async def _keys(
-    conn: Connection, organisation_id: uuid.UUID, passphrase: str | None, key_file: Path | None
+    conn: Connection,
+    organisation_id: uuid.UUID,
+    passphrase_file: Path | None,
+    key_file: Path | None,
 ) -> dict[uuid.UUID, UnlockedKey]:
     """Every key that opens: from the key file, or each wrapped key the passphrase unwraps."""
     if key_file is not None:
         key = read_key_file(key_file)
         return {key.id: key}
-    unlocked = {}
-    for row in await select_keys(conn, "collection_keys", organisation_id=organisation_id):
-        if row.wrapped is None:
-            continue
-        try:
-            key = await unlock(
-                conn, organisation_id=organisation_id, passphrase=passphrase or "", key_id=row.id
-            )
-        except WrongPassphrase:
-            continue
-        unlocked[key.id] = key
-    if not unlocked:
-        raise WrongPassphrase("wrong passphrase: no key of this organisation opens with it")
-    return unlocked
+    return await unlock_all(conn, organisation_id, read_passphrase(passphrase_file, confirm=False))
 
 
 @click.command()
 @organisation_option
 @click.option("--period", required=True, help="2026-07, 2026-Q3 or 2026.")
-@click.option(
-    "--program", "-p", metavar="SLUG", help="One program (default: the whole organisation)."
-)
-@click.option("--survey", "survey_slug", default="rights-based", show_default=True)
-@click.option(
-    "--question",
-    "-q",
-    "questions",
-    multiple=True,
-    help="Questions to release (default: all but demographics and the comment).",
-)
-@click.option("--breakdown", help="A demographic question to break the tables down by.")
+@click.option("--program", "-p", metavar="SLUG", help="Only this program's planned releases.")
 @click.option(
     "--key-file", type=click.Path(path_type=Path), help="An exported key file, for offline use."
 )
@@ -76,61 +75,45 @@ async def aggregate(
     organisation: str | None,
     period: str,
     program: str | None,
-    survey_slug: str,
-    questions: tuple[str, ...],
-    breakdown: str | None,
     key_file: Path | None,
     passphrase_file: Path | None,
 ) -> None:
-    """Open, count and release one period (or show the release already made for it)."""
+    """Open, count and release the planned releases of one period (or show those already
+    made for it). What a year releases is declared first, with `feedback plan add`."""
     declared = Period.parse(period)
+    bars: list[ProgressBar] = []
+
+    def progress(line: PlanLine, period: Period) -> Progress:
+        bars.append(ProgressBar(f"{period} {line.program or 'all programs'}"))
+        return bars[-1]
+
     async with (
         ready_database(settings, migrate_first=False) as (url, pool),
         pool.acquire() as conn,
     ):
         org = await pick_organisation(conn, organisation)
-        settings_row = await conn.fetchrow(
-            "SELECT epsilon_per_release, release_threshold FROM organisations WHERE id = $1",
-            org.id,
+        work = await of_period(conn, org.id, declared, program)
+        keys = await _keys(conn, org.id, passphrase_file, key_file)
+        try:
+            made = await make_planned(conn, work, keys=keys, database_url=url, progress=progress)
+        finally:
+            for bar in bars:
+                bar.close()
+    refused = 0
+    for item in made:
+        click.echo(f"{item.period} - {item.line.describe()}")
+        if item.release is None:
+            refused += 1
+            click.echo(f"  refused: {item.refused}")
+            continue
+        release = item.release
+        state = "made" if release.created else "already made; nothing was spent"
+        click.echo(f"  release {release.id} ({state})")
+        click.echo(
+            f"  epsilon {release.epsilon}, discrete Laplace scale {release.noise_scale}, "
+            f"k {release.threshold}"
         )
-        if settings_row is None:
-            raise FeedbackError(f"organisation {org.slug} vanished")
-        survey_row = await conn.fetchrow(
-            "SELECT id, definition FROM surveys WHERE organisation_id = $1 AND slug = $2 "
-            "ORDER BY version DESC LIMIT 1",
-            org.id,
-            survey_slug,
-        )
-        if survey_row is None:
-            raise FeedbackError(f"{org.slug} has no survey {survey_slug!r}")
-        program_id = None
-        if program is not None:
-            program_id = await conn.fetchval(
-                "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", org.id, program
-            )
-            if program_id is None:
-                raise FeedbackError(f"no program {program!r} in {org.slug}")
-        survey = from_json(survey_row["definition"])
-        chosen = list(questions) or [
-            q.id for q in survey.questions if q.type != "comment" and not q.demographic
-        ]
-        layout = Layout.plan(survey, chosen, breakdown)
-        scope = Scope(org.id, program_id, survey_row["id"], declared, breakdown)
-        passphrase = None if key_file else read_passphrase(passphrase_file, confirm=False)
-        keys = await _keys(conn, org.id, passphrase, key_file)
-
-        made = await make_release(
-            conn,
-            scope,
-            layout=layout,
-            epsilon=float(settings_row["epsilon_per_release"]),
-            threshold=settings_row["release_threshold"],
-            count=counter(conn, scope, layout=layout, keys=keys, database_url=url),
-        )
-    state = "made" if made.created else "already made; nothing was spent"
-    click.echo(f"release {made.id} for {declared} ({state})")
-    click.echo(
-        f"  epsilon {made.epsilon}, discrete Laplace scale {made.noise_scale}, k {made.threshold}"
-    )
-    click.echo(f"  95% noise half-width per cell: +/- {made.cells['half_width_95']:.1f}")
-    click.echo(f"  quarantined submissions: {made.metadata.get('quarantined', 0)}")
+        click.echo(f"  95% noise half-width per cell: +/- {release.cells['half_width_95']:.1f}")
+        click.echo(f"  quarantined submissions: {release.metadata.get('quarantined', 0)}")
+    if refused:
+        raise click.exceptions.Exit(1)

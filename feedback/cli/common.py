@@ -18,6 +18,7 @@ from feedback.config import Settings
 from feedback.db import Connection
 from feedback.errors import FeedbackError
 from feedback.logs import configure_logging
+from feedback.secretfiles import read_passphrase_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,10 +90,7 @@ def read_passphrase(path: Path | None, *, confirm: bool) -> str:
     """From a file (first line), or typed at a prompt; typed twice when ``confirm``, because a
     mistyped passphrase would lose every answer sealed to the key for good."""
     if path is not None:
-        try:
-            return path.read_text().splitlines()[0]
-        except (OSError, IndexError):
-            raise FeedbackError(f"cannot read a passphrase from {path}") from None
+        return read_passphrase_file(path)
     passphrase: str = click.prompt(
         "Passphrase", hide_input=True, confirmation_prompt=confirm, err=True
     )

@@ -28,6 +28,8 @@ async def test_aggregate_makes_one_release_then_returns_it(
     secret.write_text(PASSPHRASE + "\n")
     wrong = tmp_path / "wrong"
     wrong.write_text("not the passphrase at all\n")
+    for path in (secret, wrong):
+        path.chmod(0o600)
     assert (
         feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
     )
@@ -43,6 +45,17 @@ async def test_aggregate_makes_one_release_then_returns_it(
             week=dt.date(2026, 8, 3),
             ciphertext=seal(load_public_key(public_key), envelope.to_plaintext()),
         )
+
+    unplanned = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
+    )
+    assert unplanned.returncode == 1
+    assert "the 2026 plan holds no quarterly release" in unplanned.stderr
+    planned = feedback(
+        database_url, "plan", "add", "--year", "2026", "-q", "believed", "-q", "safe_now"
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "believed: share +/-" in planned.stdout  # the accuracy preview comes first
 
     refused = feedback(
         database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(wrong)
@@ -63,6 +76,15 @@ async def test_aggregate_makes_one_release_then_returns_it(
     assert "already made; nothing was spent" in again.stdout
     assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 1
     assert await conn.fetchval("SELECT bool_and(included_in_release) FROM submissions")
+
+    exposed = tmp_path / "exposed"
+    exposed.write_text(PASSPHRASE + "\n")
+    exposed.chmod(0o644)
+    loose = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(exposed)
+    )
+    assert loose.returncode == 1
+    assert "readable by others" in loose.stderr
 
     bad = feedback(
         database_url, "aggregate", "--period", "last quarter", "--passphrase-file", str(secret)

@@ -1,0 +1,229 @@
+"""Release plans: the releases a year holds, declared by the admin before any is made.
+
+A plan line is one table (the organisation or one program, one survey version, the questions,
+an optional breakdown) released for every month, quarter or year of the budget year, each at
+the line's epsilon. Only planned releases are made: no ad-hoc filters or overlapping windows
+(PRIVACY.md). A line is refused when the plan would spend more than the yearly budget, and it
+can be removed only while none of its releases has been made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from feedback.aggregate.budget import PERIODS_PER_YEAR, planned_by_program, worst_loss
+from feedback.aggregate.periods import Granularity, Period
+from feedback.aggregate.privacy import Layout, PrivacyError
+from feedback.db import Connection, Record
+from feedback.errors import FeedbackError
+from feedback.surveys import Survey, from_json
+
+
+class PlanError(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLine:
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    year: int
+    program_id: uuid.UUID | None  # None: the whole organisation
+    program: str | None  # its slug, for people
+    survey_id: uuid.UUID
+    survey: Survey
+    granularity: Granularity
+    questions: tuple[str, ...]
+    breakdown: str | None
+    epsilon: Decimal
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.plan(self.survey, self.questions, self.breakdown)
+
+    @property
+    def cost(self) -> Decimal:
+        """Epsilon over the year: one release per period."""
+        return self.epsilon * PERIODS_PER_YEAR[self.granularity]
+
+    def periods(self) -> list[Period]:
+        if self.granularity == "year":
+            return [Period.parse(str(self.year))]
+        if self.granularity == "quarter":
+            return [Period.parse(f"{self.year}-Q{q}") for q in range(1, 5)]
+        return [Period.parse(f"{self.year}-{m:02d}") for m in range(1, 13)]
+
+    def due(self, today: dt.date) -> list[Period]:
+        """The periods whose every week has ended by ``today``."""
+        return [p for p in self.periods() if p.weeks()[1] <= today]
+
+    def describe(self) -> str:
+        scope = f"program {self.program}" if self.program else "whole organisation"
+        by = f", by {self.breakdown}" if self.breakdown else ""
+        return (
+            f"{self.year} {self.granularity}ly, {scope}, {self.survey.slug} "
+            f"v{self.survey.version}: {', '.join(self.questions)}{by}; epsilon {self.epsilon} "
+            f"per release, {self.cost} a year"
+        )
+
+
+SELECT_LINES = """
+    SELECT p.id, p.organisation_id, p.budget_year, p.program_id, pr.slug AS program,
+           p.survey_id, s.definition, p.granularity, p.questions, p.breakdown, p.epsilon
+      FROM release_plans p
+      JOIN surveys s ON s.id = p.survey_id
+      LEFT JOIN programs pr ON pr.id = p.program_id
+"""
+
+
+def _line(row: Record) -> PlanLine:
+    return PlanLine(
+        id=row["id"],
+        organisation_id=row["organisation_id"],
+        year=row["budget_year"],
+        program_id=row["program_id"],
+        program=row["program"],
+        survey_id=row["survey_id"],
+        survey=from_json(row["definition"]),
+        granularity=row["granularity"],
+        questions=tuple(row["questions"]),
+        breakdown=row["breakdown"],
+        epsilon=row["epsilon"],
+    )
+
+
+async def plan_of(conn: Connection, organisation_id: uuid.UUID, year: int) -> list[PlanLine]:
+    rows = await conn.fetch(
+        SELECT_LINES
+        + " WHERE p.organisation_id = $1 AND p.budget_year = $2"
+        + " ORDER BY pr.slug NULLS FIRST, p.granularity, p.breakdown NULLS FIRST",
+        organisation_id,
+        year,
+    )
+    return [_line(row) for row in rows]
+
+
+async def add_line(
+    conn: Connection,
+    *,
+    organisation_id: uuid.UUID,
+    year: int,
+    program_id: uuid.UUID | None,
+    survey_id: uuid.UUID,
+    granularity: Granularity,
+    questions: Sequence[str],
+    breakdown: str | None,
+    epsilon: Decimal,
+) -> PlanLine:
+    """Add a line to the year's plan; refused (with what is left) if the plan would then
+    spend more than the yearly budget for some survivor."""
+    if not Decimal(0) < epsilon <= Decimal(10):
+        raise PlanError(f"epsilon per release must be more than 0 and at most 10; got {epsilon}")
+    definition = await conn.fetchval(
+        "SELECT definition FROM surveys WHERE organisation_id = $1 AND id = $2",
+        organisation_id,
+        survey_id,
+    )
+    if definition is None:
+        raise PlanError("no such survey in this organisation")
+    try:
+        Layout.plan(from_json(definition), questions, breakdown)
+    except KeyError as exc:
+        raise PlanError(f"{exc.args[0]!r} is not a question of this survey") from None
+    except PrivacyError as exc:
+        raise PlanError(str(exc)) from None
+    cost = epsilon * PERIODS_PER_YEAR[granularity]
+    async with conn.transaction():
+        total = await conn.fetchval(
+            "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE", organisation_id
+        )
+        planned = await planned_by_program(conn, organisation_id, year)
+        after = dict(planned)
+        after[program_id] = after.get(program_id, Decimal(0)) + cost
+        if worst_loss(after) > total:
+            left = max(Decimal(0), total - worst_loss(planned, program_id))
+            raise PlanError(
+                f"this line would spend epsilon {cost} in {year} ({epsilon} per release, "
+                f"{PERIODS_PER_YEAR[granularity]} releases), but only {left} of the yearly "
+                f"budget of {total} is left to plan for the survivors it covers. Lower its "
+                "epsilon, choose a coarser period, or raise the budget."
+            )
+        exists = await conn.fetchval(
+            """
+            SELECT EXISTS (SELECT 1 FROM release_plans
+                            WHERE organisation_id = $1 AND budget_year = $2
+                              AND program_id IS NOT DISTINCT FROM $3 AND survey_id = $4
+                              AND granularity = $5 AND breakdown IS NOT DISTINCT FROM $6)
+            """,
+            organisation_id,
+            year,
+            program_id,
+            survey_id,
+            granularity,
+            breakdown,
+        )
+        if exists:
+            raise PlanError("the plan already has this table for this year; remove that line first")
+        line_id = await conn.fetchval(
+            """
+            INSERT INTO release_plans (organisation_id, budget_year, program_id, survey_id,
+                                       granularity, questions, breakdown, epsilon)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            RETURNING id
+            """,
+            organisation_id,
+            year,
+            program_id,
+            survey_id,
+            granularity,
+            list(questions),
+            breakdown,
+            epsilon,
+        )
+    return await line_by_id(conn, organisation_id, line_id)
+
+
+async def line_by_id(conn: Connection, organisation_id: uuid.UUID, line_id: uuid.UUID) -> PlanLine:
+    row = await conn.fetchrow(
+        SELECT_LINES + " WHERE p.organisation_id = $1 AND p.id = $2", organisation_id, line_id
+    )
+    if row is None:
+        raise PlanError(f"no plan line {line_id} in this organisation")
+    return _line(row)
+
+
+async def release_made(conn: Connection, line: PlanLine, period: Period) -> bool:
+    made: bool = await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM releases
+                        WHERE organisation_id = $1 AND program_id IS NOT DISTINCT FROM $2
+                          AND survey_id = $3 AND granularity = $4 AND period_start = $5
+                          AND breakdown IS NOT DISTINCT FROM $6)
+        """,
+        line.organisation_id,
+        line.program_id,
+        line.survey_id,
+        line.granularity,
+        period.start,
+        line.breakdown,
+    )
+    return made
+
+
+async def remove_line(conn: Connection, organisation_id: uuid.UUID, line_id: uuid.UUID) -> None:
+    line = await line_by_id(conn, organisation_id, line_id)
+    for period in line.periods():
+        if await release_made(conn, line, period):
+            raise PlanError(
+                f"the release for {period} has been made from this line: the line stays, "
+                "so that the budget it spent stays planned"
+            )
+    await conn.execute(
+        "DELETE FROM release_plans WHERE organisation_id = $1 AND id = $2",
+        organisation_id,
+        line_id,
+    )

@@ -1,0 +1,237 @@
+"""`feedback plan`: the year's release plan and privacy budget, with an accuracy preview."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal, InvalidOperation
+
+import click
+
+from feedback.aggregate.budget import year_budget
+from feedback.aggregate.periods import Granularity
+from feedback.aggregate.plans import PlanError, add_line, plan_of, remove_line
+from feedback.aggregate.privacy import Layout, PrivacyError, preview
+from feedback.cli.common import organisation_option, pick_organisation, run
+from feedback.cli.runtime import ready_pool
+from feedback.config import Settings
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+from feedback.surveys import from_json
+
+THIS_YEAR = dt.datetime.now(dt.UTC).year
+N_HELP = "Respondents per group to preview the accuracy at (the program's usual number)."
+
+
+def _epsilon(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise click.BadParameter(f"{raw!r} is not a number") from None
+    if not value.is_finite():
+        raise click.BadParameter(f"{raw!r} is not a number")
+    return value
+
+
+def describe_preview(layout: Layout, epsilon: Decimal, n: int, threshold: int) -> list[str]:
+    shown = preview(layout, float(epsilon), n, threshold)
+    lines = [
+        f"  at {n} respondents per group: each count +/- {shown.cell_half_width:.1f} (95%); "
+        f"a group of {n} is suppressed {shown.suppressed_chance:.0%} of the time (k {threshold})"
+    ]
+    for question, width in shown.share_half_width.items():
+        lines.append(f"    {question}: share +/- {width * 100:.0f} points")
+    return lines
+
+
+@click.group()
+def plan() -> None:
+    """Declare what the year releases, and see what it will cost and how accurate it will be."""
+
+
+@plan.command("show")
+@organisation_option
+@click.option("--year", type=int, default=THIS_YEAR, show_default=True)
+@click.option(
+    "--n", "respondents", type=click.IntRange(1), default=40, show_default=True, help=N_HELP
+)
+@run
+async def show(settings: Settings, organisation: str | None, year: int, respondents: int) -> None:
+    """The year's plan, its budget (spent, planned, left) and each line's accuracy preview."""
+    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        budget = await year_budget(conn, org.id, year)
+        lines = await plan_of(conn, org.id, year)
+        threshold = await _threshold(conn, org.id)
+    click.echo(
+        f"{year} budget: epsilon {budget.total}; spent {budget.spent}, planned "
+        f"{budget.planned}, left to plan {budget.left} (for the worst-off survivor; renews "
+        f"{budget.renews})"
+    )
+    if not lines:
+        click.echo("no releases planned: add one with `feedback plan add`")
+    for line in lines:
+        click.echo(f"{line.id}  {line.describe()}")
+        for text in describe_preview(line.layout, line.epsilon, respondents, threshold):
+            click.echo(text)
+
+
+@plan.command("add")
+@organisation_option
+@click.option("--year", type=int, default=THIS_YEAR, show_default=True)
+@click.option("--program", "-p", metavar="SLUG", help="One program (default: the organisation).")
+@click.option(
+    "--every",
+    "granularity",
+    type=click.Choice(["month", "quarter", "year"]),
+    default="quarter",
+    show_default=True,
+)
+@click.option("--survey", "survey_slug", default="rights-based", show_default=True)
+@click.option(
+    "--question",
+    "-q",
+    "questions",
+    multiple=True,
+    help="A question to release (repeat; default: all but demographics and the comment).",
+)
+@click.option(
+    "--breakdown",
+    help="A single-choice question to break the tables down by (gender, age_band, "
+    "exploitation, time_in_program...).",
+)
+@click.option("--epsilon", type=_epsilon, help="Per release (default: the organisation's).")
+@click.option(
+    "--n", "respondents", type=click.IntRange(1), default=40, show_default=True, help=N_HELP
+)
+@click.option("--dry-run", is_flag=True, help="Show the preview and the cost; store nothing.")
+@run
+async def add(
+    settings: Settings,
+    organisation: str | None,
+    year: int,
+    program: str | None,
+    granularity: Granularity,
+    survey_slug: str,
+    questions: tuple[str, ...],
+    breakdown: str | None,
+    epsilon: Decimal | None,
+    respondents: int,
+    dry_run: bool,
+) -> None:
+    """Add a table to the year's plan, after showing how accurate it will be."""
+    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        survey_row = await conn.fetchrow(
+            "SELECT id, definition FROM surveys WHERE organisation_id = $1 AND slug = $2 "
+            "ORDER BY version DESC LIMIT 1",
+            org.id,
+            survey_slug,
+        )
+        if survey_row is None:
+            raise FeedbackError(f"{org.slug} has no survey {survey_slug!r}")
+        survey = from_json(survey_row["definition"])
+        chosen = list(questions) or [
+            q.id
+            for q in survey.questions
+            if q.type != "comment" and not q.demographic and q.id != breakdown
+        ]
+        try:
+            layout = Layout.plan(survey, chosen, breakdown)
+        except KeyError as exc:
+            raise PlanError(f"{exc.args[0]!r} is not a question of {survey_slug}") from None
+        except PrivacyError as exc:
+            raise PlanError(str(exc)) from None
+        program_id = await _program_id(conn, org.id, program)
+        if epsilon is None:
+            epsilon = Decimal(
+                await conn.fetchval(
+                    "SELECT epsilon_per_release FROM organisations WHERE id = $1", org.id
+                )
+            )
+        click.echo(f"{granularity}ly releases of {', '.join(chosen)} at epsilon {epsilon} each:")
+        for text in describe_preview(layout, epsilon, respondents, await _threshold(conn, org.id)):
+            click.echo(text)
+        if dry_run:
+            budget = await year_budget(conn, org.id, year)
+            click.echo(f"(dry run: nothing stored; {budget.left} of the {year} budget is left)")
+            return
+        line = await add_line(
+            conn,
+            organisation_id=org.id,
+            year=year,
+            program_id=program_id,
+            survey_id=survey_row["id"],
+            granularity=granularity,
+            questions=chosen,
+            breakdown=breakdown,
+            epsilon=epsilon,
+        )
+        budget = await year_budget(conn, org.id, year)
+    click.echo(f"planned {line.id}: {line.describe()}")
+    click.echo(f"{year}: planned {budget.planned} of {budget.total}; left to plan {budget.left}")
+
+
+@plan.command("remove")
+@organisation_option
+@click.argument("line_id", type=click.UUID)
+@run
+async def remove(settings: Settings, organisation: str | None, line_id: uuid.UUID) -> None:
+    """Remove a line none of whose releases has been made."""
+    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        await remove_line(conn, org.id, line_id)
+    click.echo(f"removed {line_id}")
+
+
+@plan.command("budget")
+@organisation_option
+@click.option(
+    "--per-year", type=_epsilon, required=True, help="Epsilon a survivor may lose a year."
+)
+@click.option("--per-release", type=_epsilon, help="Default epsilon of a new plan line.")
+@run
+async def budget_command(
+    settings: Settings, organisation: str | None, per_year: Decimal, per_release: Decimal | None
+) -> None:
+    """Set the organisation's yearly privacy budget (0 to 10; 0 releases nothing)."""
+    if not Decimal(0) <= per_year <= Decimal(10):
+        raise FeedbackError(f"the yearly budget is from 0 (nothing released) to 10; got {per_year}")
+    if per_release is not None and not Decimal(0) < per_release <= Decimal(10):
+        raise FeedbackError(f"epsilon per release is more than 0 and at most 10; got {per_release}")
+    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        await conn.execute(
+            "UPDATE organisations SET epsilon_per_year = $2, "
+            "epsilon_per_release = coalesce($3, epsilon_per_release) WHERE id = $1",
+            org.id,
+            per_year,
+            per_release,
+        )
+        budget = await year_budget(conn, org.id, THIS_YEAR)
+    click.echo(f"{org.slug}: epsilon {per_year} a year")
+    if budget.planned > per_year or budget.spent > per_year:
+        click.echo(
+            f"note: {THIS_YEAR} has already planned {budget.planned} and spent {budget.spent}; "
+            "releases beyond the new budget will be refused"
+        )
+
+
+async def _threshold(conn: Connection, organisation_id: uuid.UUID) -> int:
+    threshold: int = await conn.fetchval(
+        "SELECT release_threshold FROM organisations WHERE id = $1", organisation_id
+    )
+    return threshold
+
+
+async def _program_id(
+    conn: Connection, organisation_id: uuid.UUID, program: str | None
+) -> uuid.UUID | None:
+    if program is None:
+        return None
+    program_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", organisation_id, program
+    )
+    if program_id is None:
+        raise FeedbackError(f"no program {program!r} in this organisation")
+    return program_id
