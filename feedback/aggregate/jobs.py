@@ -9,9 +9,10 @@ from feedback.jobs import Job
 
 
 async def delete_released_ciphertexts(conn: Connection) -> str:
-    """Retention: a sealed submission counted in a release is deleted once its organisation's
-    grace period has passed since its week. Releases keep only noisy numbers, so nothing
-    that a report needs is lost."""
+    """Retention: a sealed submission is deleted once every release the plan schedules for it
+    has been made, and the last release that counted it is older than its organisation's
+    grace period. Releases keep only noisy numbers, so nothing a report needs is lost. A
+    submission no plan covers is kept: an admin may still plan its release."""
     deleted = await conn.fetchval(
         """
         WITH gone AS (
@@ -19,14 +20,33 @@ async def delete_released_ciphertexts(conn: Connection) -> str:
              USING organisations o
              WHERE o.id = s.organisation_id
                AND s.included_in_release
-               AND s.received_week + make_interval(days => o.retention_grace_days + 7)
-                   < current_date
+               -- every planned release covering it has been made
+               AND NOT EXISTS (
+                   SELECT 1 FROM release_plans p
+                    WHERE p.organisation_id = s.organisation_id AND p.survey_id = s.survey_id
+                      AND p.budget_year = extract(year FROM s.received_week)
+                      AND (p.program_id IS NULL OR p.program_id = s.program_id)
+                      AND NOT EXISTS (
+                          SELECT 1 FROM releases r
+                           WHERE r.organisation_id = p.organisation_id
+                             AND r.program_id IS NOT DISTINCT FROM p.program_id
+                             AND r.survey_id = p.survey_id
+                             AND r.granularity = p.granularity
+                             AND r.breakdown IS NOT DISTINCT FROM p.breakdown
+                             AND r.period_start = date_trunc(p.granularity, s.received_week)))
+               -- and the grace period has passed since the last release that counted it
+               AND NOT EXISTS (
+                   SELECT 1 FROM releases r
+                    WHERE r.organisation_id = s.organisation_id AND r.survey_id = s.survey_id
+                      AND (r.program_id IS NULL OR r.program_id = s.program_id)
+                      AND s.received_week >= r.period_start AND s.received_week < r.period_end
+                      AND r.created_at > now() - make_interval(days => o.retention_grace_days))
             RETURNING 1
         )
         SELECT count(*) FROM gone
         """
     )
-    return f"deleted {deleted} released ciphertexts past their grace period"
+    return f"deleted {deleted} ciphertexts whose scheduled releases are made and past grace"
 
 
 JOBS = (Job("delete-released-ciphertexts", dt.timedelta(hours=6), delete_released_ciphertexts),)
