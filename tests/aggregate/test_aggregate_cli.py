@@ -91,3 +91,28 @@ async def test_aggregate_makes_one_release_then_returns_it(
     )
     assert bad.returncode == 1
     assert "write 2026-07, 2026-Q3 or 2026" in bad.stderr
+
+
+async def test_plan_commands_show_the_budget_and_refuse_bad_values(
+    conn: Connection, database_url: str
+) -> None:
+    await factories.tenant(conn)
+    too_much = feedback(database_url, "plan", "budget", "--per-year", "11")
+    assert too_much.returncode == 1
+    assert "from 0 (nothing released) to 10; got 11" in too_much.stderr
+    assert feedback(database_url, "plan", "budget", "--per-year", "nan").returncode == 2
+    preview = feedback(
+        database_url, "plan", "add", "--year", "2026", "--breakdown", "gender", "--dry-run"
+    )
+    assert preview.returncode == 0, preview.stderr
+    assert "a group of 40 is suppressed" in preview.stdout
+    assert "dry run: nothing stored" in preview.stdout
+    assert await conn.fetchval("SELECT count(*) FROM release_plans") == 0
+
+    assert feedback(database_url, "plan", "budget", "--per-year", "0").returncode == 0
+    refused = feedback(database_url, "plan", "add", "--year", "2026")
+    assert refused.returncode == 1
+    assert "only 0 of the yearly budget of 0 is left" in refused.stderr
+    shown = feedback(database_url, "plan", "show", "--year", "2026")
+    assert "2026 budget: epsilon 0; spent 0, planned 0" in shown.stdout
+    assert "no releases planned" in shown.stdout
