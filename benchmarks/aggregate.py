@@ -25,12 +25,13 @@ from nacl.public import PrivateKey, SealedBox
 
 from benchmarks.database import bench_database
 from feedback.aggregate.keys import UnlockedKey
-from feedback.aggregate.periods import Period
-from feedback.aggregate.privacy import Layout, Noise, Tally
+from feedback.aggregate.privacy import Noise, Tally
 from feedback.aggregate.releases import Scope, make_release
 from feedback.aggregate.unseal import count_period
+from feedback.cells import Layout
 from feedback.db import connect
 from feedback.envelope import Envelope
+from feedback.periods import Period
 from feedback.sealing import seal
 from feedback.surveys import load_survey, parse_definition
 from tests import factories

@@ -16,19 +16,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from feedback.aggregate.budget import spent_by_program, worst_loss
-from feedback.aggregate.periods import Period
-from feedback.aggregate.privacy import (
-    MECHANISM,
-    SUPPRESSED,
-    GroupRelease,
-    Layout,
-    Noise,
-    Tally,
-    release,
-)
+from feedback.aggregate.privacy import MECHANISM, GroupRelease, Noise, Tally, release
+from feedback.budget import spent_by_program, worst_loss
+from feedback.cells import SUPPRESSED, Layout
 from feedback.db import Connection
 from feedback.errors import FeedbackError
+from feedback.periods import Period
 
 
 class BudgetExceeded(FeedbackError):

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feedback.aggregate.keys import UnlockedKey, unlock_all
-from feedback.aggregate.periods import Period
-from feedback.aggregate.plans import PlanError, PlanLine, plan_of, release_made
 from feedback.aggregate.releases import BudgetExceeded, Scope, StoredRelease, make_release
 from feedback.aggregate.unseal import Progress, counter
 from feedback.db import Connection, connect
 from feedback.jobs import Job
+from feedback.periods import Period
+from feedback.plans import PlanError, PlanLine, plan_of, release_made
 from feedback.secretfiles import read_passphrase_file
 
 log = logging.getLogger(__name__)

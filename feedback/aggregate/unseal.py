@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from feedback.aggregate.keys import CannotOpen, UnlockedKey
-from feedback.aggregate.privacy import Layout, Tally
+from feedback.aggregate.privacy import Tally
 from feedback.aggregate.releases import Scope
+from feedback.cells import Layout
 from feedback.db import Connection, connect
 from feedback.envelope import InvalidEnvelope, answers_of
 from feedback.errors import FeedbackError

@@ -11,8 +11,6 @@ from typing import Any
 import click
 
 from feedback.aggregate.keys import UnlockedKey, read_key_file, unlock_all
-from feedback.aggregate.periods import Period
-from feedback.aggregate.plans import PlanLine
 from feedback.aggregate.scheduled import make_planned, of_period
 from feedback.aggregate.unseal import Progress
 from feedback.cli.common import (
@@ -25,6 +23,8 @@ from feedback.cli.common import (
 from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import Connection
+from feedback.periods import Period
+from feedback.plans import PlanLine
 
 
 class ProgressBar:

@@ -11,12 +11,12 @@ from decimal import Decimal
 from asyncpg import Record
 
 from feedback.aggregate.keys import unlock_all
-from feedback.aggregate.periods import Period
-from feedback.aggregate.plans import add_line, plan_of
 from feedback.aggregate.scheduled import make_planned
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
+from feedback.periods import Period
+from feedback.plans import add_line, plan_of
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import PREFER_NOT, Survey, from_json
 

@@ -8,15 +8,16 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
-from feedback.aggregate.budget import year_budget
-from feedback.aggregate.periods import Granularity
-from feedback.aggregate.plans import PlanError, add_line, plan_of, remove_line
-from feedback.aggregate.privacy import Layout, PrivacyError, preview
+from feedback.budget import year_budget
+from feedback.cells import Layout, PrivacyError
 from feedback.cli.common import organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.db import Connection
 from feedback.errors import FeedbackError
+from feedback.periods import Granularity
+from feedback.plans import PlanError, add_line, plan_of, remove_line
+from feedback.shares import preview
 from feedback.surveys import from_json
 
 THIS_YEAR = dt.datetime.now(dt.UTC).year

@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 
-from feedback.aggregate.budget import year_budget
 from feedback.aggregate.jobs import delete_released_ciphertexts
 from feedback.aggregate.keys import UnlockedKey, create_collection_key
-from feedback.aggregate.periods import Period
-from feedback.aggregate.plans import PlanError, PlanLine, add_line, plan_of, remove_line
-from feedback.aggregate.privacy import Layout, Tally
+from feedback.aggregate.privacy import Tally
 from feedback.aggregate.releases import BudgetExceeded, Scope, make_release
 from feedback.aggregate.scheduled import due, make_planned, scheduled_releases_job
+from feedback.budget import year_budget
+from feedback.cells import Layout
 from feedback.db import Connection, Pool
 from feedback.envelope import Envelope
 from feedback.jobs import run_once
+from feedback.periods import Period
+from feedback.plans import PlanError, PlanLine, add_line, plan_of, remove_line
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import load_survey
 from tests import factories

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from feedback.aggregate.periods import BadPeriod, Period
-from feedback.aggregate.privacy import Layout, Tally
+from feedback.aggregate.privacy import Tally
 from feedback.aggregate.releases import BudgetExceeded, Scope, make_release
+from feedback.cells import Layout
 from feedback.db import Connection, connect
+from feedback.periods import BadPeriod, Period
 from feedback.surveys import load_survey
 from tests import factories
 

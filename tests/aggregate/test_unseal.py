@@ -7,12 +7,12 @@ import pytest
 from nacl.public import PrivateKey
 
 from feedback.aggregate.keys import UnlockedKey
-from feedback.aggregate.periods import Period
-from feedback.aggregate.privacy import Layout, categories
 from feedback.aggregate.releases import Scope
 from feedback.aggregate.unseal import count_period, privacy_unit
+from feedback.cells import Layout, categories
 from feedback.db import Connection
 from feedback.envelope import Envelope
+from feedback.periods import Period
 from feedback.sealing import seal
 from feedback.surveys import load_survey
 from tests import factories

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from feedback.aggregate.budget import PERIODS_PER_YEAR, planned_by_program, worst_loss
-from feedback.aggregate.periods import Granularity, Period
-from feedback.aggregate.privacy import Layout, PrivacyError
+from feedback.budget import PERIODS_PER_YEAR, planned_by_program, worst_loss
+from feedback.cells import Layout, PrivacyError
 from feedback.db import Connection, Record
 from feedback.errors import FeedbackError
+from feedback.periods import Granularity, Period
 from feedback.surveys import Survey, from_json
 
 

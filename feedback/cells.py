@@ -1,0 +1,78 @@
+"""The cells of a release: fixed by the survey and the release plan, never by the data.
+
+A release is a fixed layout of integer cells: for each group (the whole program, or each answer
+of one single-choice question), a respondent count ``n`` and, for each question, a count per
+answer category plus ``skipped``. Each respondent adds exactly 1 to ``n`` and 1 cell per
+question, so one survivor changes at most ``1 + Q`` cells by 1. The aggregator counts into this
+layout; the dashboard and the API read releases through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from feedback.errors import FeedbackError
+from feedback.surveys import PREFER_NOT, Question, Survey
+
+SKIPPED = "skipped"
+SUPPRESSED = "S"
+
+
+class PrivacyError(FeedbackError):
+    pass
+
+
+def categories(question: Question) -> tuple[str, ...]:
+    """A question's cells, in a fixed order: every allowed answer, then ``skipped``."""
+    if question.type == "likert5":
+        values: tuple[str, ...] = ("1", "2", "3", "4", "5", PREFER_NOT)
+    else:
+        values = tuple(str(v) for v in sorted(question.allowed(), key=str))
+        if question.type == "single_choice":
+            values = tuple(option.id for option in question.options)
+    return (*values, SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Which cells a release has: fixed by the survey and the plan, never by the data."""
+
+    survey: Survey = field(repr=False, compare=False)  # what every envelope is checked against
+    questions: tuple[Question, ...]
+    groups: tuple[str, ...]  # ("all",) or the breakdown question's categories
+    breakdown: str | None = None
+
+    @classmethod
+    def plan(
+        cls, survey: Survey, question_ids: Sequence[str], breakdown: str | None = None
+    ) -> Layout:
+        chosen = []
+        for question_id in question_ids:
+            question = survey.question(question_id)
+            if question.type == "comment":
+                raise PrivacyError("free text is never released")
+            chosen.append(question)
+        if breakdown is None:
+            return cls(survey, tuple(chosen), ("all",))
+        by = survey.question(breakdown)
+        if by.type != "single_choice":
+            # A demographic group (the equity view) or the time in program (outcomes over time).
+            raise PrivacyError(f"{breakdown!r} is not a single-choice question to group by")
+        if breakdown in question_ids:
+            raise PrivacyError("the breakdown question is not also a released question")
+        return cls(survey, tuple(chosen), categories(by), breakdown)
+
+    def question_ids(self) -> list[str]:
+        return [q.id for q in self.questions]
+
+    @property
+    def sensitivity(self) -> int:
+        """Cells one respondent touches: n, and one per question (in exactly one group)."""
+        return 1 + len(self.questions)
+
+    def cells_per_group(self) -> int:
+        return 1 + sum(len(categories(q)) for q in self.questions)
+
+    def __len__(self) -> int:
+        return len(self.groups) * self.cells_per_group()
