@@ -41,6 +41,17 @@ class Period:
             return cls("year", dt.date(year, 1, 1), dt.date(year + 1, 1, 1))
         raise BadPeriod(f"{text!r} is not a period: write 2026-07, 2026-Q3 or 2026")
 
+    @classmethod
+    def of(cls, granularity: str, start: dt.date) -> Period:
+        """The period of ``granularity`` that starts on ``start`` (as stored with a release)."""
+        if granularity == "month":
+            return cls.parse(f"{start:%Y-%m}")
+        if granularity == "quarter":
+            return cls.parse(f"{start.year}-Q{(start.month - 1) // 3 + 1}")
+        if granularity == "year":
+            return cls.parse(str(start.year))
+        raise BadPeriod(f"{granularity!r} is not month, quarter or year")
+
     @property
     def budget_year(self) -> int:
         return self.start.year

@@ -31,6 +31,7 @@ from feedback.cli.runtime import (
     serve,
     stop_on_signals,
 )
+from feedback.cli.users import users
 from feedback.collect import jobs as collect_jobs
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
@@ -38,13 +39,13 @@ from feedback.db import Pool, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import Job, build_scheduler
 from feedback.migrate import apply_migrations, pending
+from feedback.publish.app import STAFF_PREFIX
 from feedback.publish.app import create_app as create_staff_app
 from feedback.secretfiles import ServiceSecrets, resolve_secrets
 
 log = logging.getLogger("feedback")
 
 AppChoice = Literal["both", "survivor", "staff"]
-STAFF_PREFIX = "/staff"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,7 +91,9 @@ def build_web_app(
     if which in ("both", "survivor"):
         apps[""] = create_survivor_app(settings, secrets, pool=pool)
     if which in ("both", "staff"):
-        apps[STAFF_PREFIX] = create_staff_app(settings, pool=pool)
+        apps[STAFF_PREFIX] = create_staff_app(
+            settings, secrets.session, pool=pool, prefix=STAFF_PREFIX
+        )
     return web.combine(apps)
 
 
@@ -162,6 +165,7 @@ main.add_command(keys)
 main.add_command(invitations)
 main.add_command(aggregate)
 main.add_command(plan)
+main.add_command(users)
 
 
 @main.command("settings")

@@ -2,14 +2,109 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from feedback import web
 from feedback.config import Settings
 from feedback.db import Pool
+from feedback.publish import admin_pages, api, auth_pages, dashboard, program_pages
+from feedback.publish.render import STATIC, page
+from feedback.publish.sessions import Sessions
+
+STAFF_PREFIX = "/staff"
+TITLES = {400: "Not valid", 403: "Not allowed", 404: "Not found", 405: "Not allowed"}
 
 
-def create_app(settings: Settings, *, pool: Pool | None = None) -> Starlette:
-    routes = [Route("/healthz", web.healthz, name="staff_healthz")]
-    return web.create_web_app(settings, routes, lifespan=web.pool_lifespan(settings, pool))
+def routes() -> list[Route | Mount]:
+    return [
+        Route("/healthz", web.healthz, name="staff_healthz"),
+        Route("/login", auth_pages.login, methods=["GET", "POST"], name="login"),
+        Route("/logout", auth_pages.logout, methods=["POST"], name="logout"),
+        Route(
+            "/set-password/{token}",
+            auth_pages.set_password,
+            methods=["GET", "POST"],
+            name="set_password",
+        ),
+        Route("/", dashboard.home, name="home"),
+        Route("/p/{program}/", dashboard.program_page, name="program"),
+        Route("/p/{program}/{chart}.csv", dashboard.chart_csv, name="chart_csv"),
+        Route(
+            "/p/{program}/invitations",
+            program_pages.invitations,
+            methods=["GET", "POST"],
+            name="invitations",
+        ),
+        Route(
+            "/p/{program}/invitations/{batch}/revoke",
+            program_pages.revoke_batch,
+            methods=["POST"],
+            name="revoke_batch",
+        ),
+        Route("/p/{program}/notes", program_pages.notes, methods=["GET", "POST"], name="notes"),
+        Route(
+            "/p/{program}/notes/{note}/withdraw",
+            program_pages.withdraw_note,
+            methods=["POST"],
+            name="withdraw_note",
+        ),
+        Route("/admin/users", admin_pages.users, methods=["GET", "POST"], name="users"),
+        Route(
+            "/admin/users/{user}/disable",
+            admin_pages.disable,
+            methods=["POST"],
+            name="disable_user",
+        ),
+        Route("/admin/audit", admin_pages.audit, name="audit"),
+        Route("/admin/budget", admin_pages.budget, name="budget"),
+        Route("/tokens", api.tokens, methods=["GET", "POST"], name="tokens"),
+        Route("/tokens/{token}/revoke", api.revoke_token, methods=["POST"], name="revoke_token"),
+        Route("/api/openapi.json", api.openapi, name="openapi", include_in_schema=False),
+        Route("/api/v1/programs", api.programs, name="api_programs"),
+        Route("/api/v1/programs/{program}/releases", api.releases, name="api_releases"),
+        Route("/api/v1/programs/{program}/releases/{release}", api.release, name="api_release"),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="staff_static"),
+    ]
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) and status != 404 else None
+    return page(
+        request,
+        "message.html",
+        status_code=status,
+        title=TITLES.get(status, "Something went wrong"),
+        message=detail or "There is nothing here, or it is not yours to see.",
+    )
+
+
+def create_app(
+    settings: Settings, session_secret: bytes, *, pool: Pool | None = None, prefix: str = ""
+) -> Starlette:
+    """The staff app; ``prefix`` is where it is mounted (its cookie is scoped to it)."""
+    sessions = Sessions(
+        session_secret, https=settings.public_url.startswith("https:"), path=prefix or "/"
+    )
+    database = web.pool_lifespan(settings, pool)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with database(app) as state:
+            yield {**state, "sessions": sessions}
+
+    return web.create_web_app(
+        settings,
+        routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )

@@ -1,0 +1,269 @@
+"""The JSON API: the same release data as the dashboard, for organisations' own BI tools.
+Authenticated by personal access tokens (``Authorization: Bearer ...``), kept hashed and
+revocable; documented by the OpenAPI schema served at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.schemas import SchemaGenerator
+
+from feedback.db import Connection
+from feedback.publish.accounts import Staff, load_staff
+from feedback.publish.audit import record
+from feedback.publish.guard import Context, staff_page
+from feedback.publish.render import page
+from feedback.publish.reports import Release, program_releases
+
+TOKEN_PREFIX = "fbk_"  # noqa: S105 - a prefix, so that leaked tokens are recognisable
+Api = Callable[[Request, Connection, Staff], Awaitable[Any]]
+
+SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "Feedback releases API", "version": "1"},
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"token": []}],
+    }
+)
+
+
+def hash_api_token(token: str) -> bytes:
+    return hashlib.sha256(b"feedback.api-token.v1\0" + token.encode()).digest()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    headers = {"www-authenticate": "Bearer"} if status == 401 else {}
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def api(handler: Api) -> Callable[[Request], Awaitable[Response]]:
+    """Token required; answers JSON; a program the token's user may not see is a 404."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+            return _error(401, "send a personal access token: Authorization: Bearer fbk_...")
+        async with request.state.pool.acquire() as conn:
+            user_id = await conn.fetchval(
+                "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                hash_api_token(token.strip()),
+            )
+            staff = None if user_id is None else await load_staff(conn, user_id)
+            if staff is None:
+                return _error(401, "this token is not valid or has been revoked")
+            try:
+                return JSONResponse(await handler(request, conn, staff))
+            except HTTPException as exc:
+                if exc.status_code == 404:
+                    await record(
+                        conn,
+                        organisation_id=staff.organisation_id,
+                        user_id=staff.id,
+                        action="access.denied",
+                        subject=request.url.path,
+                    )
+                return _error(
+                    exc.status_code, exc.detail if exc.status_code != 404 else "not found"
+                )
+
+    return endpoint
+
+
+async def _program_id(conn: Connection, staff: Staff, slug: str) -> uuid.UUID:
+    program_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2",
+        staff.organisation_id,
+        slug,
+    )
+    if program_id is None or not staff.sees(program_id):
+        raise HTTPException(404)
+    return program_id
+
+
+@api
+async def programs(request: Request, conn: Connection, staff: Staff) -> Any:
+    """
+    summary: The programs this token may read.
+    responses:
+      200:
+        description: A list of programs.
+        content:
+          application/json:
+            schema:
+              type: array
+              items:
+                type: object
+                properties:
+                  slug: {type: string}
+                  name: {type: string}
+      401:
+        description: No valid token.
+    """
+    rows = await conn.fetch(
+        "SELECT id, slug, name FROM programs WHERE organisation_id = $1 ORDER BY slug",
+        staff.organisation_id,
+    )
+    return [{"slug": r["slug"], "name": r["name"]} for r in rows if staff.sees(r["id"])]
+
+
+def _summary(release: Release) -> dict[str, Any]:
+    return {
+        "id": str(release.id),
+        "period": str(release.period),
+        "granularity": release.period.granularity,
+        "breakdown": release.breakdown,
+        "survey": release.survey.slug,
+        "survey_version": release.survey.version,
+    }
+
+
+@api
+async def releases(request: Request, conn: Connection, staff: Staff) -> Any:
+    """
+    summary: A program's releases, oldest period first.
+    parameters:
+      - {name: program, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: A list of releases.
+        content:
+          application/json:
+            schema:
+              type: array
+              items: {type: object}
+      401:
+        description: No valid token.
+      404:
+        description: No such program for this token.
+    """
+    program_id = await _program_id(conn, staff, request.path_params["program"])
+    return [_summary(r) for r in await program_releases(conn, staff.organisation_id, program_id)]
+
+
+@api
+async def release(request: Request, conn: Connection, staff: Staff) -> Any:
+    """
+    summary: One release, its noisy cells ("S" marks a suppressed group) and its shares.
+    parameters:
+      - {name: program, in: path, required: true, schema: {type: string}}
+      - {name: release, in: path, required: true, schema: {type: string, format: uuid}}
+    responses:
+      200:
+        description: The release.
+        content:
+          application/json:
+            schema: {type: object}
+      401:
+        description: No valid token.
+      404:
+        description: No such program or release for this token.
+    """
+    program_id = await _program_id(conn, staff, request.path_params["program"])
+    try:
+        wanted = uuid.UUID(request.path_params["release"])
+    except ValueError:
+        raise HTTPException(404) from None
+    found = next(
+        (
+            r
+            for r in await program_releases(conn, staff.organisation_id, program_id)
+            if r.id == wanted
+        ),
+        None,
+    )
+    if found is None:
+        raise HTTPException(404)
+    await record(
+        conn,
+        organisation_id=staff.organisation_id,
+        user_id=staff.id,
+        action="release.export",
+        subject=request.path_params["program"],
+        details={"release": str(found.id), "via": "api"},
+    )
+    shares = []
+    for question in found.questions:
+        if question.type not in ("likert5", "yes_no"):
+            continue
+        for group in [None, *(g["group"] for g in found.groups if found.breakdown)]:
+            share = found.share(question.id, group)
+            shares.append(
+                {
+                    "question": question.id,
+                    "group": group or "all",
+                    "share": share.value,
+                    "low": share.low,
+                    "high": share.high,
+                    "suppressed": share.suppressed,
+                }
+            )
+    return {
+        **_summary(found),
+        "epsilon": str(found.epsilon),
+        "mechanism": "discrete_laplace",
+        "noise_scale": str(found.noise_scale),
+        "threshold": found.threshold,
+        "half_width_95": found.half_width,
+        "note": "Counts carry noise; intervals cover noise only, not sampling or non-response.",
+        "groups": found.groups,
+        "shares": shares,
+        "metadata": found.metadata,
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(SCHEMAS.get_schema(routes=request.app.routes))
+
+
+@staff_page()
+async def tokens(ctx: Context) -> Response:
+    made = None
+    if ctx.request.method == "POST":
+        name = ctx.field("name")[:100] or "API token"
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        await ctx.conn.execute(
+            "INSERT INTO api_tokens (organisation_id, user_id, name, token_hash) "
+            "VALUES ($1, $2, $3, $4)",
+            ctx.staff.organisation_id,
+            ctx.staff.id,
+            name,
+            hash_api_token(token),
+        )
+        await ctx.audit("api_token.create", name)
+        made = token
+    rows = await ctx.conn.fetch(
+        "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 "
+        "ORDER BY created_at DESC",
+        ctx.staff.id,
+    )
+    return page(ctx.request, "tokens.html", tokens=rows, made=made)
+
+
+@staff_page()
+async def revoke_token(ctx: Context) -> Response:
+    try:
+        token_id = uuid.UUID(ctx.request.path_params["token"])
+    except ValueError:
+        raise HTTPException(404) from None
+    revoked = await ctx.conn.fetchval(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
+        "WHERE id = $1 AND user_id = $2 RETURNING name",
+        token_id,
+        ctx.staff.id,
+    )
+    if revoked is None:
+        raise HTTPException(404)
+    await ctx.audit("api_token.revoke", revoked)
+    return RedirectResponse(ctx.request.url_for("tokens"), status_code=303)
