@@ -1,0 +1,135 @@
+"""Logging in and out, throttling, CSRF, invited users and disabling them."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from feedback.db import Connection
+from tests.publish.conftest import (
+    PASSWORD,
+    StaffClient,
+    World,
+    csrf_of,
+    login,
+    post_form,
+)
+
+
+async def test_login_sets_a_strict_cookie_and_logout_ends_the_session(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(None) as client:
+        assert (await client.get("/staff/")).status_code == 303  # to the login page
+        response = await login(client, world.manager)
+        assert response.status_code == 303
+        cookie = response.headers["set-cookie"].lower()
+        for attribute in ("httponly", "samesite=strict", "path=/staff", "max-age=28800"):
+            assert attribute in cookie
+        assert "secure" not in cookie  # local development over http
+        home = await client.get("/staff/")
+        assert home.status_code == 200
+        assert "Shelter" in home.text
+        assert "Outreach" not in home.text
+        assert await conn.fetchval("SELECT count(*) FROM staff_sessions") == 1
+        # The cookie value is random; only its hash is stored.
+        value = client.cookies.get("staff_session")
+        assert value is not None
+        stored = await conn.fetchval("SELECT id_hash FROM staff_sessions")
+        assert value.split(".")[0].encode() not in stored
+
+        out = await post_form(client, "/staff/", "/staff/logout")
+        assert out.status_code == 303
+        assert await conn.fetchval("SELECT count(*) FROM staff_sessions") == 0
+        client.cookies.set("staff_session", value, path="/staff")
+        assert (await client.get("/staff/")).status_code == 303  # the old cookie is dead
+
+
+async def test_a_wrong_login_says_the_same_whether_or_not_the_account_exists(
+    world: World, staff_client: StaffClient
+) -> None:
+    async with staff_client(None) as client:
+        timings = {}
+        for email in (world.manager, "nobody@nowhere.example"):
+            started = time.perf_counter()
+            response = await login(client, email, "not the passphrase")
+            timings[email] = time.perf_counter() - started
+            assert response.status_code == 401
+            assert "do not open an account" in response.text
+        # Both cost one argon2id check (about 60 ms here), not an instant "no such user".
+        assert min(timings.values()) > 0.02
+
+
+async def test_five_failures_lock_the_account_for_a_while(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(None) as client:
+        for _ in range(5):
+            assert (await login(client, world.viewer, "wrong guess")).status_code == 401
+        assert (await login(client, world.viewer)).status_code == 401  # locked, same answer
+        assert await conn.fetchval(
+            "SELECT locked_until > now() FROM users WHERE email = $1", world.viewer
+        )
+        await conn.execute("UPDATE users SET locked_until = now() WHERE email = $1", world.viewer)
+        assert (await login(client, world.viewer)).status_code == 303
+
+
+async def test_forms_need_the_session_token_and_our_origin(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(world.manager) as client:
+        page = "/staff/p/shelter/invitations"
+        token = csrf_of((await client.get(page)).text)
+        for data, headers in (
+            ({"count": "2"}, {"sec-fetch-site": "same-origin"}),  # no token
+            ({"count": "2", "csrf": "0" * 40}, {"sec-fetch-site": "same-origin"}),  # forged
+            ({"count": "2", "csrf": token}, {"sec-fetch-site": "cross-site"}),
+            ({"count": "2", "csrf": token}, {"origin": "https://evil.example"}),
+        ):
+            refused = await client.post(page, data=data, headers=headers)
+            assert refused.status_code == 403
+            assert "reload the page" in refused.text
+        assert await conn.fetchval("SELECT count(*) FROM invitations") == 0
+        made = await client.post(
+            page, data={"count": "2", "csrf": token}, headers={"sec-fetch-site": "same-origin"}
+        )
+        assert made.status_code == 200
+        assert await conn.fetchval("SELECT count(*) FROM invitations") == 2
+        assert (
+            await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'csrf.refused'") == 4
+        )
+
+
+async def test_an_admin_invites_a_user_who_sets_a_passphrase_then_is_disabled(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(world.admin) as admin:
+        made = await post_form(
+            admin,
+            "/staff/admin/users",
+            email="new@org.example",
+            role="viewer",
+            program=str(world.outreach),
+        )
+        assert made.status_code == 200, made.text
+        link = re.search(r"http://[^<\s]+/set-password/[A-Za-z0-9_-]+", made.text)
+        assert link
+        path = link[0].split("8000", 1)[1]
+    async with staff_client(None) as fresh:
+        weak = await fresh.post(path, data={"password": "password1", "again": "password1"})
+        assert weak.status_code == 400
+        chosen = await fresh.post(path, data={"password": PASSWORD, "again": PASSWORD})
+        assert chosen.status_code == 303
+        again = await fresh.post(path, data={"password": PASSWORD, "again": PASSWORD})
+        assert again.status_code == 400  # a used link changes nothing
+        assert (await login(fresh, "new@org.example")).status_code == 303
+        home = await fresh.get("/staff/")
+        assert "Outreach" in home.text
+        assert "Shelter" not in home.text
+        user_id = await conn.fetchval("SELECT id FROM users WHERE email = 'new@org.example'")
+        async with staff_client(world.admin) as admin:
+            await post_form(admin, "/staff/admin/users", f"/staff/admin/users/{user_id}/disable")
+        assert (await fresh.get("/staff/")).status_code == 303  # its session ended
+        assert (await login(fresh, "new@org.example")).status_code == 401
+    actions = {r["action"] for r in await conn.fetch("SELECT action FROM audit_log")}
+    assert {"login", "user.create", "user.password_set", "user.disable"} <= actions

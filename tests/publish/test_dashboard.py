@@ -1,0 +1,156 @@
+"""The dashboard reads releases: charts with tables and CSV, suppressed groups marked,
+invitations, notes that reach survivors, the budget page and the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from feedback.db import Connection
+from feedback.publish.invitations import create_batch
+from feedback.tokens import hash_token
+from tests.publish.conftest import StaffClient, World, add_release, post_form
+
+
+async def test_a_program_page_draws_its_release(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    # A small group: its release is suppressed, and must say so, never show 0.
+    await add_release(conn, world.org, "2026-Q1", respondents=0)
+    async with staff_client(world.manager) as client:
+        page = await client.get("/staff/p/shelter/")
+        assert page.status_code == 200
+        html = page.text
+        assert html.count("<svg") >= 5  # scorecard, trend, time in program, equity, volume
+        for title in (
+            "How survivors were treated, 2026-Q3",
+            "Share agreeing over time",
+            "Outcomes by time in program",
+            "Treatment by your gender",
+            "Respondents",
+        ):
+            assert title in html
+        assert "How to read these numbers" in html
+        assert "<script" not in html
+        q1 = await client.get("/staff/p/shelter/?period=2026-Q1")
+        assert "suppressed" in q1.text
+        assert re.search(r"<td>Staff believed me.</td><td>suppressed</td>", q1.text)
+        assert (await client.get("/staff/p/shelter/?period=2026-Q5")).status_code == 400
+        assert (await client.get("/staff/p/shelter/?period=2025-Q1")).status_code == 404
+
+        exported = await client.get("/staff/p/shelter/scorecard.csv?period=2026-Q3")
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(exported.text)))
+        assert rows[0][0] == "question"
+        assert any(row[0] == "Staff believed me." and row[1].endswith("%") for row in rows[1:])
+    actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log")]
+    assert "release.view" in actions
+    assert "release.export" in actions
+
+
+async def test_invitations_are_made_counted_and_revoked(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(world.manager) as client:
+        made = await post_form(client, "/staff/p/shelter/invitations", count="3")
+        links = re.findall(r"http://127\.0\.0\.1:8000/s/([A-Za-z0-9_-]{22})", made.text)
+        assert len(links) == 3
+        stored = {r["token_hash"] for r in await conn.fetch("SELECT token_hash FROM invitations")}
+        assert stored == {hash_token(t) for t in links}  # only hashes are kept
+        sheet = await post_form(client, "/staff/p/shelter/invitations", count="2", output="sheet")
+        assert sheet.headers["content-type"].startswith("image/svg+xml")
+        assert sheet.text.count("<path") >= 2
+        await conn.execute(
+            "UPDATE invitations SET used_week = date_trunc('week', now())::date "
+            "WHERE token_hash = $1",
+            hash_token(links[0]),
+        )
+        page = await client.get("/staff/p/shelter/invitations")
+        assert "<td>3</td><td>1</td><td>0</td>" in page.text  # issued, used, revoked
+        batch = await conn.fetchval(
+            "SELECT batch_id FROM invitations WHERE token_hash = $1", hash_token(links[0])
+        )
+        await post_form(
+            client, "/staff/p/shelter/invitations", f"/staff/p/shelter/invitations/{batch}/revoke"
+        )
+        page = await client.get("/staff/p/shelter/invitations")
+        assert "<td>3</td><td>1</td><td>2</td>" in page.text
+        bad = await post_form(client, "/staff/p/shelter/invitations", count="0")
+        assert bad.status_code == 400
+        assert "1 to 1000" in bad.text
+
+
+async def test_a_note_reaches_the_survivor_pages(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    [token] = (await create_batch(conn, program_id=world.org.program_id, count=1)).tokens
+    async with staff_client(world.manager) as client:
+        written = await post_form(
+            client,
+            "/staff/p/shelter/notes",
+            text_en="You said the waiting room felt unsafe; it now has a private entrance.",
+            text_es="Dijeron que la sala de espera no era segura; ahora tiene una entrada privada.",
+        )
+        assert written.status_code == 303
+        survey = await client.get(f"/s/{token}?lang=es")
+        assert "ahora tiene una entrada privada" in survey.text
+        empty = await post_form(client, "/staff/p/shelter/notes")
+        assert empty.status_code == 400
+    assert await conn.fetchval("SELECT count(*) FROM note_texts") == 2
+
+
+async def test_the_api_serves_the_same_release_to_a_token_until_it_is_revoked(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(world.manager) as client:
+        made = await post_form(client, "/staff/tokens", name="warehouse")
+        token = re.search(r"fbk_[A-Za-z0-9_-]+", made.text)
+        assert token
+        headers = {"authorization": f"Bearer {token[0]}"}
+        listed = await client.get("/staff/api/v1/programs/shelter/releases", headers=headers)
+        assert listed.status_code == 200
+        q3 = next(r for r in listed.json() if r["period"] == "2026-Q3" and not r["breakdown"])
+        one = await client.get(
+            f"/staff/api/v1/programs/shelter/releases/{q3['id']}", headers=headers
+        )
+        body = one.json()
+        assert body["threshold"] == 11
+        assert body["mechanism"] == "discrete_laplace"
+        believed = next(s for s in body["shares"] if s["question"] == "believed")
+        assert believed["low"] <= believed["share"] <= believed["high"]
+        schema = (await client.get("/staff/api/openapi.json")).json()
+        assert "/api/v1/programs/{program}/releases/{release}" in schema["paths"]
+        token_id = await conn.fetchval("SELECT id FROM api_tokens")
+        await post_form(client, "/staff/tokens", f"/staff/tokens/{token_id}/revoke")
+        revoked = await client.get("/staff/api/v1/programs", headers=headers)
+        assert revoked.status_code == 401
+        assert (await client.get("/staff/api/v1/programs")).status_code == 401
+    assert await conn.fetchval("SELECT token_hash FROM api_tokens") != token[0].encode()
+
+
+async def test_the_budget_page_previews_the_plan(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    from decimal import Decimal
+
+    from feedback.plans import add_line
+
+    await add_line(
+        conn,
+        organisation_id=world.org.organisation_id,
+        year=2027,
+        program_id=world.org.program_id,
+        survey_id=world.org.survey_id,
+        granularity="quarter",
+        questions=["believed", "safe_now"],
+        breakdown=None,
+        epsilon=Decimal("1"),
+    )
+    async with staff_client(world.admin) as client:
+        page = await client.get("/staff/admin/budget?year=2027&n=80")
+        assert page.status_code == 200
+        assert "<td>10</td><td>0</td><td>4</td><td>6</td>" in page.text
+        assert re.search(r"<td>believed</td><td>±\d+</td>", page.text)
+        assert (await client.get("/staff/admin/budget?year=soon")).status_code == 400
