@@ -240,10 +240,24 @@ def counter(
         )
         return counted.tally, {
             "quarantined": counted.quarantined,
+            "channels": await channel_mix(conn, scope),
             **await privacy_unit(conn, scope),
         }
 
     return count
+
+
+async def channel_mix(conn: Connection, scope: Scope) -> dict[str, int]:
+    """Submissions per channel (web, sms), to the nearest ten: rows the server sees anyway,
+    shown rounded (PRIVACY.md), never exact."""
+    rows = await conn.fetch(
+        "SELECT channel, count(*) AS n" + IN_SCOPE + " GROUP BY channel",
+        scope.organisation_id,
+        scope.survey_id,
+        scope.program_id,
+        *scope.period.weeks(),
+    )
+    return {row["channel"]: round(row["n"], -1) for row in rows}
 
 
 async def privacy_unit(conn: Connection, scope: Scope) -> dict[str, Any]:

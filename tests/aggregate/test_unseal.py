@@ -8,7 +8,7 @@ from nacl.public import PrivateKey
 
 from feedback.aggregate.keys import UnlockedKey
 from feedback.aggregate.releases import Scope
-from feedback.aggregate.unseal import count_period, privacy_unit
+from feedback.aggregate.unseal import channel_mix, count_period, privacy_unit
 from feedback.cells import Layout, categories
 from feedback.db import Connection
 from feedback.envelope import Envelope
@@ -104,3 +104,12 @@ async def test_privacy_unit_follows_how_invitations_were_issued(conn: Connection
         os.urandom(32),
     )
     assert (await privacy_unit(conn, scope))["privacy_unit"] == "submission"
+
+
+async def test_the_channel_mix_is_published_to_the_nearest_ten(conn: Connection) -> None:
+    t = await factories.tenant(conn)
+    for _ in range(14):
+        await store(conn, t, t.key_id, os.urandom(1072))
+    await store(conn, t, t.key_id, os.urandom(1072), week=IN_Q4)  # another period
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    assert await channel_mix(conn, scope) == {"web": 10}
