@@ -17,6 +17,7 @@ import altair as alt
 import vl_convert
 
 from feedback.publish.reports import Release, Report, Share, rounded
+from feedback.surveys import Question
 
 WIDTH = 520
 SUPPRESSED_LABEL = "suppressed (fewer than the threshold)"
@@ -44,9 +45,14 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.0f}%"
 
 
+def label(question: Question) -> str:
+    """A question as charts and tables name it; reverse-scored ones say which way is good."""
+    return f"{question.text} (lower is better)" if question.reverse else question.text
+
+
 def _share_row(share: Share, series: str) -> dict[str, Any]:
     return {
-        "question": share.question.text,
+        "question": label(share.question),
         "series": series,
         "share": share.value,
         "low": share.low,
@@ -108,7 +114,7 @@ def scorecard(report: Report) -> Chart | None:
             rows.append(_share_row(previous, str(before.period)))  # type: ignore[union-attr]
         table.append(
             (
-                question.text,
+                label(question),
                 _cell(share),
                 _interval(share),
                 "" if previous is None else _cell(previous),
@@ -135,9 +141,9 @@ def grouped(release: Release, *, name: str, title: str, sections: Sequence[str])
             continue
         for group in groups:
             share = release.share(question.id, group)
-            label = names.get(group, "not answered" if group == "skipped" else group)
-            rows.append(_share_row(share, label))
-            table.append((question.text, label, _cell(share), _interval(share)))
+            name = names.get(group, "not answered" if group == "skipped" else group)
+            rows.append(_share_row(share, name))
+            table.append((label(question), name, _cell(share), _interval(share)))
     return Chart(
         name,
         title,
@@ -161,7 +167,7 @@ def trend(report: Report) -> Chart | None:
                 rows.append(
                     {"period": str(release.period), "question": question.id, "share": share.value}
                 )
-            table.append((str(release.period), question.text, _cell(share), _interval(share)))
+            table.append((str(release.period), label(question), _cell(share), _interval(share)))
     title = "Share agreeing over time"
     chart = (
         alt.Chart(_data(rows))
