@@ -1,0 +1,106 @@
+"""Schemathesis, run against the OpenAPI schema the staff app serves, on a real server: no
+generated request (valid or not, with a token that reads one organisation) is a server error,
+and responses match the schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import hypothesis
+import pytest
+import schemathesis
+
+from feedback.db import connect, with_database
+from feedback.publish.accounts import create_user
+from feedback.publish.api import TOKEN_PREFIX, hash_api_token
+from tests import factories
+from tests.browser import LiveServer
+from tests.collect.test_survivor_browser import run_async
+from tests.publish.conftest import PASSWORD, add_release
+
+pytestmark = pytest.mark.slow
+TOKEN = TOKEN_PREFIX + "fuzzing-token-0123456789abcdefghijklmnop"
+
+
+@dataclass
+class Api:
+    base_url: str
+
+
+@pytest.fixture(scope="module")
+def api(
+    admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    name = f"feedback_fuzz_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        finally:
+            await admin.close()
+        conn = await connect(with_database(admin_url, name))
+        try:
+            t = await factories.tenant(conn)
+            await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
+            await add_release(conn, t, "2026-Q3")
+            await add_release(conn, t, "2026-Q3", breakdown="gender")
+            user_id = await create_user(
+                conn,
+                organisation_id=t.organisation_id,
+                email="bi@org.example",
+                role="viewer",
+                programs=[t.program_id],
+                password=PASSWORD,
+            )
+            await conn.execute(
+                "INSERT INTO api_tokens (organisation_id, user_id, name, token_hash) "
+                "VALUES ($1, $2, 'fuzz', $3)",
+                t.organisation_id,
+                user_id,
+                hash_api_token(TOKEN),
+            )
+        finally:
+            await conn.close()
+
+    run_async(create())
+    url = with_database(admin_url, name)
+    server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        yield Api(server.base_url + "/staff")
+    finally:
+        server.stop()
+
+        async def drop() -> None:
+            admin = await asyncpg.connect(admin_url)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+        run_async(drop())
+
+
+def test_no_generated_request_is_a_server_error(api: Api) -> None:
+    """Each operation of the served schema, driven by Hypothesis through schemathesis's own
+    strategies (its pytest plugin does not load under this pytest)."""
+    schema = schemathesis.openapi.from_url(api.base_url + "/api/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 3
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for operation in operations:
+
+        @hypothesis.settings(
+            max_examples=60,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+            database=None,
+        )
+        @hypothesis.given(case=operation.as_strategy())
+        def fuzz(case: schemathesis.Case) -> None:
+            case.call_and_validate(base_url=api.base_url, headers=headers)
+
+        fuzz()
