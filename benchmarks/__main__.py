@@ -10,12 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.aggregate import aggregation_figures
+from benchmarks.dashboard import dashboard_figures
 from benchmarks.ingest import ingest_sealed_submissions
 
 Figure = dict[str, Any]
 BENCHMARKS: list[Callable[[], dict[str, Figure]]] = [
     ingest_sealed_submissions,
     aggregation_figures,
+    dashboard_figures,
 ]
 
 

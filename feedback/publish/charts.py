@@ -2,13 +2,16 @@
 script in the page, so the strict CSP holds). Each chart comes with the rows of its data table
 and CSV. Suppressed groups are drawn as a labelled "suppressed" mark, never as a zero bar.
 
-Releases are immutable, so a chart's SVG depends only on its spec: rendered SVG is cached by
-the spec's JSON.
+Each kind of chart is defined once in Altair with a named dataset, compiled once to Vega
+(vl-convert), and drawn per request by putting the rows into that dataset: Altair and the
+Vega-Lite compiler are not on the request path, only Vega's renderer. Titles are in the page
+(heading, caption, aria-label), not in the SVG, so that one template serves every period.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,7 @@ from feedback.publish.reports import Release, Report, Share, rounded
 from feedback.surveys import Question
 
 WIDTH = 520
+ROWS = "rows"
 SUPPRESSED_LABEL = "suppressed (fewer than the threshold)"
 
 
@@ -32,13 +36,24 @@ class Chart:
     rows: Sequence[tuple[str, ...]]
 
 
-@functools.lru_cache(maxsize=1024)
-def _svg(spec: str) -> str:
-    return str(vl_convert.vegalite_to_svg(spec))
+def _draw(template: str, rows: list[dict[str, Any]]) -> str:
+    """SVG of a compiled template (Vega JSON) with ``rows`` as its data."""
+    vega = json.loads(template)
+    for dataset in vega["data"]:
+        if dataset.get("name") == ROWS:
+            dataset["values"] = rows
+    return str(vl_convert.vega_to_svg(json.dumps(vega)))
 
 
-def _data(rows: list[dict[str, Any]]) -> Any:
-    return alt.Data(values=rows)  # type: ignore[no-untyped-call]  # Altair's generated API
+def _compile(chart: Any) -> str:
+    """An Altair chart over the named dataset ROWS, compiled to Vega JSON."""
+    spec = chart.to_dict(validate=False)
+    spec["datasets"] = {ROWS: []}
+    return json.dumps(vl_convert.vegalite_to_vega(json.dumps(spec)))
+
+
+def _rows() -> Any:
+    return alt.Data(name=ROWS)  # type: ignore[no-untyped-call]  # Altair's generated API
 
 
 def percent(value: float | None) -> str:
@@ -62,11 +77,11 @@ def _share_row(share: Share, series: str) -> dict[str, Any]:
     }
 
 
-def _share_chart(rows: list[dict[str, Any]], *, title: str, series_title: str) -> str:
+@functools.lru_cache(maxsize=16)
+def _share_template(series_title: str) -> str:
     """Horizontal bars of shares with their 95% intervals, one bar per series in each
     question; suppressed series get a text mark instead of a bar."""
-    data = _data(rows)
-    base = alt.Chart(data).encode(
+    base = alt.Chart(_rows()).encode(
         y=alt.Y("question:N", title=None, sort=None, axis=alt.Axis(labelLimit=260)),
         yOffset=alt.YOffset("series:N", sort=None),
         color=alt.Color("series:N", title=series_title, sort=None),
@@ -94,8 +109,11 @@ def _share_chart(rows: list[dict[str, Any]], *, title: str, series_title: str) -
         .mark_text(align="left", dx=4, color="#444")
         .encode(x=alt.datum(0), text="label:N")
     )
-    chart = (bars + whiskers + hidden).properties(width=WIDTH, title=title, description=title)
-    return _svg(chart.to_json())
+    return _compile((bars + whiskers + hidden).properties(width=WIDTH))
+
+
+def _share_chart(rows: list[dict[str, Any]], *, series_title: str) -> str:
+    return _draw(_share_template(series_title), rows)
 
 
 def scorecard(report: Report) -> Chart | None:
@@ -124,7 +142,7 @@ def scorecard(report: Report) -> Chart | None:
     return Chart(
         "scorecard",
         title,
-        _share_chart(rows, title=title, series_title="period"),
+        _share_chart(rows, series_title="period"),
         ("question", f"agree {now.period}", "95% interval", "previous period"),
         table,
     )
@@ -147,7 +165,7 @@ def grouped(release: Release, *, name: str, title: str, sections: Sequence[str])
     return Chart(
         name,
         title,
-        _share_chart(rows, title=title, series_title=by.text if by else "group"),
+        _share_chart(rows, series_title=by.text if by else "group"),
         ("question", "group", "agree", "95% interval"),
         table,
     )
@@ -169,8 +187,19 @@ def trend(report: Report) -> Chart | None:
                 )
             table.append((str(release.period), label(question), _cell(share), _interval(share)))
     title = "Share agreeing over time"
-    chart = (
-        alt.Chart(_data(rows))
+    return Chart(
+        "trend",
+        title,
+        _draw(_trend_template(), rows),
+        ("period", "question", "agree", "95% interval"),
+        table,
+    )
+
+
+@functools.cache
+def _trend_template() -> str:
+    return _compile(
+        alt.Chart(_rows())
         .mark_line(point=True)
         .encode(
             x=alt.X("period:O", title=None, sort=None),
@@ -182,14 +211,7 @@ def trend(report: Report) -> Chart | None:
             ),
             color=alt.Color("question:N", title="question"),
         )
-        .properties(width=WIDTH, title=title, description=title)
-    )
-    return Chart(
-        "trend",
-        title,
-        _svg(chart.to_json()),
-        ("period", "question", "agree", "95% interval"),
-        table,
+        .properties(width=WIDTH)
     )
 
 
@@ -209,13 +231,23 @@ def volume(report: Report) -> Chart:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(channels.items())) or "not recorded"
         table.append((str(release.period), "suppressed" if n is None else str(n), mix))
     title = "Respondents per period (to the nearest ten)"
-    base = alt.Chart(_data(rows)).encode(x=alt.X("period:O", title=None, sort=None))
-    chart = (
-        base.mark_bar().encode(y=alt.Y("n:Q", title="respondents"))
-        + base.mark_text(dy=-6).encode(y="n:Q", text="label:N")
-    ).properties(width=WIDTH, height=160, title=title, description=title)
     return Chart(
-        "volume", title, _svg(chart.to_json()), ("period", "respondents", "channels"), table
+        "volume",
+        title,
+        _draw(_volume_template(), rows),
+        ("period", "respondents", "channels"),
+        table,
+    )
+
+
+@functools.cache
+def _volume_template() -> str:
+    base = alt.Chart(_rows()).encode(x=alt.X("period:O", title=None, sort=None))
+    return _compile(
+        (
+            base.mark_bar().encode(y=alt.Y("n:Q", title="respondents"))
+            + base.mark_text(dy=-6).encode(y="n:Q", text="label:N")
+        ).properties(width=WIDTH, height=160)
     )
 
 

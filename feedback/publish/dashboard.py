@@ -3,8 +3,10 @@ tables and CSV. It reads releases only."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -41,6 +43,29 @@ async def _report(ctx: Context) -> tuple[Report | None, str]:
 
 
 def _charts(found: Report) -> list[charts.Chart]:
+    """The report's charts; releases never change, so they are kept by the releases' ids."""
+    key = tuple(
+        r.id
+        for r in (found.overall, found.previous, *found.trend, *found.equity, found.by_time)
+        if r is not None
+    )
+    cached = _CHARTS.get(key)
+    if cached is None:
+        if len(_CHARTS) >= 256:
+            _CHARTS.pop(next(iter(_CHARTS)))
+        cached = _CHARTS[key] = _draw(found)
+    return cached
+
+
+_CHARTS: dict[tuple[uuid.UUID, ...], list[charts.Chart]] = {}
+
+
+async def _charts_off_loop(found: Report) -> list[charts.Chart]:
+    """Drawing takes tens of milliseconds when not cached: not on the event loop."""
+    return await asyncio.to_thread(_charts, found)
+
+
+def _draw(found: Report) -> list[charts.Chart]:
     made: list[charts.Chart | None] = [charts.scorecard(found), charts.trend(found)]
     if found.by_time is not None:
         made.append(
@@ -77,7 +102,7 @@ async def program_page(ctx: Context) -> Response:
         program=program,
         name=name,
         report=found,
-        charts=[(chart, markup(chart.svg)) for chart in _charts(found)] if found else [],
+        charts=[(c, markup(c.svg)) for c in await _charts_off_loop(found)] if found else [],
     )
 
 
@@ -85,7 +110,8 @@ async def program_page(ctx: Context) -> Response:
 async def chart_csv(ctx: Context) -> Response:
     found, _ = await _report(ctx)
     wanted = ctx.request.path_params["chart"]
-    chart = next((c for c in (_charts(found) if found else []) if c.name == wanted), None)
+    drawn = await _charts_off_loop(found) if found else []
+    chart = next((c for c in drawn if c.name == wanted), None)
     if chart is None:
         raise HTTPException(404)
     await ctx.audit(

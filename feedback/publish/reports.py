@@ -24,6 +24,7 @@ from feedback.surveys import Question, Survey, from_json
 
 EQUITY = ("gender", "age_band", "exploitation")
 TIME_IN_PROGRAM = "time_in_program"
+TREND_PERIODS = 12  # a year of months, three of quarters
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ class Report:
     periods: list[Period]  # every period with an overall release, for the selector
     overall: Release | None
     previous: Release | None
-    trend: list[Release]  # overall releases of this granularity, oldest first
+    trend: list[Release]  # the latest overall releases of this granularity up to the period
     equity: list[Release]
     by_time: Release | None
 
@@ -155,12 +156,13 @@ def report(releases: Sequence[Release], period: Period | None) -> Report | None:
     chosen = period if period is not None else periods[-1]
     same = [p for p in periods if p.granularity == chosen.granularity]
     earlier = [p for p in same if p.start < chosen.start]
+    shown = [p for p in same if p.start <= chosen.start][-TREND_PERIODS:]
     return Report(
         period=chosen,
         periods=periods,
         overall=overall.get(chosen),
         previous=overall[earlier[-1]] if earlier else None,
-        trend=[overall[p] for p in same],
+        trend=[overall[p] for p in shown],
         equity=[r for r in releases if r.period == chosen and r.breakdown in EQUITY],
         by_time=next(
             (r for r in releases if r.period == chosen and r.breakdown == TIME_IN_PROGRAM), None

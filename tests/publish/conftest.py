@@ -51,6 +51,7 @@ async def add_release(
     program_id: uuid.UUID | None = None,
     breakdown: str | None = None,
     respondents: int = 60,
+    epsilon: float = 2.0,
 ) -> None:
     questions = OUTCOMES if breakdown == "time_in_program" else TREATMENT + OUTCOMES
     layout = Layout.plan(SURVEY, questions, breakdown)
@@ -70,7 +71,7 @@ async def add_release(
     scope = Scope(
         t.organisation_id, program_id or t.program_id, t.survey_id, Period.parse(period), breakdown
     )
-    await make_release(conn, scope, layout=layout, epsilon=2.0, threshold=11, count=count)
+    await make_release(conn, scope, layout=layout, epsilon=epsilon, threshold=11, count=count)
 
 
 @pytest.fixture
