@@ -90,6 +90,15 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
         assert page.status_code == 200
         assert facts["collection_public_key"] in page.text
     assert facts["survey_link"] != facts["open_link"]
+    with httpx.Client(base_url=facts["staff_url"], timeout=30) as staff:
+        login = staff.post(
+            "/login", data={"email": facts["manager_email"], "password": facts["manager_password"]}
+        )
+        assert login.status_code == 303
+        program = staff.get("/p/shelter/")  # the demo's releases, drawn
+        assert program.status_code == 200
+        assert program.text.count("<svg") >= 4
+        assert "2026-Q3" in program.text
 
 
 def test_demo_with_embedded_postgres(demo_dir: Path) -> None:

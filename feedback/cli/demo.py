@@ -22,6 +22,7 @@ from feedback.surveys import load_definition
 ORGANISATION = ("demo", "Demo Organisation")
 PROGRAMS = (("shelter", "Safe Housing Program"), ("legal", "Legal Support Program"))
 MANAGER_EMAIL = "manager@demo.example"
+ADMIN_EMAIL = "admin@demo.example"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class DemoFacts:
     healthz_url: str
     manager_email: str
     manager_password: str
+    admin_email: str
+    admin_password: str
     survey_link: str
     open_link: str
     collection_public_key: str
@@ -42,6 +45,8 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
     and make a fresh single-use link every run."""
     password = secrets.token_urlsafe(12)
     password_hash = await hash_password(password)
+    admin_password = secrets.token_urlsafe(12)
+    admin_hash = await hash_password(admin_password)
     async with conn.transaction():
         organisation_id = await conn.fetchval(
             """
@@ -90,6 +95,17 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
             MANAGER_EMAIL,
             password_hash,
         )
+        await conn.execute(
+            """
+            INSERT INTO users (organisation_id, email, display_name, role, password_hash)
+            VALUES ($1, $2, 'Demo Admin', 'admin', $3)
+            ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,
+                                              disabled_at = NULL, locked_until = NULL
+            """,
+            organisation_id,
+            ADMIN_EMAIL,
+            admin_hash,
+        )
         await conn.executemany(
             """
             INSERT INTO user_programs (organisation_id, user_id, program_id) VALUES ($1, $2, $3)
@@ -124,6 +140,8 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
         healthz_url=f"{settings.public_url}/healthz",
         manager_email=MANAGER_EMAIL,
         manager_password=password,
+        admin_email=ADMIN_EMAIL,
+        admin_password=admin_password,
         survey_link=survey_url(settings.public_url, batch.tokens[0]),
         open_link=survey_url(settings.public_url, open_token),
         collection_public_key=base64.b64encode(public_key).decode(),
@@ -151,6 +169,8 @@ def describe(facts: DemoFacts, path: Path) -> str:
             f"  health check:    {facts.healthz_url}",
             f"  manager login:   {facts.manager_email}",
             f"  password:        {facts.manager_password}",
+            f"  admin login:     {facts.admin_email}",
+            f"  password:        {facts.admin_password}",
             "  a fresh single-use survey link (works once):",
             f"    {facts.survey_link}",
             "  the demo program's open link (for posters):",
