@@ -115,4 +115,12 @@ async def insert_key(
             wrapped and wrapped.opslimit,
             wrapped and wrapped.memlimit,
         )
+        await conn.execute(
+            "INSERT INTO audit_log (organisation_id, action, subject, details) "
+            "VALUES ($1, $2, $3, $4)",
+            organisation_id,
+            "key.rotate" if retire_current else "key.create",
+            table,
+            {"key_id": str(key_id), "wrapped": wrapped is not None},
+        )
     return key_id

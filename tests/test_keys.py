@@ -138,5 +138,8 @@ async def test_cli_key_ceremony(conn: Connection, database_url: str, tmp_path: P
     )
     assert exported.returncode == 0, exported.stderr
     key = read_key_file(tmp_path / "k.json")
+    audited = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log ORDER BY id")]
+    # Collection and signing keys made, the collection key rotated, then exported.
+    assert audited == ["key.create", "key.create", "key.rotate", "key.export"]
     assert key.id == row.id
     assert SealedBox(key.private_key).decrypt(old_sealed) == b"before rotation"

@@ -137,5 +137,11 @@ async def export(
         key = await collection_keys.unlock(
             conn, organisation_id=org.id, passphrase=passphrase, key_id=key_id
         )
-    collection_keys.write_key_file(key, out)
+        collection_keys.write_key_file(key, out)
+        await conn.execute(
+            "INSERT INTO audit_log (organisation_id, action, subject, details) "
+            "VALUES ($1, 'key.export', 'collection_keys', $2)",
+            org.id,
+            {"key_id": str(key.id)},
+        )
     click.echo(f"wrote key {key.id} to {out} (mode 0600); store it offline and delete copies")

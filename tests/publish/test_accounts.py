@@ -133,3 +133,19 @@ async def test_an_admin_invites_a_user_who_sets_a_passphrase_then_is_disabled(
         assert (await login(fresh, "new@org.example")).status_code == 401
     actions = {r["action"] for r in await conn.fetch("SELECT action FROM audit_log")}
     assert {"login", "user.create", "user.password_set", "user.disable"} <= actions
+
+
+async def test_an_expired_session_goes_back_to_the_login_page(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(world.manager) as client:
+        assert (await client.get("/staff/p/shelter/")).status_code == 200
+        await conn.execute("UPDATE staff_sessions SET expires_at = now() - interval '1 second'")
+        response = await client.get("/staff/p/shelter/")
+        assert response.status_code == 303
+        assert response.headers["location"].endswith("/staff/login?next=/staff/p/shelter/")
+        # A tampered cookie is not looked up at all.
+        value = client.cookies.get("staff_session")
+        assert value is not None
+        client.cookies.set("staff_session", value[:-2] + "AA", path="/staff")
+        assert (await client.get("/staff/")).status_code == 303
