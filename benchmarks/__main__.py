@@ -1,30 +1,29 @@
 """Run every benchmark and print one JSON object:
 ``{"name": {"value": v, "unit": u, "baseline": b, "ratio": v / b, "target": t}}``.
-Each baseline is measured in the same run on the same machine."""
+Each baseline is measured in the same run on the same machine.
+
+Benchmarks are imported one at a time, when their turn comes, so that one's imports (the
+dashboard's chart renderer, say) do not weigh on another's memory figures."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from benchmarks.aggregate import aggregation_figures
-from benchmarks.dashboard import dashboard_figures
-from benchmarks.ingest import ingest_sealed_submissions
-
 Figure = dict[str, Any]
-BENCHMARKS: list[Callable[[], dict[str, Figure]]] = [
-    ingest_sealed_submissions,
-    aggregation_figures,
-    dashboard_figures,
+BENCHMARKS = [
+    ("benchmarks.ingest", "ingest_sealed_submissions"),
+    ("benchmarks.aggregate", "aggregation_figures"),
+    ("benchmarks.dashboard", "dashboard_figures"),
 ]
 
 
 def main() -> None:
     figures: dict[str, Figure] = {}
-    for benchmark in BENCHMARKS:
-        figures.update(benchmark())
+    for module, function in BENCHMARKS:
+        figures.update(getattr(importlib.import_module(module), function)())
     json.dump(figures, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
