@@ -8,12 +8,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from feedback.collect import queries
 from feedback.collect.batching import SealedBatcher
-from feedback.collect.forms import BadForm, parse_plain, parse_sealed
+from feedback.collect.forms import BadForm, parse_plain, parse_sealed, parse_urlencoded
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import Pages
 from feedback.db import Connection, Pool
@@ -22,6 +23,8 @@ from feedback.sealing import load_public_key, seal
 from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey, from_json
 from feedback.tokens import hash_receipt, hash_token, is_token, make_receipt, normalise_receipt
 from feedback.weeks import current_week
+
+MAX_FIELDS = 64  # a survey has at most a few dozen questions
 
 LIKERT_LABELS = (
     N_("Strongly disagree"),
@@ -217,8 +220,10 @@ async def show_survey(request: Request) -> Response:
 
 async def submit_survey(request: Request) -> Response:
     state = _state(request)
-    form = await request.form(max_files=0, max_fields=64)
-    fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    try:
+        fields = await _fields(request)
+    except BadForm:
+        return _unreadable(request, _language(request, state.catalogues.languages) or "en")
     if not state.submit_limiter.allow(
         request.path_params["token"], request.client.host if request.client else ""
     ):
@@ -233,6 +238,19 @@ async def submit_survey(request: Request) -> Response:
     if any(name == "sealed" for name, _ in fields):
         return await _submit_sealed(request, fields)
     return await _submit_plain(request, fields)
+
+
+async def _fields(request: Request) -> list[tuple[str, str]]:
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return parse_urlencoded(await request.body(), max_fields=MAX_FIELDS)
+    try:
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+    except HTTPException as exc:  # Starlette's answer to a malformed or file-bearing form
+        if exc.status_code != 400:
+            raise
+        raise BadForm(str(exc.detail)) from None
+    return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
 
 
 async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Response:

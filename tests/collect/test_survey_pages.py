@@ -228,6 +228,36 @@ async def test_bad_posts_are_refused_and_store_nothing(
     assert (await survivor.post(url, data=ANSWERS)).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("name", "body", "content_type"),
+    [
+        ("not UTF-8 once decoded", b"q.believed=%FF%FE", "application/x-www-form-urlencoded"),
+        (
+            "too many fields",
+            b"&".join(b"f%d=1" % i for i in range(65)),
+            "application/x-www-form-urlencoded",
+        ),
+        ("raw bytes", b"\xff\x00\x01", "application/x-www-form-urlencoded"),
+        (
+            "multipart with a file",
+            b'--b\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n\r\nx\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+)
+async def test_unreadable_bodies_are_refused_and_store_nothing(
+    conn, survivor, name: str, body: bytes, content_type: str
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    url = await link(conn, keyed.tenant)
+    response = await survivor.post(url, content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, name
+    assert "Nothing was saved" in response.text
+    assert "data-quick-exit" in response.text
+    assert await stored(conn) == []
+    assert (await survivor.post(url, data=ANSWERS)).status_code == 200
+
+
 async def test_key_of_another_organisation_is_refused(conn, survivor) -> None:
     mine = await factories.keyed_tenant(conn, "mine")
     theirs = await factories.keyed_tenant(conn, "theirs")
