@@ -66,6 +66,19 @@ SETTINGS: tuple[Variable, ...] = (
         "`DATA_DIR/secrets/phone_hmac_key` (mode 0600).",
     ),
     Variable(
+        "SMS_AUTH_TOKEN",
+        "",
+        "The SMS gateway's auth token, which signs its webhooks (Twilio: the account's auth "
+        "token). Empty: generated once into `DATA_DIR/secrets/sms_auth_token` (for the demo and "
+        "`feedback sms-sim`).",
+    ),
+    Variable(
+        "SMS_IDLE_MINUTES",
+        "30",
+        "An SMS conversation idle this long is ended and its sealed answers discarded (or, where "
+        "a program keeps partial answers, submitted).",
+    ),
+    Variable(
         "KEY_PASSPHRASE_DIR",
         "",
         "Directory of files named after organisations (their slug), each holding that "
@@ -91,6 +104,8 @@ class Settings:
     pool_size: int
     session_secret: bytes | None
     phone_hmac_key: bytes | None
+    sms_auth_token: bytes | None
+    sms_idle_minutes: int
     key_passphrase_dir: Path | None
     log_level: str
     debug: bool
@@ -120,6 +135,10 @@ class Settings:
             pool_size=_integer(get("POOL_SIZE"), "POOL_SIZE", low=2, high=1000),
             session_secret=_secret(get("SESSION_SECRET"), "SESSION_SECRET"),
             phone_hmac_key=_secret(get("PHONE_HMAC_KEY"), "PHONE_HMAC_KEY"),
+            sms_auth_token=get("SMS_AUTH_TOKEN").encode() or None,
+            sms_idle_minutes=_integer(
+                get("SMS_IDLE_MINUTES"), "SMS_IDLE_MINUTES", low=1, high=24 * 60
+            ),
             key_passphrase_dir=Path(raw).expanduser()
             if (raw := get("KEY_PASSPHRASE_DIR"))
             else None,

@@ -22,6 +22,7 @@ from feedback.errors import DataDirError
 class ServiceSecrets:
     session: bytes
     phone_hmac: bytes
+    sms_auth_token: bytes  # used as text by the gateways (Twilio's is 32 hex characters)
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -47,6 +48,10 @@ def resolve_secrets(settings: Settings) -> ServiceSecrets:
     return ServiceSecrets(
         session=pick(settings.session_secret, "session_secret"),
         phone_hmac=pick(settings.phone_hmac_key, "phone_hmac_key"),
+        sms_auth_token=settings.sms_auth_token
+        or load_or_create_secret(prepare_data_dir(settings.data_dir), "sms_auth_token")
+        .hex()
+        .encode(),
     )
 
 

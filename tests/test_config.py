@@ -95,11 +95,13 @@ def test_secrets_from_settings_win_and_are_not_written(tmp_path: Path) -> None:
             "FEEDBACK_DATA_DIR": str(tmp_path / "data"),
             "FEEDBACK_SESSION_SECRET": given,
             "FEEDBACK_PHONE_HMAC_KEY": "p" * 40,
+            "FEEDBACK_SMS_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
         }
     )
     resolved = resolve_secrets(settings)
     assert resolved.session == given.encode()
     assert resolved.phone_hmac == b"p" * 40
+    assert resolved.sms_auth_token == b"0123456789abcdef0123456789abcdef"
     assert not (tmp_path / "data").exists()
 
 

@@ -4,6 +4,7 @@ only (read with each invitation), and no session, cookie or client address is ke
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from feedback.collect import views
 from feedback.collect.batching import SealedBatcher
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import STATIC, CachedStatic, Pages
+from feedback.collect.sms import webhook
+from feedback.collect.sms.conversation import Context
 from feedback.config import Settings
 from feedback.db import Pool
 from feedback.i18n import load_catalogues
@@ -28,6 +31,7 @@ ROUTES = [
     Route("/s/{token}", views.submit_survey, methods=["POST"], name="submit_survey"),
     Route("/withdraw", views.show_withdraw, methods=["GET"], name="withdraw"),
     Route("/withdraw", views.withdraw, methods=["POST"], name="submit_withdraw"),
+    Route("/sms/{gateway}", webhook.inbound, methods=["POST"], name="sms_inbound"),
     Mount("/static", app=CachedStatic(directory=STATIC), name="static"),
 ]
 
@@ -52,6 +56,16 @@ def create_app(
                     submit_limiter=RateLimiter(limit=5, window=600),
                     batcher=SealedBatcher(state["pool"]),
                     withdraw_limiter=RateLimiter(limit=10, window=600),
+                ),
+                "sms": webhook.sms_state(
+                    state["pool"],
+                    Context(
+                        catalogues=catalogues,
+                        phone_secret=secrets.phone_hmac,
+                        idle=dt.timedelta(minutes=settings.sms_idle_minutes),
+                    ),
+                    auth_token=secrets.sms_auth_token,
+                    public_url=settings.public_url,
                 ),
             }
 

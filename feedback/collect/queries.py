@@ -37,7 +37,9 @@ class Invitation:
         return notes_in(self.notes, language)
 
 
-async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitation | None:
+async def select_invitation(
+    conn: Connection, *, token_hash: bytes, medium: Literal["link", "sms"] = "link"
+) -> Invitation | None:
     """The invitation, its survey and program settings, the organisation's current key and
     the program's latest notes: everything a survey page or post needs, in one round trip."""
     row = await conn.fetchrow(
@@ -53,9 +55,10 @@ async def select_invitation(conn: Connection, *, token_hash: bytes) -> Invitatio
           JOIN organisations o ON o.id = i.organisation_id
           LEFT JOIN collection_keys k
                  ON k.organisation_id = i.organisation_id AND k.retired_at IS NULL
-         WHERE i.token_hash = $1
+         WHERE i.token_hash = $1 AND i.medium = $2
         """,
         token_hash,
+        medium,
     )
     if row is None:
         return None

@@ -1,0 +1,1 @@
+"""The SMS channel: survivor-started conversations through a gateway, sealed answer by answer."""

@@ -1,0 +1,206 @@
+"""Every SQL statement of the SMS channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from feedback.db import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    program_id: uuid.UUID
+    survey_id: uuid.UUID
+    key_id: uuid.UUID
+    public_key: bytes
+    invitation_id: uuid.UUID | None
+    language: str | None
+    languages: tuple[str, ...]
+    step: int
+    retries: int
+    fragments: tuple[bytes, ...]
+    keep_partial: bool
+    definition: dict[str, Any]
+
+
+async def load(conn: Connection, phone_key: bytes) -> Conversation | None:
+    """The number's conversation, locked for this message; an idle one is forgotten here."""
+    await conn.execute(
+        "DELETE FROM sms_sessions WHERE phone_hmac = $1 AND idle_expires_at < now() "
+        "AND partial IS NULL",
+        phone_key,
+    )
+    row = await conn.fetchrow(
+        """
+        SELECT s.id, s.organisation_id, s.program_id, s.survey_id, s.key_id, k.public_key,
+               s.invitation_id, s.language, p.languages, s.step, s.retries, s.fragments,
+               p.keep_partial_sms AS keep_partial, v.definition
+          FROM sms_sessions s
+          JOIN programs p ON p.id = s.program_id
+          JOIN surveys v ON v.id = s.survey_id
+          JOIN collection_keys k ON k.id = s.key_id
+         WHERE s.phone_hmac = $1 AND s.idle_expires_at >= now()
+           FOR UPDATE OF s
+        """,
+        phone_key,
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    values["languages"] = tuple(values["languages"])
+    values["fragments"] = tuple(values["fragments"])
+    return Conversation(**values)
+
+
+async def start(
+    conn: Connection,
+    *,
+    phone_key: bytes,
+    invitation: Any,
+    language: str | None,
+    idle: dt.timedelta,
+) -> uuid.UUID:
+    """A new conversation for an invitation (any earlier one of this number is replaced)."""
+    await conn.execute("DELETE FROM sms_sessions WHERE phone_hmac = $1", phone_key)
+    session_id: uuid.UUID = await conn.fetchval(
+        """
+        INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id, key_id,
+                                  invitation_id, language, idle_expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8)
+        RETURNING id
+        """,
+        phone_key,
+        invitation.organisation_id,
+        invitation.program_id,
+        invitation.survey_id,
+        invitation.key_id,
+        invitation.id,
+        language,
+        idle,
+    )
+    return session_id
+
+
+async def save(
+    conn: Connection,
+    conversation: Conversation,
+    *,
+    language: str | None,
+    step: int,
+    retries: int,
+    fragments: tuple[bytes, ...],
+    partial: bytes | None,
+    idle: dt.timedelta,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE sms_sessions
+           SET language = $2, step = $3, retries = $4, fragments = $5, partial = $6,
+               idle_expires_at = now() + $7
+         WHERE id = $1
+        """,
+        conversation.id,
+        language,
+        step,
+        retries,
+        list(fragments),
+        partial,
+        idle,
+    )
+
+
+async def forget(conn: Connection, phone_key: bytes) -> None:
+    await conn.execute("DELETE FROM sms_sessions WHERE phone_hmac = $1", phone_key)
+
+
+async def submit(
+    conn: Connection, conversation: Conversation, *, week: dt.date, ciphertext: bytes
+) -> bool:
+    """Store the submission, consume a single-use code and end the conversation, in one
+    transaction (the caller's). False, and nothing stored, if the code was used meanwhile."""
+    stored = await conn.fetchval(
+        """
+        WITH invitation AS (
+            SELECT id, kind FROM invitations
+             WHERE id = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > now())
+             FOR UPDATE
+        ), consumed AS (
+            UPDATE invitations i SET used_week = $6
+              FROM invitation v
+             WHERE i.id = v.id AND v.kind = 'single' AND i.used_week IS NULL
+            RETURNING i.id
+        )
+        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+                                 open_link, received_week, ciphertext)
+        SELECT $2, $3, $4, $5, 'sms', v.kind = 'open', $6, $7
+          FROM invitation v
+         WHERE v.kind = 'open' OR EXISTS (SELECT 1 FROM consumed)
+        RETURNING true
+        """,
+        conversation.invitation_id,
+        conversation.organisation_id,
+        conversation.program_id,
+        conversation.survey_id,
+        conversation.key_id,
+        week,
+        ciphertext,
+    )
+    await conn.execute("DELETE FROM sms_sessions WHERE id = $1", conversation.id)
+    return bool(stored)
+
+
+async def replied(conn: Connection, message_key: bytes) -> tuple[bool, str | None]:
+    """Whether this gateway message was handled already, and what was replied."""
+    row = await conn.fetchrow("SELECT reply FROM sms_replies WHERE message_hmac = $1", message_key)
+    return (False, None) if row is None else (True, row["reply"])
+
+
+async def remember_reply(conn: Connection, message_key: bytes, reply: str | None) -> None:
+    await conn.execute(
+        """
+        INSERT INTO sms_replies (message_hmac, reply, expires_hour)
+        VALUES ($1, $2, date_trunc('hour', now()) + interval '25 hours')
+        ON CONFLICT (message_hmac) DO NOTHING
+        """,
+        message_key,
+        reply,
+    )
+
+
+async def latest_note(
+    conn: Connection, *, program_id: uuid.UUID | None, to_number: str
+) -> list[dict[str, str]]:
+    """The newest "you said, we did" notes of the conversation's program, else of the
+    organisation that owns the number texted."""
+    notes: list[dict[str, str]] | None = await conn.fetchval(
+        """
+        SELECT p.latest_notes FROM programs p
+         WHERE ($1::uuid IS NOT NULL AND p.id = $1)
+            OR ($1::uuid IS NULL AND p.organisation_id =
+                (SELECT id FROM organisations WHERE sms_number = $2))
+         ORDER BY jsonb_array_length(p.latest_notes) > 0 DESC
+         LIMIT 1
+        """,
+        program_id,
+        to_number,
+    )
+    return notes or []
+
+
+async def help_text(
+    conn: Connection, *, organisation_id: uuid.UUID | None, to_number: str
+) -> tuple[str | None, str | None]:
+    """The organisation's own help line and SMS name, if it set them."""
+    row = await conn.fetchrow(
+        "SELECT sms_help_text, sms_name FROM organisations "
+        "WHERE id = $1 OR ($1::uuid IS NULL AND sms_number = $2) LIMIT 1",
+        organisation_id,
+        to_number,
+    )
+    return (None, None) if row is None else (row["sms_help_text"], row["sms_name"])

@@ -1,0 +1,71 @@
+"""The gateways' inbound webhook: /sms/{gateway}. A message is handled in one transaction,
+under a lock on its number, and its reply remembered under the gateway's message id, so that
+a retried webhook changes nothing and gets the same reply. A wrong signature stores nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from feedback.collect.limits import RateLimiter
+from feedback.collect.sms import store
+from feedback.collect.sms.conversation import Context, reply_to
+from feedback.collect.sms.gateways import GATEWAYS, BadMessage, BadSignature
+from feedback.db import Pool
+from feedback.phones import message_key, phone_key
+
+
+@dataclass(frozen=True, slots=True)
+class SmsState:
+    pool: Pool
+    context: Context
+    auth_token: bytes
+    public_url: str
+    limiter: RateLimiter  # messages per number (kept under a keyed hash, in memory only)
+
+
+def called_url(request: Request, public_url: str) -> str:
+    """The URL the gateway called, as it signed it: our public URL, not the address a proxy
+    forwarded to."""
+    query = request.url.query
+    return public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+
+
+async def inbound(request: Request) -> Response:
+    state: SmsState = request.state.sms
+    gateway = GATEWAYS.get(request.path_params["gateway"])
+    if gateway is None:
+        raise HTTPException(404)
+    try:
+        message = await gateway.receive(
+            request, called_url(request, state.public_url), state.auth_token
+        )
+    except BadSignature:
+        return PlainTextResponse("The request signature does not match.", status_code=403)
+    except BadMessage as exc:
+        return PlainTextResponse(f"Not a message: {exc}", status_code=400)
+    number = phone_key(state.context.phone_secret, message.sender)
+    if not state.limiter.allow(number.hex()):
+        return gateway.reply(None)  # a flood from one number: read nothing more, say nothing
+    handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
+    async with state.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
+        done, previous = await store.replied(conn, handled)
+        if done:
+            return gateway.reply(previous)
+        reply = await reply_to(conn, state.context, message, number)
+        await store.remember_reply(conn, handled, reply)
+    return gateway.reply(reply)
+
+
+def sms_state(pool: Pool, context: Context, *, auth_token: bytes, public_url: str) -> SmsState:
+    return SmsState(
+        pool=pool,
+        context=context,
+        auth_token=auth_token,
+        public_url=public_url,
+        limiter=RateLimiter(limit=30, window=600),
+    )
