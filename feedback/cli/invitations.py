@@ -42,6 +42,7 @@ async def _program_id(conn: Connection, organisation_id: uuid.UUID, slug: str) -
     type=click.Path(path_type=Path),
     help="Also write a printable A4 sheet of QR codes (SVG) to this new file.",
 )
+@click.option("--sms", is_flag=True, help="SMS start codes (ten digits) instead of links.")
 @run
 async def batch(
     settings: Settings,
@@ -50,8 +51,12 @@ async def batch(
     count: int,
     days: int,
     sheet: Path | None,
+    sms: bool,
 ) -> None:
-    """Print a batch of single-use survey links (shown once: only their hashes are kept)."""
+    """Print a batch of single-use survey links or SMS start codes (shown once: only their
+    hashes are kept)."""
+    if sms and sheet is not None:
+        raise FeedbackError("a QR sheet is for links; SMS codes are texted, not scanned")
     async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         program_id = await _program_id(conn, org.id, program)
@@ -59,8 +64,12 @@ async def batch(
             conn,
             program_id=program_id,
             count=count,
+            medium="sms" if sms else "link",
             lifetime=dt.timedelta(days=days),
         )
+    if sms:
+        click.echo("\n".join(made.tokens))
+        return
     urls = [survey_url(settings.public_url, token) for token in made.tokens]
     if sheet is not None:
         title = f"{program}: {count} single-use links, valid until {made.expires_at:%Y-%m-%d}"
@@ -77,11 +86,13 @@ async def batch(
 @invitations.command("open-link")
 @organisation_option
 @click.option("--program", "-p", required=True, metavar="SLUG", help="The program.")
+@click.option("--sms", is_flag=True, help="A program-wide SMS start code instead of a link.")
 @run
-async def open_link(settings: Settings, organisation: str | None, program: str) -> None:
-    """Print a new open link for posters (many answers, rate limited, flagged in reports)."""
+async def open_link(settings: Settings, organisation: str | None, program: str, sms: bool) -> None:
+    """Print a new open link for posters, or a program-wide SMS code (many answers, rate
+    limited, flagged in reports)."""
     async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         program_id = await _program_id(conn, org.id, program)
-        token = await create_open_link(conn, program_id=program_id)
-    click.echo(survey_url(settings.public_url, token))
+        token = await create_open_link(conn, program_id=program_id, medium="sms" if sms else "link")
+    click.echo(token if sms else survey_url(settings.public_url, token))

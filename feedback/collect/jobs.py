@@ -6,6 +6,7 @@ import datetime as dt
 
 from feedback.db import Connection
 from feedback.jobs import Job
+from feedback.weeks import current_week
 
 EXPIRED_INVITATION_GRACE = dt.timedelta(days=30)
 
@@ -29,16 +30,40 @@ async def delete_expired_invitations(conn: Connection) -> str:
 
 
 async def delete_idle_sms_sessions(conn: Connection) -> str:
-    """Purge SMS conversations that went idle, with their sealed fragments."""
-    deleted = await conn.fetchval(
+    """Purge SMS conversations that went idle, with their sealed answers. Where a program
+    keeps partial answers, the answers so far (already a standard sealed envelope) become a
+    submission, and a single-use code is spent, in the same statement."""
+    row = await conn.fetchrow(
         """
         WITH gone AS (
-            DELETE FROM sms_sessions WHERE idle_expires_at < now() RETURNING 1
+            DELETE FROM sms_sessions WHERE idle_expires_at < now()
+            RETURNING organisation_id, program_id, survey_id, key_id, invitation_id, partial
+        ), keep AS (
+            SELECT g.*, i.kind
+              FROM gone g
+              JOIN programs p ON p.id = g.program_id AND p.keep_partial_sms
+              JOIN invitations i ON i.id = g.invitation_id AND i.revoked_at IS NULL
+             WHERE g.partial IS NOT NULL AND (i.kind = 'open' OR i.used_week IS NULL)
+        ), spent AS (
+            UPDATE invitations i SET used_week = $1
+              FROM keep k
+             WHERE i.id = k.invitation_id AND k.kind = 'single'
+            RETURNING i.id
+        ), kept AS (
+            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+                                     open_link, received_week, ciphertext)
+            SELECT organisation_id, program_id, survey_id, key_id, 'sms', kind = 'open', $1,
+                   partial
+              FROM keep
+            RETURNING 1
         )
-        SELECT count(*) FROM gone
-        """
+        SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM kept) AS kept,
+               (SELECT count(*) FROM spent) AS spent
+        """,
+        current_week(),
     )
-    return f"deleted {deleted} idle SMS sessions"
+    assert row is not None  # noqa: S101 - an aggregate query returns one row
+    return f"deleted {row['gone']} idle SMS sessions; kept partial answers of {row['kept']}"
 
 
 JOBS = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ async def create_batch(
     organisation_id, survey_id = await _current_survey(conn, program_id)
     batch_id = uuid.uuid4()
     expires_at = dt.datetime.now(dt.UTC) + lifetime
-    tokens = tuple(make_token() for _ in range(count))
+    tokens = tuple(make_token() if medium == "link" else make_sms_code() for _ in range(count))
     await conn.executemany(
         """
         INSERT INTO invitations (organisation_id, program_id, survey_id, batch_id, kind, medium,
@@ -78,21 +79,31 @@ async def create_batch(
     return Batch(batch_id, tokens, expires_at)
 
 
-async def create_open_link(conn: Connection, *, program_id: uuid.UUID) -> str:
-    """A new open (poster) link for the program; earlier open links stay valid until revoked."""
+async def create_open_link(
+    conn: Connection, *, program_id: uuid.UUID, medium: Medium = "link"
+) -> str:
+    """A new open (poster) link, or program-wide SMS code, for the program; earlier ones stay
+    valid until revoked."""
     organisation_id, survey_id = await _current_survey(conn, program_id)
-    token = make_token()
+    token = make_token() if medium == "link" else make_sms_code()
     await conn.execute(
         """
         INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, token_hash)
-        VALUES ($1, $2, $3, 'open', 'link', $4)
+        VALUES ($1, $2, $3, 'open', $4, $5)
         """,
         organisation_id,
         program_id,
         survey_id,
+        medium,
         hash_token(token),
     )
     return token
+
+
+def make_sms_code() -> str:
+    """Ten digits (about 33 bits) a survivor texts to start: digits only, easy to type on any
+    phone, and never a word a carrier treats as a keyword."""
+    return f"{secrets.randbelow(10**10):010d}"
 
 
 def survey_url(base_url: str, token: str) -> str:

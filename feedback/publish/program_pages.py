@@ -11,6 +11,7 @@ from feedback.publish.guard import Context, Program, staff_page
 from feedback.publish.invitations import (
     MAX_BATCH,
     InvitationError,
+    Medium,
     create_batch,
     qr_sheet_svg,
     survey_url,
@@ -47,14 +48,17 @@ async def invitations(ctx: Context) -> Response:
             count = int(ctx.field("count") or "0")
         except ValueError:
             count = 0
+        medium: Medium = "sms" if ctx.field("output") == "sms" else "link"
         try:
-            batch = await create_batch(ctx.conn, program_id=program.id, count=count)
+            batch = await create_batch(ctx.conn, program_id=program.id, count=count, medium=medium)
         except InvitationError as exc:
             error = str(exc)
         else:
             await ctx.audit("invitations.batch", program.slug, count=count, batch=str(batch.id))
             base = ctx.request.state.settings.public_url
-            links = [survey_url(base, token) for token in batch.tokens]
+            links = [
+                survey_url(base, token) if medium == "link" else token for token in batch.tokens
+            ]
             if ctx.field("output") == "sheet":
                 svg = qr_sheet_svg(links, title=program.name)
                 return Response(

@@ -39,5 +39,7 @@ async def test_idle_sms_sessions_are_purged(conn: Connection) -> None:
             secrets.token_bytes(80),
             minutes,
         )
-    assert await delete_idle_sms_sessions(conn) == "deleted 1 idle SMS sessions"
+    assert await delete_idle_sms_sessions(conn) == (
+        "deleted 1 idle SMS sessions; kept partial answers of 0"
+    )
     assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 1

@@ -68,7 +68,7 @@ async def test_invitations_are_made_counted_and_revoked(
             hash_token(links[0]),
         )
         page = await client.get("/staff/p/shelter/invitations")
-        assert "<td>3</td><td>1</td><td>0</td>" in page.text  # issued, used, revoked
+        assert "<td>links</td><td>3</td><td>1</td><td>0</td>" in page.text  # issued, used, revoked
         batch = await conn.fetchval(
             "SELECT batch_id FROM invitations WHERE token_hash = $1", hash_token(links[0])
         )
@@ -76,7 +76,7 @@ async def test_invitations_are_made_counted_and_revoked(
             client, "/staff/p/shelter/invitations", f"/staff/p/shelter/invitations/{batch}/revoke"
         )
         page = await client.get("/staff/p/shelter/invitations")
-        assert "<td>3</td><td>1</td><td>2</td>" in page.text
+        assert "<td>links</td><td>3</td><td>1</td><td>2</td>" in page.text
         bad = await post_form(client, "/staff/p/shelter/invitations", count="0")
         assert bad.status_code == 400
         assert "1 to 1000" in bad.text

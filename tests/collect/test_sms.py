@@ -1,0 +1,332 @@
+"""The SMS channel through Twilio's webhook: signatures as the official twilio package makes
+them, whole conversations in English and Spanish read back by the aggregator's opening code,
+keywords, retries, idle sessions, bad input, and no trace of the number or a marker."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import subprocess
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from feedback.aggregate.keys import UnlockedKey
+from feedback.collect.jobs import delete_idle_sms_sessions
+from feedback.collect.sms.gsm import segments
+from feedback.db import Connection
+from feedback.envelope import from_plaintext
+from feedback.publish.invitations import create_batch, create_open_link
+from tests import factories
+from tests.collect.conftest import SECRETS
+from tests.collect.test_survivor_browser import PG_DUMP
+
+URL = "http://127.0.0.1:8000/sms/twilio"
+PHONE = "+15550104477"
+TO = "+15550009999"
+VALIDATOR = RequestValidator(SECRETS.sms_auth_token.decode())
+_sids = itertools.count()
+
+
+def params(body: str, *, sender: str = PHONE, sid: str | None = None) -> dict[str, str]:
+    """What Twilio posts, location fields included."""
+    return {
+        "MessageSid": sid or f"SM{next(_sids):032d}",
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": TO,
+        "Body": body,
+        "NumMedia": "0",
+        "FromCity": "SPRINGFIELD",
+        "FromState": "IL",
+        "FromZip": "62701",
+        "FromCountry": "US",
+        "ToCountry": "US",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+async def text(client: httpx.AsyncClient, body: str, **options: Any) -> tuple[int, str | None]:
+    """Post one message signed as Twilio signs it; (status, the reply or None)."""
+    data = params(body, **{k: v for k, v in options.items() if k in ("sender", "sid")})
+    url = options.get("url", URL)
+    signature = options.get("signature") or VALIDATOR.compute_signature(url, data)
+    response = await client.post(URL, data=data, headers={"X-Twilio-Signature": signature})
+    if response.status_code != 200:
+        return response.status_code, None
+    assert response.headers["content-type"].startswith("text/xml")
+    found = re.search(r"<Message>(.*)</Message>", response.text, flags=re.S)
+    return 200, None if found is None else found[1]
+
+
+async def sms_tenant(conn: Connection, languages: list[str]) -> factories.KeyedTenant:
+    keyed = await factories.keyed_tenant(conn)
+    await conn.execute(
+        "UPDATE programs SET languages = $2 WHERE id = $1", keyed.tenant.program_id, languages
+    )
+    await conn.execute("UPDATE organisations SET sms_number = $1", TO)
+    return keyed
+
+
+async def sms_code(conn: Connection, keyed: factories.KeyedTenant) -> str:
+    batch = await create_batch(conn, program_id=keyed.tenant.program_id, count=1, medium="sms")
+    return batch.tokens[0]
+
+
+def opened(keyed: factories.KeyedTenant, ciphertext: bytes) -> Any:
+    """The aggregator's own opening code."""
+    key = UnlockedKey(keyed.tenant.key_id, keyed.private_key)
+    return from_plaintext(key.open(ciphertext))
+
+
+async def test_signatures_from_the_twilio_package_are_accepted_and_others_refused(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    await sms_tenant(conn, ["en"])
+    assert (await text(survivor, "HELP"))[0] == 200
+    data = params("HELP")
+    good = VALIDATOR.compute_signature(URL, data)
+    one_byte = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    for signature in (
+        one_byte,
+        VALIDATOR.compute_signature("http://127.0.0.1:8000/sms/other", data),  # wrong URL
+        VALIDATOR.compute_signature(URL, {**data, "Body": "HELLO"}),  # another body
+        "",
+    ):
+        response = await survivor.post(URL, data=data, headers={"X-Twilio-Signature": signature})
+        assert response.status_code == 403
+    tampered = await survivor.post(
+        URL, data={**data, "Body": "1234567890"}, headers={"X-Twilio-Signature": good}
+    )
+    assert tampered.status_code == 403
+    assert await conn.fetchval("SELECT count(*) FROM sms_replies") == 1  # the signed HELP only
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+
+
+async def test_a_whole_conversation_in_english(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    code = await sms_code(conn, keyed)
+    status, first = await text(survivor, f" {code[:5]} {code[5:]} ")
+    assert status == 200
+    assert first is not None
+    assert first.startswith("1/6 Staff believed me.")
+    given = ["5", "4", "0", "2", "3", "1"]  # 0 skips the third question
+    replies = []
+    for answer in given:
+        replies.append((await text(survivor, answer))[1])
+        if answer == "5":
+            # a sealed fragment is kept between messages, never the answer
+            fragments = await conn.fetchval("SELECT fragments FROM sms_sessions")
+            assert len(fragments) == 1
+            assert b"believed" not in fragments[0]
+    assert replies[-1] is not None
+    assert replies[-1].startswith("Thank you")
+    for reply in [first, *replies]:
+        assert reply is not None
+        assert segments(reply) == 1
+        assert "traffick" not in reply.lower()
+    [row] = await conn.fetch("SELECT channel, ciphertext FROM submissions")
+    assert row["channel"] == "sms"
+    envelope = opened(keyed, row["ciphertext"])
+    assert (envelope.survey, envelope.language) == ("rights-based", "en")
+    assert dict(envelope.answers) == {
+        "believed": 5,
+        "respected": 4,
+        "safe_now": 2,
+        "trust_help": 3,
+        "recommend": 1,
+    }
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+    assert await conn.fetchval("SELECT used_week IS NOT NULL FROM invitations")
+    # The code is spent: texting it again starts nothing.
+    status, again = await text(survivor, code)
+    assert again == "That code has already been used. Thank you."
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+
+
+async def test_a_whole_conversation_in_spanish(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en", "es"])
+    code = await sms_code(conn, keyed)
+    menu = (await text(survivor, code))[1]
+    assert menu == "Reply with a number: 1 English 2 Español"
+    assert (await text(survivor, "3"))[1] is not None  # not a language: asked again
+    first = (await text(survivor, "2"))[1]
+    assert first is not None
+    assert first.startswith("1/6 El personal me creyo.")  # one GSM-7 segment, accent dropped
+    assert segments(first) == 1
+    unreadable = (await text(survivor, "mucho 😀"))[1]  # not a number: asked once more
+    assert unreadable is not None
+    assert unreadable.startswith("Perdone, no pude leer eso. 1/6")
+    assert (await text(survivor, "AYUDA"))[1] is not None  # help in between changes nothing
+    for answer in ("4", "9", "9", "5", "5", "5", "3"):  # 9 twice: asked once, then skipped
+        last = (await text(survivor, answer))[1]
+    assert last is not None
+    assert last.startswith("Gracias")
+    envelope = opened(keyed, await conn.fetchval("SELECT ciphertext FROM submissions"))
+    assert envelope.language == "es"
+    assert dict(envelope.answers) == {
+        "believed": 4,
+        "safe_services": 5,
+        "safe_now": 5,
+        "trust_help": 5,
+        "recommend": 3,
+    }
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+
+
+@pytest.mark.parametrize("word", ["STOP", "stop", "Cancelar", " END ", "parar"])
+async def test_stop_mid_survey_forgets_everything(
+    conn: Connection, survivor: httpx.AsyncClient, word: str
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await text(survivor, await sms_code(conn, keyed))
+    await text(survivor, "5")
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 1
+    status, reply = await text(survivor, word)
+    assert (status, reply) == (200, None)  # nothing is sent back
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
+
+
+async def test_a_retried_message_changes_nothing_and_gets_the_same_reply(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await text(survivor, await sms_code(conn, keyed))
+    first = await text(survivor, "5", sid="SM-retried")
+    step = await conn.fetchval("SELECT step FROM sms_sessions")
+    again = await text(survivor, "5", sid="SM-retried")
+    assert again == first
+    assert await conn.fetchval("SELECT step FROM sms_sessions") == step == 1
+    for answer in ("4", "4", "4", "4", "4"):
+        await text(survivor, answer, sid=f"SM-last-{answer}-{uuid.uuid4()}")
+    last = await text(survivor, "4", sid="SM-final")  # (the session has ended already)
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+    assert last == await text(survivor, "4", sid="SM-final")
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+
+
+async def test_an_idle_session_is_purged_and_its_answers_discarded(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await text(survivor, await sms_code(conn, keyed))
+    await text(survivor, "5")
+    await conn.execute("UPDATE sms_sessions SET idle_expires_at = now() - interval '1 minute'")
+    assert (await delete_idle_sms_sessions(conn)).startswith("deleted 1 ")
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
+
+
+async def test_a_program_that_keeps_partial_answers_gets_them_when_idle(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await conn.execute("UPDATE programs SET keep_partial_sms = true")
+    await text(survivor, await sms_code(conn, keyed))
+    await text(survivor, "5")
+    await text(survivor, "2")
+    await conn.execute("UPDATE sms_sessions SET idle_expires_at = now() - interval '1 minute'")
+    assert (await delete_idle_sms_sessions(conn)).endswith("kept partial answers of 1")
+    envelope = opened(keyed, await conn.fetchval("SELECT ciphertext FROM submissions"))
+    assert dict(envelope.answers) == {"believed": 5, "respected": 2}
+    assert await conn.fetchval("SELECT used_week IS NOT NULL FROM invitations")
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "hello", "😀😀😀", "x" * 5000, "0000000000", "12345678901234567890", "1234"],
+)
+async def test_unknown_codes_and_garbage_get_a_neutral_reply_and_no_session(
+    conn: Connection, survivor: httpx.AsyncClient, body: str
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await sms_code(conn, keyed)
+    status, reply = await text(survivor, body)
+    assert status == 200
+    assert reply == "Sorry, that code does not work. Please check it and send it again."
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+
+
+async def test_keywords_work_at_any_point(conn: Connection, survivor: httpx.AsyncClient) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await conn.execute("UPDATE organisations SET sms_help_text = 'Call 555-0100, 9 to 5.'")
+    assert (await text(survivor, "NEWS"))[1] == "There is no news yet."
+    await conn.execute(
+        "INSERT INTO notes (organisation_id, program_id) VALUES ($1, $2)",
+        keyed.tenant.organisation_id,
+        keyed.tenant.program_id,
+    )
+    await conn.execute(
+        "INSERT INTO note_texts (note_id, language, body) "
+        "SELECT id, 'en', 'You asked for evening hours: we are open until 8 now.' FROM notes"
+    )
+    assert (await text(survivor, "news"))[1] == (
+        "You asked for evening hours: we are open until 8 now."
+    )
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0  # NEWS starts nothing
+    code = await create_open_link(conn, program_id=keyed.tenant.program_id, medium="sms")
+    await text(survivor, code)
+    await text(survivor, "5")
+    assert (await text(survivor, "HELP"))[1] == "Call 555-0100, 9 to 5."
+    restarted = (await text(survivor, "RESTART"))[1]
+    assert restarted is not None
+    assert restarted.startswith("1/6 ")
+    assert await conn.fetchval("SELECT (step, cardinality(fragments)) FROM sms_sessions") == (0, 0)
+
+
+async def test_a_flood_from_one_number_is_cut_off(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    await sms_tenant(conn, ["en"])
+    replies = [(await text(survivor, "hello"))[1] for _ in range(35)]
+    assert replies[0] is not None
+    assert replies[-1] is None  # past the limit: read nothing, say nothing
+    assert await conn.fetchval("SELECT count(*) FROM sms_replies") == 30
+    other = await text(survivor, "hello", sender="+15550100001")
+    assert other[1] is not None  # other numbers are not affected
+
+
+async def test_no_dump_or_log_holds_the_number_or_a_marker(
+    conn: Connection,
+    survivor: httpx.AsyncClient,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    keyed = await sms_tenant(conn, ["en"])
+    marker = "MARKER-7c1e-SPRINGFIELD"
+    await text(survivor, await sms_code(conn, keyed))
+    await text(survivor, "5")
+    await text(survivor, f"4 {marker}")  # unreadable: asked again, never stored
+
+    def dump() -> str:
+        return subprocess.run(
+            [str(PG_DUMP), "--data-only", database_url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    during = dump()
+    for answer in ("4", "4", "4", "4", "4"):
+        await text(survivor, answer)
+    after = dump()
+    for snapshot in (during, after):
+        assert "5550104477" not in snapshot
+        assert marker not in snapshot
+        assert "SPRINGFIELD" not in snapshot
+        assert "62701" not in snapshot
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+    logged = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
+    assert "/sms/" in logged  # the requests were logged (by route), and nothing more
+    for secret in ("5550104477", marker, "SPRINGFIELD", "62701"):
+        assert secret not in logged
