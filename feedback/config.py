@@ -8,7 +8,7 @@ network; ``secretfiles`` resolves the secrets that may live in the data director
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -73,6 +73,19 @@ SETTINGS: tuple[Variable, ...] = (
         "`feedback sms-sim`).",
     ),
     Variable(
+        "VONAGE_API_KEY",
+        "",
+        "Vonage SMS API key; with the secret and signature secret, turns on /sms/vonage. Empty: "
+        "off.",
+    ),
+    Variable("VONAGE_API_SECRET", "", "Vonage SMS API secret, for sending replies."),
+    Variable(
+        "VONAGE_SIGNATURE_SECRET",
+        "",
+        "Vonage signature secret (SHA-256 HMAC method), which signs its inbound webhooks.",
+    ),
+    Variable("VONAGE_API_URL", "https://rest.nexmo.com", "Where Vonage's SMS API answers."),
+    Variable(
         "SMS_IDLE_MINUTES",
         "30",
         "An SMS conversation idle this long is ended and its sealed answers discarded (or, where "
@@ -106,6 +119,7 @@ class Settings:
     phone_hmac_key: bytes | None
     sms_auth_token: bytes | None
     sms_idle_minutes: int
+    vonage: tuple[str, str, bytes, str] | None  # api key, api secret, signature secret, URL
     key_passphrase_dir: Path | None
     log_level: str
     debug: bool
@@ -136,6 +150,7 @@ class Settings:
             session_secret=_secret(get("SESSION_SECRET"), "SESSION_SECRET"),
             phone_hmac_key=_secret(get("PHONE_HMAC_KEY"), "PHONE_HMAC_KEY"),
             sms_auth_token=get("SMS_AUTH_TOKEN").encode() or None,
+            vonage=_vonage(get),
             sms_idle_minutes=_integer(
                 get("SMS_IDLE_MINUTES"), "SMS_IDLE_MINUTES", low=1, high=24 * 60
             ),
@@ -201,6 +216,22 @@ def _secret(raw: str, name: str) -> bytes | None:
             f"{PREFIX}{name} must be at least 32 characters; leave it empty to have one generated"
         )
     return raw.encode()
+
+
+def _vonage(get: Callable[[str], str]) -> tuple[str, str, bytes, str] | None:
+    names = ("VONAGE_API_KEY", "VONAGE_API_SECRET", "VONAGE_SIGNATURE_SECRET")
+    values = [get(name) for name in names]
+    if not any(values):
+        return None
+    if not all(values):
+        missing = ", ".join(PREFIX + n for n, v in zip(names, values, strict=True) if not v)
+        raise ConfigError(f"the Vonage gateway needs {missing} as well")
+    return (
+        values[0],
+        values[1],
+        values[2].encode(),
+        _https_url(get("VONAGE_API_URL"), "VONAGE_API_URL"),
+    )
 
 
 def _log_level(raw: str) -> str:

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
@@ -18,6 +19,7 @@ from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import STATIC, CachedStatic, Pages
 from feedback.collect.sms import webhook
 from feedback.collect.sms.conversation import Context
+from feedback.collect.sms.gateways import Gateway, Twilio, Vonage
 from feedback.config import Settings
 from feedback.db import Pool
 from feedback.i18n import load_catalogues
@@ -31,21 +33,48 @@ ROUTES = [
     Route("/s/{token}", views.submit_survey, methods=["POST"], name="submit_survey"),
     Route("/withdraw", views.show_withdraw, methods=["GET"], name="withdraw"),
     Route("/withdraw", views.withdraw, methods=["POST"], name="submit_withdraw"),
-    Route("/sms/{gateway}", webhook.inbound, methods=["POST"], name="sms_inbound"),
+    Route("/sms/{gateway}", webhook.inbound, methods=["GET", "POST"], name="sms_inbound"),
     Mount("/static", app=CachedStatic(directory=STATIC), name="static"),
 ]
 
 
+def gateways(
+    settings: Settings, secrets: ServiceSecrets, client: httpx.AsyncClient
+) -> dict[str, Gateway]:
+    """Twilio always (its auth token is generated for the demo when not set); Vonage when
+    its keys are set."""
+    found: dict[str, Gateway] = {"twilio": Twilio(secrets.sms_auth_token)}
+    if settings.vonage is not None:
+        api_key, api_secret, signature_secret, api_url = settings.vonage
+        found["vonage"] = Vonage(
+            api_key=api_key,
+            api_secret=api_secret,
+            signature_secret=signature_secret,
+            api_url=api_url,
+            client=client,
+        )
+    return found
+
+
 def create_app(
-    settings: Settings, secrets: ServiceSecrets, *, pool: Pool | None = None
+    settings: Settings,
+    secrets: ServiceSecrets,
+    *,
+    pool: Pool | None = None,
+    sms_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
+    """The survivor app; ``sms_transport`` carries replies to gateways' send APIs (tests give
+    a fake that speaks the provider's wire format)."""
     catalogues = load_catalogues()
     pages = Pages(catalogues, exit_url=settings.quick_exit_url)
     base = web.pool_lifespan(settings, pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with base(app) as state:
+        async with (
+            base(app) as state,
+            httpx.AsyncClient(timeout=10, transport=sms_transport) as sms_client,
+        ):
             yield {
                 **state,
                 "survivor": views.SurvivorState(
@@ -64,7 +93,7 @@ def create_app(
                         phone_secret=secrets.phone_hmac,
                         idle=dt.timedelta(minutes=settings.sms_idle_minutes),
                     ),
-                    auth_token=secrets.sms_auth_token,
+                    gateways=gateways(settings, secrets, sms_client),
                     public_url=settings.public_url,
                 ),
             }

@@ -7,16 +7,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from xml.sax.saxutils import escape
 
+import httpx
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from feedback.collect.sms.gsm import is_gsm7
 from feedback.errors import FeedbackError
+
+log = logging.getLogger(__name__)
 
 
 class BadSignature(FeedbackError):
@@ -39,11 +44,13 @@ class Inbound:
 class Gateway(Protocol):
     name: str
 
-    async def receive(self, request: Request, url: str, secret: bytes) -> Inbound:
+    async def receive(self, request: Request, url: str) -> Inbound:
         """The message, once its signature for ``url`` (what the gateway called) holds."""
         ...
 
-    def reply(self, text: str | None) -> Response: ...
+    async def respond(self, message: Inbound, text: str | None) -> Response:
+        """Answer the webhook, sending ``text`` to the sender (nothing when None)."""
+        ...
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -67,10 +74,14 @@ class Twilio:
 
     name = "twilio"
 
-    async def receive(self, request: Request, url: str, secret: bytes) -> Inbound:
+    def __init__(self, auth_token: bytes) -> None:
+        self._auth_token = auth_token
+
+    async def receive(self, request: Request, url: str) -> Inbound:
         fields = _fields(await request.form(max_files=0, max_fields=64))
         given = request.headers.get("x-twilio-signature", "")
-        if not hmac.compare_digest(given.encode(), twilio_signature(secret, url, fields).encode()):
+        expected = twilio_signature(self._auth_token, url, fields)
+        if not hmac.compare_digest(given.encode(), expected.encode()):
             raise BadSignature("the X-Twilio-Signature does not match")
         try:
             return Inbound(
@@ -83,12 +94,93 @@ class Twilio:
         except KeyError as exc:
             raise BadMessage(f"the webhook has no {exc.args[0]}") from None
 
-    def reply(self, text: str | None) -> Response:
-        message = "" if text is None else f"<Message>{escape(text)}</Message>"
+    async def respond(self, message: Inbound, text: str | None) -> Response:
+        reply = "" if text is None else f"<Message>{escape(text)}</Message>"
         return Response(
-            f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>',
+            f'<?xml version="1.0" encoding="UTF-8"?><Response>{reply}</Response>',
             media_type="text/xml",
         )
 
 
-GATEWAYS: dict[str, Gateway] = {"twilio": Twilio()}
+def vonage_signature(secret: bytes, params: Mapping[str, str]) -> str:
+    """Vonage's signed webhooks, SHA-256 HMAC method: the parameters but ``sig``, sorted by
+    name, each as ``&name=value`` (with & and = in values written as _), keyed by the
+    signature secret, in upper-case hex."""
+    query = vonage_signed_text(params)
+    return hmac.new(secret, query.encode(), hashlib.sha256).hexdigest().upper()
+
+
+def vonage_signed_text(params: Mapping[str, str]) -> str:
+    """What Vonage signs, whatever the method."""
+    return "".join(
+        f"&{name}={params[name].replace('&', '_').replace('=', '_')}"
+        for name in sorted(params)
+        if name != "sig"
+    )
+
+
+class Vonage:
+    """Vonage's SMS API: the inbound webhook (GET query or POST form, signed with ``sig``)
+    is answered 200 with no body, and the reply is sent through the SMS API
+    (POST {api_url}/sms/json), as Vonage does not read replies from the webhook."""
+
+    name = "vonage"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_secret: str,
+        signature_secret: bytes,
+        api_url: str,
+        client: httpx.AsyncClient,
+    ) -> None:
+        self._api_key, self._api_secret = api_key, api_secret
+        self._signature_secret = signature_secret
+        self._api_url = api_url.rstrip("/")
+        self._client = client
+
+    async def receive(self, request: Request, url: str) -> Inbound:
+        if request.method == "GET":
+            fields = dict(request.query_params)
+        else:
+            fields = _fields(await request.form(max_files=0, max_fields=64))
+        expected = vonage_signature(self._signature_secret, fields)
+        if not hmac.compare_digest(fields.get("sig", "").upper().encode(), expected.encode()):
+            raise BadSignature("the sig parameter does not match")
+        try:
+            return Inbound(
+                self.name,
+                fields["messageId"],
+                fields["msisdn"],
+                fields["to"],
+                fields.get("text", ""),
+            )
+        except KeyError as exc:
+            raise BadMessage(f"the webhook has no {exc.args[0]}") from None
+
+    async def respond(self, message: Inbound, text: str | None) -> Response:
+        if text is not None:
+            await self._send(to=message.sender, sender=message.to, text=text)
+        return Response(status_code=204)
+
+    async def _send(self, *, to: str, sender: str, text: str) -> None:
+        """One message through the SMS API; a failure is logged (without the number) and
+        the webhook still answered, so that Vonage does not resend the survivor's message."""
+        form = {
+            "api_key": self._api_key,
+            "api_secret": self._api_secret,
+            "from": sender.lstrip("+"),
+            "to": to.lstrip("+"),
+            "text": text,
+        }
+        if not is_gsm7(text):
+            form["type"] = "unicode"
+        try:
+            response = await self._client.post(f"{self._api_url}/sms/json", data=form)
+            status = response.json()["messages"][0]["status"]
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            log.warning("vonage: a reply was not sent (%s)", type(exc).__name__)
+            return
+        if status != "0":
+            log.warning("vonage: a reply was refused with status %s", status)

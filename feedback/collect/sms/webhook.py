@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from feedback.collect.limits import RateLimiter
 from feedback.collect.sms import store
 from feedback.collect.sms.conversation import Context, reply_to
-from feedback.collect.sms.gateways import GATEWAYS, BadMessage, BadSignature
+from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway
 from feedback.db import Pool
 from feedback.phones import message_key, phone_key
 
@@ -22,7 +22,7 @@ from feedback.phones import message_key, phone_key
 class SmsState:
     pool: Pool
     context: Context
-    auth_token: bytes
+    gateways: dict[str, Gateway]
     public_url: str
     limiter: RateLimiter  # messages per number (kept under a keyed hash, in memory only)
 
@@ -36,36 +36,35 @@ def called_url(request: Request, public_url: str) -> str:
 
 async def inbound(request: Request) -> Response:
     state: SmsState = request.state.sms
-    gateway = GATEWAYS.get(request.path_params["gateway"])
+    gateway = state.gateways.get(request.path_params["gateway"])
     if gateway is None:
         raise HTTPException(404)
     try:
-        message = await gateway.receive(
-            request, called_url(request, state.public_url), state.auth_token
-        )
+        message = await gateway.receive(request, called_url(request, state.public_url))
     except BadSignature:
         return PlainTextResponse("The request signature does not match.", status_code=403)
     except BadMessage as exc:
         return PlainTextResponse(f"Not a message: {exc}", status_code=400)
     number = phone_key(state.context.phone_secret, message.sender)
     if not state.limiter.allow(number.hex()):
-        return gateway.reply(None)  # a flood from one number: read nothing more, say nothing
+        return await gateway.respond(message, None)  # a flood: read nothing more, say nothing
     handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
     async with state.pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
-        done, previous = await store.replied(conn, handled)
-        if done:
-            return gateway.reply(previous)
-        reply = await reply_to(conn, state.context, message, number)
-        await store.remember_reply(conn, handled, reply)
-    return gateway.reply(reply)
+        done, reply = await store.replied(conn, handled)
+        if not done:
+            reply = await reply_to(conn, state.context, message, number)
+            await store.remember_reply(conn, handled, reply)
+    return await gateway.respond(message, reply)  # after the commit: nothing accepted is lost
 
 
-def sms_state(pool: Pool, context: Context, *, auth_token: bytes, public_url: str) -> SmsState:
+def sms_state(
+    pool: Pool, context: Context, *, gateways: dict[str, Gateway], public_url: str
+) -> SmsState:
     return SmsState(
         pool=pool,
         context=context,
-        auth_token=auth_token,
+        gateways=gateways,
         public_url=public_url,
         limiter=RateLimiter(limit=30, window=600),
     )
