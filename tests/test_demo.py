@@ -99,6 +99,31 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
         assert program.status_code == 200
         assert program.text.count("<svg") >= 4
         assert "2026-Q3" in program.text
+    check_sms_simulator(demo, facts)
+
+
+def check_sms_simulator(demo: Demo, facts: dict[str, str]) -> None:
+    """`feedback sms-sim` finds the demo's webhook and token in demo.json and plays a phone."""
+    assert facts["sms_webhook_url"] == f"http://127.0.0.1:{demo.port}/sms/twilio"
+    assert len(facts["sms_auth_token"]) >= 32
+    assert facts["sms_start_code"].isdigit()
+    answers = ["-m", facts["sms_start_code"], "-m", "1"]  # the code, then English
+    for answer in ("5", "4", "0", "3", "2", "1"):
+        answers += ["-m", answer]
+    played = subprocess.run(
+        [sys.executable, "-m", "feedback", "sms-sim", *answers, "-m", "NEWS"],
+        env={**os.environ, "FEEDBACK_DATA_DIR": str(demo.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert played.returncode == 0, played.stderr
+    replies = [line for line in played.stdout.splitlines() if line.startswith("< ")]
+    assert len(replies) == 9
+    assert replies[0] == "< Reply with a number: 1 English 2 Español"  # two languages
+    assert replies[1].startswith("< 1/6 ")
+    assert replies[-2].startswith("< Thank you")
+    assert replies[-1].startswith("< ")  # NEWS: the latest note, or that there is none
 
 
 def test_demo_with_embedded_postgres(demo_dir: Path) -> None:

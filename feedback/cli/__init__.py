@@ -31,6 +31,7 @@ from feedback.cli.runtime import (
     serve,
     stop_on_signals,
 )
+from feedback.cli.sms_sim import sms_sim
 from feedback.cli.users import users
 from feedback.collect import jobs as collect_jobs
 from feedback.collect.app import create_app as create_survivor_app
@@ -148,14 +149,15 @@ async def demo(settings: Settings) -> None:
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
         async with ready_database(settings, migrate_first=True) as (url, pool):
+            secrets = resolve_secrets(settings)
             async with pool.acquire() as conn:
-                facts = await demo_module.seed(conn, settings)
+                facts = await demo_module.seed(conn, settings, secrets)
             path = demo_module.write_facts(settings.data_dir, facts)
             click.echo(demo_module.describe(facts, path))
             scheduler = build_scheduler(pool, worker_jobs(settings, url))
             scheduler.start()
             try:
-                app = build_web_app(settings, resolve_secrets(settings), pool, "both")
+                app = build_web_app(settings, secrets, pool, "both")
                 await serve(app, sock, stopping)
             finally:
                 scheduler.shutdown(wait=False)
@@ -166,6 +168,7 @@ main.add_command(invitations)
 main.add_command(aggregate)
 main.add_command(plan)
 main.add_command(users)
+main.add_command(sms_sim)
 
 
 @main.command("settings")

@@ -16,13 +16,14 @@ from feedback.db import Connection
 from feedback.publish.invitations import create_batch, create_open_link, survey_url
 from feedback.publish.passwords import hash_password
 from feedback.publish.signing import create_signing_key
-from feedback.secretfiles import load_or_create_secret, prepare_data_dir
+from feedback.secretfiles import ServiceSecrets, load_or_create_secret, prepare_data_dir
 from feedback.surveys import load_definition
 
 ORGANISATION = ("demo", "Demo Organisation")
 PROGRAMS = (("shelter", "Safe Housing Program"), ("legal", "Legal Support Program"))
 MANAGER_EMAIL = "manager@demo.example"
 ADMIN_EMAIL = "admin@demo.example"
+SMS_NUMBER = "+15550009999"  # the demo organisation's (simulated) gateway number
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +39,13 @@ class DemoFacts:
     open_link: str
     collection_public_key: str
     key_passphrase_file: str
+    sms_webhook_url: str
+    sms_auth_token: str
+    sms_number: str
+    sms_start_code: str
 
 
-async def seed(conn: Connection, settings: Settings) -> DemoFacts:
+async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSecrets) -> DemoFacts:
     """Create the demo organisation once (with its keys); give the manager a fresh password
     and make a fresh single-use link every run."""
     password = secrets.token_urlsafe(12)
@@ -134,6 +139,10 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
     await demo_data.release_past_periods(conn, organisation_id, passphrase)
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
+    sms = await create_batch(conn, program_id=program_ids[0], count=1, medium="sms")
+    await conn.execute(
+        "UPDATE organisations SET sms_number = $2 WHERE id = $1", organisation_id, SMS_NUMBER
+    )
     return DemoFacts(
         base_url=settings.public_url,
         staff_url=f"{settings.public_url}/staff",
@@ -146,6 +155,10 @@ async def seed(conn: Connection, settings: Settings) -> DemoFacts:
         open_link=survey_url(settings.public_url, open_token),
         collection_public_key=base64.b64encode(public_key).decode(),
         key_passphrase_file=str(passphrase_file),
+        sms_webhook_url=f"{settings.public_url}/sms/twilio",
+        sms_auth_token=service_secrets.sms_auth_token.decode(),
+        sms_number=SMS_NUMBER,
+        sms_start_code=sms.tokens[0],
     )
 
 
@@ -177,6 +190,8 @@ def describe(facts: DemoFacts, path: Path) -> str:
             f"    {facts.open_link}",
             f"  collection public key: {facts.collection_public_key}",
             f"  key passphrase file:   {facts.key_passphrase_file}",
+            "  try the SMS survey from another terminal (start by sending the code):",
+            f"    feedback sms-sim    then type {facts.sms_start_code}",
             f"  these facts as JSON: {path}",
         )
     )
