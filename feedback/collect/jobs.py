@@ -30,7 +30,8 @@ async def delete_expired_invitations(conn: Connection) -> str:
 
 
 async def delete_idle_sms_sessions(conn: Connection) -> str:
-    """Purge SMS conversations that went idle, with their sealed answers. Where a program
+    """Purge SMS conversations that went idle, with their sealed answers, and replies kept
+    for retries past their day. Where a program
     keeps partial answers, the answers so far (already a standard sealed envelope) become a
     submission, and a single-use code is spent, in the same statement."""
     row = await conn.fetchrow(
@@ -62,6 +63,8 @@ async def delete_idle_sms_sessions(conn: Connection) -> str:
         """,
         current_week(),
     )
+    # Replies kept for retried webhooks: a day, then forgotten.
+    await conn.execute("DELETE FROM sms_replies WHERE expires_hour < now()")
     assert row is not None  # noqa: S101 - an aggregate query returns one row
     return f"deleted {row['gone']} idle SMS sessions; kept partial answers of {row['kept']}"
 

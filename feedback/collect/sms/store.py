@@ -155,6 +155,13 @@ async def submit(
     return bool(stored)
 
 
+async def in_conversation(conn: Connection, phone_key: bytes) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM sms_sessions WHERE phone_hmac = $1)", phone_key
+    )
+    return found
+
+
 async def replied(conn: Connection, message_key: bytes) -> tuple[bool, str | None]:
     """Whether this gateway message was handled already, and what was replied."""
     row = await conn.fetchrow("SELECT reply FROM sms_replies WHERE message_hmac = $1", message_key)
