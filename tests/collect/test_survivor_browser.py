@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import pytest
 from nacl.public import SealedBox
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from feedback.db import connect, with_database
 from feedback.envelope import from_plaintext
 from feedback.publish.invitations import create_batch
 from tests import factories
 from tests.browser import (
     ARTIFACTS,
     AXE,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     WCAG_21_AA,
     LiveServer,
+    chromium,
+    live_site,
+    run_with_connection,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,13 +36,6 @@ PG_DUMP = next(
 EXIT_URL = "https://www.bbc.com/weather"
 
 
-def run_async(coroutine: Any) -> Any:
-    """Run a coroutine to its end from synchronous test code. Sync Playwright keeps an event
-    loop running on this thread, so it runs on a thread of its own."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
-
-
 @dataclass
 class Site:
     server: LiveServer
@@ -53,14 +43,7 @@ class Site:
     keyed: factories.KeyedTenant
 
     def run(self, coroutine_function: Any, *args: Any) -> Any:
-        async def go() -> Any:
-            conn = await connect(self.database_url)
-            try:
-                return await coroutine_function(conn, *args)
-            finally:
-                await conn.close()
-
-        return run_async(go())
+        return run_with_connection(self.database_url, coroutine_function, *args)
 
     def new_link(self) -> str:
         async def make(conn: Any) -> str:
@@ -80,44 +63,16 @@ class Site:
 def site(
     admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    name = f"feedback_browser_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> factories.KeyedTenant:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        finally:
-            await admin.close()
-        conn = await connect(with_database(admin_url, name))
-        try:
-            return await factories.keyed_tenant(conn)
-        finally:
-            await conn.close()
-
-    keyed = run_async(create())
-    url = with_database(admin_url, name)
-    server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log")
-    try:
+    with live_site(
+        admin_url, template_database, tmp_path_factory.mktemp("server"), factories.keyed_tenant
+    ) as (server, url, keyed):
         yield Site(server, url, keyed)
-    finally:
-        server.stop()
-
-        async def drop() -> None:
-            admin = await asyncpg.connect(admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-        run_async(drop())
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def answer_survey(page: Page, marker: str) -> None:

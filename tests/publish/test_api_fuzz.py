@@ -4,21 +4,18 @@ and responses match the schema."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import asyncpg
 import hypothesis
 import pytest
 import schemathesis
 
-from feedback.db import connect, with_database
+from feedback.db import Connection
 from feedback.publish.accounts import create_user
 from feedback.publish.api import TOKEN_PREFIX, hash_api_token
 from tests import factories
-from tests.browser import LiveServer
-from tests.collect.test_survivor_browser import run_async
+from tests.browser import live_site
 from tests.publish.conftest import PASSWORD, add_release
 
 pytestmark = pytest.mark.slow
@@ -30,58 +27,38 @@ class Api:
     base_url: str
 
 
+async def seed(conn: Connection) -> None:
+    t = await factories.tenant(conn)
+    await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
+    await add_release(conn, t, "2026-Q3")
+    await add_release(conn, t, "2026-Q3", breakdown="gender")
+    user_id = await create_user(
+        conn,
+        organisation_id=t.organisation_id,
+        email="bi@org.example",
+        role="viewer",
+        programs=[t.program_id],
+        password=PASSWORD,
+    )
+    await conn.execute(
+        "INSERT INTO api_tokens (organisation_id, user_id, name, token_hash) "
+        "VALUES ($1, $2, 'fuzz', $3)",
+        t.organisation_id,
+        user_id,
+        hash_api_token(TOKEN),
+    )
+
+
 @pytest.fixture(scope="module")
 def api(
     admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Api]:
-    name = f"feedback_fuzz_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        finally:
-            await admin.close()
-        conn = await connect(with_database(admin_url, name))
-        try:
-            t = await factories.tenant(conn)
-            await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
-            await add_release(conn, t, "2026-Q3")
-            await add_release(conn, t, "2026-Q3", breakdown="gender")
-            user_id = await create_user(
-                conn,
-                organisation_id=t.organisation_id,
-                email="bi@org.example",
-                role="viewer",
-                programs=[t.program_id],
-                password=PASSWORD,
-            )
-            await conn.execute(
-                "INSERT INTO api_tokens (organisation_id, user_id, name, token_hash) "
-                "VALUES ($1, $2, 'fuzz', $3)",
-                t.organisation_id,
-                user_id,
-                hash_api_token(TOKEN),
-            )
-        finally:
-            await conn.close()
-
-    run_async(create())
-    url = with_database(admin_url, name)
-    server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log")
-    try:
+    with live_site(admin_url, template_database, tmp_path_factory.mktemp("server"), seed) as (
+        server,
+        _,
+        _,
+    ):
         yield Api(server.base_url + "/staff")
-    finally:
-        server.stop()
-
-        async def drop() -> None:
-            admin = await asyncpg.connect(admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-        run_async(drop())
 
 
 def test_no_generated_request_is_a_server_error(api: Api) -> None:

@@ -6,20 +6,16 @@ on every dashboard page."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from feedback.db import connect, with_database
+from feedback.db import Connection
 from feedback.publish.accounts import create_user
 from tests import factories
-from tests.browser import ARTIFACTS, AXE, CHROMIUM, CHROMIUM_ARGS, WCAG_21_AA, LiveServer
-from tests.collect.test_survivor_browser import run_async
+from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, LiveServer, chromium, live_site
 from tests.publish.conftest import PASSWORD, add_release
 
 pytestmark = pytest.mark.slow
@@ -36,77 +32,40 @@ class Site:
     def staff(self) -> str:
         return self.server.base_url + "/staff"
 
-    def run(self, coroutine_function: Any, *args: Any) -> Any:
-        async def go() -> Any:
-            conn = await connect(self.database_url)
-            try:
-                return await coroutine_function(conn, *args)
-            finally:
-                await conn.close()
 
-        return run_async(go())
+async def seed(conn: Connection) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t = keyed.tenant
+    await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
+    await conn.execute(
+        "INSERT INTO programs (organisation_id, slug, name) VALUES ($1, 'outreach', 'Outreach')",
+        t.organisation_id,
+    )
+    for period in ("2026-Q2", "2026-Q3"):
+        await add_release(conn, t, period)
+    await add_release(conn, t, "2026-Q3", breakdown="gender")
+    await add_release(conn, t, "2026-Q3", breakdown="time_in_program")
+    await create_user(
+        conn, organisation_id=t.organisation_id, email=ADMIN, role="admin", password=PASSWORD
+    )
 
 
 @pytest.fixture(scope="module")
 def site(
     admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    name = f"feedback_dashboard_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        finally:
-            await admin.close()
-        conn = await connect(with_database(admin_url, name))
-        try:
-            keyed = await factories.keyed_tenant(conn)
-            t = keyed.tenant
-            await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
-            await conn.execute(
-                "INSERT INTO programs (organisation_id, slug, name) "
-                "VALUES ($1, 'outreach', 'Outreach')",
-                t.organisation_id,
-            )
-            for period in ("2026-Q2", "2026-Q3"):
-                await add_release(conn, t, period)
-            await add_release(conn, t, "2026-Q3", breakdown="gender")
-            await add_release(conn, t, "2026-Q3", breakdown="time_in_program")
-            await create_user(
-                conn,
-                organisation_id=t.organisation_id,
-                email=ADMIN,
-                role="admin",
-                password=PASSWORD,
-            )
-        finally:
-            await conn.close()
-
-    run_async(create())
-    url = with_database(admin_url, name)
-    server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log")
-    try:
+    with live_site(admin_url, template_database, tmp_path_factory.mktemp("server"), seed) as (
+        server,
+        url,
+        _,
+    ):
         yield Site(server, url)
-    finally:
-        server.stop()
-
-        async def drop() -> None:
-            admin = await asyncpg.connect(admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-        run_async(drop())
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def log_in(page: Page, site: Site, email: str) -> None:
