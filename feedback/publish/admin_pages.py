@@ -88,14 +88,12 @@ def _is_uuid(text: str) -> bool:
 
 @staff_page("admin")
 async def disable(ctx: Context) -> Response:
-    raw = ctx.request.path_params["user"]
-    if not _is_uuid(raw):
-        raise HTTPException(404)
-    if uuid.UUID(raw) == ctx.staff.id:
+    user_id = ctx.id_in_path("user")
+    if user_id == ctx.staff.id:
         raise HTTPException(400, "You cannot disable your own account.")
     try:
         email = await disable_user(
-            ctx.conn, organisation_id=ctx.staff.organisation_id, user_id=uuid.UUID(raw)
+            ctx.conn, organisation_id=ctx.staff.organisation_id, user_id=user_id
         )
     except AccountError:
         raise HTTPException(404) from None

@@ -253,10 +253,7 @@ async def tokens(ctx: Context) -> Response:
 
 @staff_page()
 async def revoke_token(ctx: Context) -> Response:
-    try:
-        token_id = uuid.UUID(ctx.request.path_params["token"])
-    except ValueError:
-        raise HTTPException(404) from None
+    token_id = ctx.id_in_path("token")
     revoked = await ctx.conn.fetchval(
         "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
         "WHERE id = $1 AND user_id = $2 RETURNING name",

@@ -47,6 +47,13 @@ class Context:
     def fields(self, name: str) -> list[str]:
         return [v for v in self.form.getlist(name) if isinstance(v, str)]
 
+    def id_in_path(self, name: str) -> uuid.UUID:
+        """An id in the URL; anything that is not one is a 404, like an id of nothing."""
+        try:
+            return uuid.UUID(self.request.path_params[name])
+        except ValueError:
+            raise HTTPException(404) from None
+
     @property
     def staff(self) -> Staff:
         return self.session.staff

@@ -86,10 +86,7 @@ async def invitations(ctx: Context) -> Response:
 @staff_page("admin", "manager")
 async def revoke_batch(ctx: Context) -> Response:
     program = await ctx.program()
-    try:
-        batch_id = uuid.UUID(ctx.request.path_params["batch"])
-    except ValueError:
-        raise HTTPException(404) from None
+    batch_id = ctx.id_in_path("batch")
     revoked = await ctx.conn.fetchval(
         """
         WITH revoked AS (
@@ -196,10 +193,7 @@ async def _release_of(ctx: Context, program: Program, raw: str) -> uuid.UUID | N
 @staff_page("admin", "manager")
 async def withdraw_note(ctx: Context) -> Response:
     program = await ctx.program()
-    try:
-        note_id = uuid.UUID(ctx.request.path_params["note"])
-    except ValueError:
-        raise HTTPException(404) from None
+    note_id = ctx.id_in_path("note")
     withdrawn = await ctx.conn.fetchval(
         "UPDATE notes SET withdrawn_at = coalesce(withdrawn_at, now()) "
         "WHERE organisation_id = $1 AND program_id = $2 AND id = $3 RETURNING id",
