@@ -20,6 +20,19 @@ RECEIPT_GROUPS = 3
 RECEIPT_GROUP_LENGTH = 4
 
 
+SMS_CODE_DIGITS = 10
+
+
+def make_sms_code() -> str:
+    """An SMS start code: ten digits (about 33 bits), easy to type on any phone, and never a
+    word that a carrier treats as a keyword."""
+    return f"{secrets.randbelow(10**SMS_CODE_DIGITS):0{SMS_CODE_DIGITS}d}"
+
+
+def is_sms_code(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) == SMS_CODE_DIGITS
+
+
 def make_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 

@@ -45,3 +45,24 @@ async def test_open_link_and_unknown_program(conn: Connection, database_url: str
     unknown = feedback(database_url, "batch", "-p", "nowhere")
     assert unknown.returncode == 1
     assert "no program 'nowhere'" in unknown.stderr
+
+
+async def test_sms_start_codes(conn: Connection, database_url: str, tmp_path: Path) -> None:
+    await factories.tenant(conn)
+    made = feedback(database_url, "batch", "-p", "shelter", "-n", "3", "--sms")
+    assert made.returncode == 0, made.stderr
+    codes = made.stdout.split()
+    assert len(codes) == 3
+    assert all(code.isdigit() and len(code) == 10 for code in codes)
+    rows = await conn.fetch("SELECT kind, medium, token_hash FROM invitations")
+    assert {(r["kind"], r["medium"]) for r in rows} == {("single", "sms")}
+    assert {r["token_hash"] for r in rows} == {hash_token(c) for c in codes}
+    wide = feedback(database_url, "open-link", "-p", "shelter", "--sms")
+    assert wide.returncode == 0
+    assert wide.stdout.strip().isdigit()
+    assert await conn.fetchval("SELECT count(*) FROM invitations WHERE kind = 'open'") == 1
+    sheet = feedback(
+        database_url, "batch", "-p", "shelter", "--sms", "--sheet", str(tmp_path / "x")
+    )
+    assert sheet.returncode == 1
+    assert "SMS codes are texted, not scanned" in sheet.stderr

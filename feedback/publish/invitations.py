@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import segno
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.tokens import hash_token, make_token
+from feedback.tokens import hash_token, make_sms_code, make_token
 
 Medium = Literal["link", "sms"]
 MAX_BATCH = 1000
@@ -98,12 +97,6 @@ async def create_open_link(
         hash_token(token),
     )
     return token
-
-
-def make_sms_code() -> str:
-    """Ten digits (about 33 bits) a survivor texts to start: digits only, easy to type on any
-    phone, and never a word a carrier treats as a keyword."""
-    return f"{secrets.randbelow(10**10):010d}"
 
 
 def survey_url(base_url: str, token: str) -> str:

@@ -27,11 +27,10 @@ from feedback.i18n import LANGUAGE_NAMES, Catalogues
 from feedback.phones import fragment_key, open_answer, seal_answer
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import Question, Survey, from_json
-from feedback.tokens import hash_token
+from feedback.tokens import hash_token, is_sms_code
 from feedback.weeks import current_week
 
 SKIP = object()
-CODE_DIGITS = range(6, 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +123,8 @@ async def reply_to(
 
 async def _begin(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> str:
     gettext = context.catalogues.gettext("en")
-    code = "".join(c for c in texts.normalise(message.body) if c.isdigit())
-    cleaned = texts.normalise(message.body).replace(" ", "").replace("-", "")
-    if not (cleaned.isdigit() and len(code) in CODE_DIGITS):
+    code = texts.normalise(message.body).replace(" ", "").replace("-", "")
+    if not is_sms_code(code):
         return fit(gettext(texts.UNKNOWN_CODE))
     invitation = await select_invitation(conn, token_hash=hash_token(code), medium="sms")
     if invitation is None or invitation.expired or invitation.key_id is None:
