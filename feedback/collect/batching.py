@@ -1,6 +1,9 @@
-"""Browser-sealed posts stored in small batches: those that arrive within a millisecond of
-one another share one statement and one commit. Each post's response waits for the commit of
-its batch, so nothing accepted is lost; under light load a batch is a single post."""
+"""Browser-sealed posts stored in batches that form by themselves (group commit): a post is
+stored at once when a connection slot is free; while every slot is busy, the posts that arrive
+wait together and go as one statement and one commit as soon as a slot frees. Under light load
+a batch is a single post and waits for nothing; under heavy load batches grow to match the
+time a commit takes. Each post's response waits for the commit of its batch, so nothing
+accepted is lost."""
 
 from __future__ import annotations
 
@@ -14,33 +17,40 @@ from feedback.weeks import current_week
 log = logging.getLogger(__name__)
 
 Result = queries.SealedStore | None
+Waiting = list[tuple[queries.SealedItem, asyncio.Future[Result]]]
 
 
 class SealedBatcher:
-    def __init__(self, pool: Pool, *, window: float = 0.001, max_batch: int = 64) -> None:
+    def __init__(self, pool: Pool, *, slots: int = 4, max_batch: int = 64) -> None:
         self.pool = pool
-        self.window = window
+        self.slots = slots  # batches being stored at once (each on a connection of its own)
         self.max_batch = max_batch
-        self._open: list[tuple[queries.SealedItem, asyncio.Future[Result]]] | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._waiting: Waiting = []
+        self._running = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def store(self, item: queries.SealedItem) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        if self._open is None or len(self._open) >= self.max_batch:
-            batch = self._open = [(item, future)]
-            task = asyncio.create_task(self._flush_after_window(batch))
-            self._flushing.add(task)  # a task of its own: a cancelled request cannot strand it
-            task.add_done_callback(self._flushing.discard)
-        else:
-            self._open.append((item, future))
+        self._waiting.append((item, future))
+        if not self._scheduled:
+            # Start batches at the end of this turn of the loop, so that the posts read in
+            # the same turn go together.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start)
         return await future
 
-    async def _flush_after_window(
-        self, batch: list[tuple[queries.SealedItem, asyncio.Future[Result]]]
-    ) -> None:
-        await asyncio.sleep(self.window)
-        if self._open is batch:
-            self._open = None
+    def _start(self) -> None:
+        self._scheduled = False
+        while self._waiting and self._running < self.slots:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            self._running += 1
+            task = asyncio.create_task(self._flush(batch))
+            self._tasks.add(task)  # a task of its own: a cancelled request cannot strand it
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch: Waiting) -> None:
         try:
             async with self.pool.acquire() as conn:
                 results = await queries.store_sealed_batch(
@@ -52,6 +62,9 @@ class SealedBatcher:
                 if not future.done():
                     future.set_exception(error)
             return
+        finally:
+            self._running -= 1
+            self._start()  # whatever arrived meanwhile goes now, as one batch
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
