@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from feedback import web
 from feedback.config import Settings
 from feedback.db import Pool
-from feedback.publish import admin_pages, api, auth_pages, dashboard, program_pages
+from feedback.publish import admin_pages, api, auth_pages, charts, dashboard, program_pages
 from feedback.publish.render import STATIC, page
 from feedback.publish.sessions import Sessions
 
@@ -100,6 +101,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with database(app) as state:
+            await asyncio.to_thread(charts.warm_up)
             yield {**state, "sessions": sessions}
 
     return web.create_web_app(
