@@ -90,7 +90,6 @@ async def count_period(
         *scope.period.weeks(),
         list(keys),
     )
-    setup = ({k: key.to_bytes() for k, key in keys.items()}, layout)
     # One snapshot for the count, the rows and every worker: they all see the same table.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         total: int = await conn.fetchval("SELECT count(*)" + IN_SCOPE, *where[:5])
@@ -98,13 +97,15 @@ async def count_period(
             progress.start(total)
         if database_url is None or workers == 1 or total < parallel_from:
             tally = Tally(layout)
-            ok, bad = await _count_rows(conn, tally, _unlocked(setup[0]), ROWS, where, progress)
+            ok, bad = await _count_rows(conn, tally, list(keys.values()), ROWS, where, progress)
             return Counted(tally, ok, bad)
         snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
         blocks: int = await conn.fetchval(
             "SELECT pg_relation_size('submissions') / current_setting('block_size')::int"
         )
         slices = _slices(blocks, workers * SLICES_PER_WORKER)
+        secrets = {key_id: key.to_bytes() for key_id, key in keys.items()}
+        setup = (secrets, layout)
         parts = await _in_workers(workers, database_url, snapshot, setup, where, slices, progress)
     tally = Tally(layout)
     counted = quarantined = 0

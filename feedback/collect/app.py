@@ -20,6 +20,7 @@ from feedback.collect.pages import STATIC, CachedStatic, Pages
 from feedback.collect.sms import webhook
 from feedback.collect.sms.conversation import Context
 from feedback.collect.sms.gateways import Gateway, Twilio, Vonage
+from feedback.collect.survey_cache import SurveyCache
 from feedback.config import Settings
 from feedback.db import Pool
 from feedback.i18n import load_catalogues
@@ -66,6 +67,7 @@ def create_app(
     """The survivor app; ``sms_transport`` carries replies to gateways' send APIs (tests give
     a fake that speaks the provider's wire format)."""
     catalogues = load_catalogues()
+    surveys = SurveyCache()
     pages = Pages(catalogues, exit_url=settings.quick_exit_url)
     base = web.pool_lifespan(settings, pool)
 
@@ -85,12 +87,14 @@ def create_app(
                     submit_limiter=RateLimiter(limit=5, window=600),
                     batcher=SealedBatcher(state["pool"]),
                     withdraw_limiter=RateLimiter(limit=10, window=600),
+                    surveys=surveys,
                 ),
                 "sms": webhook.sms_state(
                     state["pool"],
                     Context(
                         catalogues=catalogues,
                         phone_secret=secrets.phone_hmac,
+                        surveys=surveys,
                         idle=dt.timedelta(minutes=settings.sms_idle_minutes),
                     ),
                     gateways=gateways(settings, secrets, sms_client),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,10 +17,11 @@ from feedback.collect.batching import SealedBatcher
 from feedback.collect.forms import BadForm, parse_plain, parse_sealed, parse_urlencoded
 from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import Pages
+from feedback.collect.survey_cache import SurveyCache
 from feedback.db import Connection, Pool
 from feedback.i18n import N_, Catalogues, negotiate
 from feedback.sealing import load_public_key, seal
-from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey, from_json
+from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey
 from feedback.tokens import hash_receipt, hash_token, is_token, make_receipt, normalise_receipt
 from feedback.weeks import current_week
 
@@ -46,15 +47,7 @@ class SurvivorState:
     submit_limiter: RateLimiter  # posts per link and client: bounds open-link stuffing
     batcher: SealedBatcher
     withdraw_limiter: RateLimiter
-    # Survey versions never change (the database refuses updates), so each is read once.
-    surveys: dict[uuid.UUID, Survey] = field(default_factory=dict)
-
-    async def survey(self, conn: Connection, survey_id: uuid.UUID) -> Survey:
-        survey = self.surveys.get(survey_id)
-        if survey is None:
-            definition = await queries.select_survey_definition(conn, survey_id=survey_id)
-            survey = self.surveys[survey_id] = from_json(definition)
-        return survey
+    surveys: SurveyCache
 
 
 def _state(request: Request) -> SurvivorState:
@@ -123,7 +116,7 @@ async def _open_invitation(request: Request, conn: Connection) -> OpenInvitation
     if is_token(token):
         invitation = await queries.select_invitation(conn, token_hash=hash_token(token))
         if invitation is not None:
-            survey = await state.survey(conn, invitation.survey_id)
+            survey = await state.surveys.get(conn, invitation.survey_id)
     available = state.catalogues.languages
     offered = tuple(c for c in (invitation.languages if invitation else ()) if c in available)
     offered = offered or available

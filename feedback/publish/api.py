@@ -19,7 +19,7 @@ from starlette.schemas import SchemaGenerator
 from feedback.db import Connection
 from feedback.publish.accounts import Staff, load_staff
 from feedback.publish.audit import record
-from feedback.publish.guard import Context, staff_page
+from feedback.publish.guard import Context, staff_page, visible_program
 from feedback.publish.render import page
 from feedback.publish.reports import Release, program_releases
 
@@ -82,14 +82,10 @@ def api(handler: Api) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _program_id(conn: Connection, staff: Staff, slug: str) -> uuid.UUID:
-    program_id: uuid.UUID | None = await conn.fetchval(
-        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2",
-        staff.organisation_id,
-        slug,
-    )
-    if program_id is None or not staff.sees(program_id):
+    program = await visible_program(conn, staff, slug)
+    if program is None:
         raise HTTPException(404)
-    return program_id
+    return program.id
 
 
 @api

@@ -32,6 +32,18 @@ class Program:
     languages: tuple[str, ...]
 
 
+async def visible_program(conn: Connection, staff: Staff, slug: str) -> Program | None:
+    """The program of that slug in the user's own organisation, if the user may see it."""
+    row = await conn.fetchrow(
+        "SELECT id, slug, name, languages FROM programs WHERE organisation_id = $1 AND slug = $2",
+        staff.organisation_id,
+        slug,
+    )
+    if row is None or not staff.sees(row["id"]):
+        return None
+    return Program(row["id"], row["slug"], row["name"], tuple(row["languages"]))
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     request: Request
@@ -70,17 +82,11 @@ class Context:
 
     async def program(self) -> Program:
         """The program named in the URL, if this user may see it; else 404 (audited)."""
-        slug = self.request.path_params["program"]
-        row = await self.conn.fetchrow(
-            "SELECT id, slug, name, languages FROM programs WHERE organisation_id = $1 "
-            "AND slug = $2",
-            self.staff.organisation_id,
-            slug,
-        )
-        if row is None or not self.staff.sees(row["id"]):
+        program = await visible_program(self.conn, self.staff, self.request.path_params["program"])
+        if program is None:
             await self.audit("access.denied", self.request.url.path)
             raise HTTPException(404)
-        return Program(row["id"], row["slug"], row["name"], tuple(row["languages"]))
+        return program
 
 
 def staff_page(*roles: Role) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:

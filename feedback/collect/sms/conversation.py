@@ -12,8 +12,6 @@ RESTART begins again; NEWS sends the program's latest "you said, we did" note.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,12 +19,13 @@ from feedback.collect.queries import select_invitation
 from feedback.collect.sms import store, texts
 from feedback.collect.sms.gateways import Inbound
 from feedback.collect.sms.gsm import fit
+from feedback.collect.survey_cache import SurveyCache
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.i18n import LANGUAGE_NAMES, Catalogues
 from feedback.phones import fragment_key, open_answer, seal_answer
 from feedback.sealing import load_public_key, seal
-from feedback.surveys import Question, Survey, from_json
+from feedback.surveys import Question, Survey
 from feedback.tokens import hash_token, is_sms_code
 from feedback.weeks import current_week
 
@@ -37,12 +36,8 @@ SKIP = object()
 class Context:
     catalogues: Catalogues
     phone_secret: bytes
+    surveys: SurveyCache
     idle: dt.timedelta
-
-
-@functools.lru_cache(maxsize=64)
-def _survey(definition_json: str) -> Survey:
-    return from_json(json.loads(definition_json))
 
 
 def sms_questions(survey: Survey) -> list[Question]:
@@ -82,25 +77,28 @@ def read_answer(text: str, question: Question) -> int | str | object | None:
     return options[number - 1].id if 1 <= number <= len(options) else None
 
 
-async def reply_to(
-    conn: Connection, context: Context, message: Inbound, phone_key: bytes
-) -> str | None:
-    """Handle one message (in the caller's transaction, under a lock on the number) and
-    return the reply, or None to send nothing."""
+Reply = tuple[str | None, bool]
+"""The text to send (None: nothing), and whether the message touched a conversation: only
+those are remembered for retried webhooks (NEWS, HELP or an unknown code change nothing)."""
+
+
+async def reply_to(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> Reply:
+    """Handle one message (in the caller's transaction, under a lock on the number)."""
     keyword = texts.keyword(message.body)
     conversation = await store.load(conn, phone_key)
+    ongoing = conversation is not None
     language = conversation.language if conversation and conversation.language else "en"
     gettext = context.catalogues.gettext(language)
     if keyword == "stop":
         await store.forget(conn, phone_key)
-        return None
+        return None, ongoing
     if keyword == "help":
         own, name = await store.help_text(
             conn,
             organisation_id=conversation.organisation_id if conversation else None,
             to_number=message.to,
         )
-        return _fit(own or gettext(texts.HELP), name, gettext)
+        return _fit(own or gettext(texts.HELP), name, gettext), ongoing
     if keyword == "news":
         notes = await store.latest_note(
             conn,
@@ -108,38 +106,36 @@ async def reply_to(
             to_number=message.to,
         )
         found = next((n.get(language) or n.get("en") for n in notes if n), None)
-        return _fit(found or gettext(texts.NO_NEWS), None, gettext)
+        return _fit(found or gettext(texts.NO_NEWS), None, gettext), ongoing
     if conversation is None:
         return await _begin(conn, context, message, phone_key)
-    survey = _survey(_json(conversation.definition))
+    survey = await context.surveys.get(conn, conversation.survey_id)
     if keyword == "restart":
         chosen = conversation.language if len(conversation.languages) == 1 else None
         await _save(conn, context, conversation, language=chosen, step=0, retries=0, fragments=())
-        return _first_prompt(survey, conversation.languages, chosen, context)
+        return _first_prompt(survey, conversation.languages, chosen, context), True
     if conversation.language is None:
-        return await _choose_language(conn, context, conversation, message.body, survey)
-    return await _answer(conn, context, conversation, message, survey, gettext)
+        return await _choose_language(conn, context, conversation, message.body, survey), True
+    return await _answer(conn, context, conversation, message, survey, gettext), True
 
 
-async def _begin(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> str:
+async def _begin(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> Reply:
     gettext = context.catalogues.gettext("en")
     code = texts.normalise(message.body).replace(" ", "").replace("-", "")
     if not is_sms_code(code):
-        return fit(gettext(texts.UNKNOWN_CODE))
+        return fit(gettext(texts.UNKNOWN_CODE)), False
     invitation = await select_invitation(conn, token_hash=hash_token(code), medium="sms")
     if invitation is None or invitation.expired or invitation.key_id is None:
-        return fit(gettext(texts.UNKNOWN_CODE))
+        return fit(gettext(texts.UNKNOWN_CODE)), False
     if invitation.used:
-        return fit(gettext(texts.USED_CODE))
+        return fit(gettext(texts.USED_CODE)), False
     languages = _offered(invitation.languages, context)
     chosen = languages[0] if len(languages) == 1 else None
     await store.start(
         conn, phone_key=phone_key, invitation=invitation, language=chosen, idle=context.idle
     )
-    definition = await conn.fetchval(
-        "SELECT definition FROM surveys WHERE id = $1", invitation.survey_id
-    )
-    return _first_prompt(_survey(_json(definition)), languages, chosen, context)
+    survey = await context.surveys.get(conn, invitation.survey_id)
+    return _first_prompt(survey, languages, chosen, context), True
 
 
 def _first_prompt(
@@ -250,7 +246,3 @@ def _fit(text: str, name: str | None, gettext: Callable[[str], str]) -> str:
     if name:
         text = f"{gettext(texts.NAMED).format(name=name)} {text}"
     return fit(text)
-
-
-def _json(definition: object) -> str:
-    return json.dumps(definition, sort_keys=True)

@@ -25,7 +25,6 @@ class Conversation:
     retries: int
     fragments: tuple[bytes, ...]
     keep_partial: bool
-    definition: dict[str, Any]
 
 
 async def load(conn: Connection, phone_key: bytes) -> Conversation | None:
@@ -39,10 +38,9 @@ async def load(conn: Connection, phone_key: bytes) -> Conversation | None:
         """
         SELECT s.id, s.organisation_id, s.program_id, s.survey_id, s.key_id, k.public_key,
                s.invitation_id, s.language, p.languages, s.step, s.retries, s.fragments,
-               p.keep_partial_sms AS keep_partial, v.definition
+               p.keep_partial_sms AS keep_partial
           FROM sms_sessions s
           JOIN programs p ON p.id = s.program_id
-          JOIN surveys v ON v.id = s.survey_id
           JOIN collection_keys k ON k.id = s.key_id
          WHERE s.phone_hmac = $1 AND s.idle_expires_at >= now()
            FOR UPDATE OF s
@@ -153,13 +151,6 @@ async def submit(
     )
     await conn.execute("DELETE FROM sms_sessions WHERE id = $1", conversation.id)
     return bool(stored)
-
-
-async def in_conversation(conn: Connection, phone_key: bytes) -> bool:
-    found: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM sms_sessions WHERE phone_hmac = $1)", phone_key
-    )
-    return found
 
 
 async def replied(conn: Connection, message_key: bytes) -> tuple[bool, str | None]:

@@ -53,11 +53,8 @@ async def inbound(request: Request) -> Response:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
         done, reply = await store.replied(conn, handled)
         if not done:
-            before = await store.in_conversation(conn, number)
-            reply = await reply_to(conn, state.context, message, number)
-            # Only a message that touched a conversation is remembered: the others (NEWS, HELP,
-            # an unknown code) change nothing, so a retry may simply be answered again.
-            if before or await store.in_conversation(conn, number):
+            reply, touched = await reply_to(conn, state.context, message, number)
+            if touched:  # the others change nothing: a retry of them is simply answered again
                 await store.remember_reply(conn, handled, reply)
     return await gateway.respond(message, reply)  # after the commit: nothing accepted is lost
 
