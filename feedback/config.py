@@ -88,8 +88,9 @@ SETTINGS: tuple[Variable, ...] = (
     Variable(
         "SMS_IDLE_MINUTES",
         "30",
-        "An SMS conversation idle this long is ended and its sealed answers discarded (or, where "
-        "a program keeps partial answers, submitted).",
+        "An SMS conversation idle this long (rounded up to five minutes, so that no row holds "
+        "the minute a survivor wrote) is ended and its sealed answers discarded (or, where a "
+        "program keeps partial answers, submitted).",
     ),
     Variable(
         "KEY_PASSPHRASE_DIR",

@@ -4,6 +4,7 @@ keywords, retries, idle sessions, bad input, and no trace of the number or a mar
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import re
@@ -336,3 +337,18 @@ async def test_no_dump_or_log_holds_the_number_or_a_marker(
     assert "/sms/" in logged  # the requests were logged (by route), and nothing more
     for secret in ("5550104477", marker, "SPRINGFIELD", "62701"):
         assert secret not in logged
+
+
+async def test_a_conversation_row_holds_no_exact_time(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    await text(survivor, await sms_code(conn, keyed))
+    await text(survivor, "5")
+    row = await conn.fetchrow(
+        "SELECT extract(epoch FROM idle_expires_at)::bigint % 300 AS past_bin, "
+        "idle_expires_at - now() AS left FROM sms_sessions"
+    )
+    assert row is not None
+    assert row["past_bin"] == 0  # a five-minute boundary, not the minute of the message
+    assert dt.timedelta(minutes=30) <= row["left"] <= dt.timedelta(minutes=35)

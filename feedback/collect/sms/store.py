@@ -69,7 +69,9 @@ async def start(
         """
         INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id, key_id,
                                   invitation_id, language, idle_expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8)
+        -- the deadline rounded up to five minutes: never the minute the survivor wrote
+        VALUES ($1, $2, $3, $4, $5, $6, $7,
+                date_bin('5 minutes', now() + $8, TIMESTAMPTZ '2000-01-01') + interval '5 min')
         RETURNING id
         """,
         phone_key,
@@ -99,7 +101,8 @@ async def save(
         """
         UPDATE sms_sessions
            SET language = $2, step = $3, retries = $4, fragments = $5, partial = $6,
-               idle_expires_at = now() + $7
+               idle_expires_at = date_bin('5 minutes', now() + $7, TIMESTAMPTZ '2000-01-01')
+                                 + interval '5 minutes'  -- rounded: see start()
          WHERE id = $1
         """,
         conversation.id,
