@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 import psutil
@@ -25,11 +26,11 @@ from nacl.public import PrivateKey, SealedBox
 
 from benchmarks.database import bench_database
 from feedback.aggregate.keys import UnlockedKey
-from feedback.aggregate.privacy import Noise, Tally
+from feedback.aggregate.privacy import Counted, Noise, Tally
 from feedback.aggregate.releases import Scope, make_release
 from feedback.aggregate.unseal import count_period
 from feedback.cells import Layout
-from feedback.db import connect
+from feedback.db import WORKER, connect
 from feedback.envelope import Envelope
 from feedback.periods import Period
 from feedback.sealing import seal
@@ -127,7 +128,7 @@ async def _fill(url: str, count: int, boxes: list[bytes], tenant: factories.Tena
 async def _count(
     url: str, tenant: factories.Tenant, key: PrivateKey, program: Any
 ) -> tuple[int, float]:
-    conn = await connect(url, statement_timeout_ms=3_600_000)
+    conn = await connect(url, role=WORKER, statement_timeout_ms=3_600_000)
     try:
         scope = Scope(tenant.organisation_id, program, tenant.survey_id, Period.parse("2026-Q3"))
         started = time.perf_counter()
@@ -231,8 +232,8 @@ async def _release_10k(url: str, tenant: factories.Tenant) -> tuple[float, float
         assert len(layout) == 10_000  # noqa: S101 - the figure's definition
         tally = Tally(layout)
 
-        async def count() -> tuple[Tally, dict[str, Any]]:
-            return tally, {}
+        async def count() -> tuple[Counted, dict[str, Any]]:
+            return Counted(tally, 0, 0), {}
 
         noise = Noise(1.0, layout.sensitivity)
         started = time.perf_counter()
@@ -240,7 +241,9 @@ async def _release_10k(url: str, tenant: factories.Tenant) -> tuple[float, float
         noise_s = time.perf_counter() - started
         scope = Scope(tenant.organisation_id, None, survey_id, Period.parse("2026-Q1"))
         started = time.perf_counter()
-        await make_release(conn, scope, layout=layout, epsilon=1.0, threshold=11, count=count)
+        await make_release(
+            conn, scope, layout=layout, epsilon=Decimal(1), threshold=11, count=count
+        )
         return time.perf_counter() - started, noise_s
     finally:
         await conn.close()

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from feedback.db import create_pool
+from feedback.db import SURVIVOR, create_pool
 
 ORGANISATION = uuid.UUID(os.environ["BENCH_ORGANISATION"])
 PROGRAM = uuid.UUID(os.environ["BENCH_PROGRAM"])
@@ -48,7 +48,7 @@ async def insert(request: Request) -> Response:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-    async with create_pool(os.environ["FEEDBACK_DATABASE_URL"], max_size=10) as pool:
+    async with create_pool(os.environ["FEEDBACK_DATABASE_URL"], role=SURVIVOR, max_size=10) as pool:
         yield {"pool": pool}
 
 

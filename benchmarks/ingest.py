@@ -183,10 +183,8 @@ def ingest_sealed_submissions() -> dict[str, Any]:
         rates = _medians({"ceiling": (uvicorn, env), "survivor": (survivor, env)})
         ceiling, served = rates["ceiling"], rates["survivor"]
         stored = asyncio.run(_count(url, "SELECT count(*) FROM submissions WHERE channel = 'web'"))
-        used = asyncio.run(
-            _count(url, "SELECT count(*) FROM invitations WHERE used_week IS NOT NULL")
-        )
-    if used > TOKENS:
+        left = asyncio.run(_count(url, "SELECT count(*) FROM invitations"))  # spent: deleted
+    if left == 0:
         raise RuntimeError("tokens ran out: raise TOKENS")
     return {
         "ingest_sealed_submissions": {

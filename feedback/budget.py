@@ -1,10 +1,15 @@
 """The yearly privacy budget: how much epsilon a survivor has lost this year, or will have once
 the year's plan is carried out.
 
-The privacy unit is one invitation, and each invitation (and so each submission) belongs to one
-program. Releases of different programs therefore cover different survivors, and their losses
-do not add up (parallel composition): a survivor's loss is the sum over the organisation-wide
-releases and the releases of their own program. The budget bounds the worst case over programs.
+The privacy unit is one survivor. A survivor may be served by several programs of one
+organisation, so by default every release of the organisation may cover the same person and
+their losses add up (sequential composition across programs). An admin may declare groups of
+programs that serve different people (``programs.privacy_group``, audited): a survivor is then
+in at most one group, and the releases of different groups compose in parallel. A program in no
+group may share survivors with any program, so its releases count against everyone.
+
+The worst-off survivor's loss is therefore: the organisation-wide releases, plus every program
+in no group, plus the largest sum over one group. The budget bounds that.
 """
 
 from __future__ import annotations
@@ -13,20 +18,82 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from feedback.db import Connection
 
 ByProgram = Mapping[uuid.UUID | None, Decimal]  # None: the organisation-wide releases
 PERIODS_PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
+EPSILON_PLACES = Decimal("0.000001")  # the ledger's precision: costs round up to it
 
 
-def worst_loss(by_program: ByProgram, program_id: uuid.UUID | None = None) -> Decimal:
-    """The loss of a survivor of ``program_id`` (of the worst-off program when None)."""
-    whole = by_program.get(None, Decimal(0))
-    if program_id is not None:
-        return whole + by_program.get(program_id, Decimal(0))
-    return whole + max((v for k, v in by_program.items() if k is not None), default=Decimal(0))
+def cost_of(epsilon: float | Decimal) -> Decimal:
+    """A privacy loss as the ledger records it: rounded up to six places, never down."""
+    return Decimal(epsilon).quantize(EPSILON_PLACES, rounding=ROUND_CEILING)
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    """Which programs are declared to serve different people: program -> its group (None:
+    no group). How releases compose follows from it."""
+
+    groups: Mapping[uuid.UUID, str | None]
+
+    def worst(self, by_program: ByProgram) -> Decimal:
+        """The loss of the worst-off survivor, given each program's (and the organisation-wide)
+        total."""
+        whole = by_program.get(None, Decimal(0))
+        everyone = Decimal(0)
+        per_group: dict[str, Decimal] = {}
+        for program_id, loss in by_program.items():
+            if program_id is None:
+                continue
+            group = self.groups.get(program_id)
+            if group is None:
+                everyone += loss
+            else:
+                per_group[group] = per_group.get(group, Decimal(0)) + loss
+        return whole + everyone + max(per_group.values(), default=Decimal(0))
+
+    @property
+    def declared(self) -> dict[str, list[uuid.UUID]]:
+        found: dict[str, list[uuid.UUID]] = {}
+        for program_id, group in self.groups.items():
+            if group is not None:
+                found.setdefault(group, []).append(program_id)
+        return found
+
+    def describe(self, names: Mapping[uuid.UUID, str]) -> str:
+        """The accounting in force, in one sentence for people (``names``: program slugs)."""
+        declared = self.declared
+        if not declared:
+            return (
+                "all programs may serve the same survivors: every release of the "
+                "organisation counts against every survivor"
+            )
+        parts = [
+            f"{group}: {', '.join(sorted(names.get(p, str(p)) for p in programs))}"
+            for group, programs in sorted(declared.items())
+        ]
+        alone = sorted(names.get(p, str(p)) for p, g in self.groups.items() if g is None)
+        text = "groups of programs declared to serve different people (" + "; ".join(parts) + ")"
+        if alone:
+            text += f"; {', '.join(alone)} in no group, so counted against every survivor"
+        return text
+
+
+async def accounting(conn: Connection, organisation_id: uuid.UUID) -> Accounting:
+    rows = await conn.fetch(
+        "SELECT id, privacy_group FROM programs WHERE organisation_id = $1", organisation_id
+    )
+    return Accounting({row["id"]: row["privacy_group"] for row in rows})
+
+
+async def program_names(conn: Connection, organisation_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    rows = await conn.fetch(
+        "SELECT id, slug FROM programs WHERE organisation_id = $1", organisation_id
+    )
+    return {row["id"]: row["slug"] for row in rows}
 
 
 async def spent_by_program(
@@ -69,6 +136,7 @@ class Budget:
     total: Decimal
     spent: Decimal  # by the releases made so far (worst-off survivor)
     planned: Decimal  # once every planned release is made (worst-off survivor)
+    accounting: str  # how releases compose, in words
 
     @property
     def left(self) -> Decimal:
@@ -84,9 +152,18 @@ async def year_budget(conn: Connection, organisation_id: uuid.UUID, year: int) -
     total = await conn.fetchval(
         "SELECT epsilon_per_year FROM organisations WHERE id = $1", organisation_id
     )
+    rules = await accounting(conn, organisation_id)
     return Budget(
         year,
         total,
-        worst_loss(await spent_by_program(conn, organisation_id, year)),
-        worst_loss(await planned_by_program(conn, organisation_id, year)),
+        rules.worst(await spent_by_program(conn, organisation_id, year)),
+        rules.worst(await planned_by_program(conn, organisation_id, year)),
+        rules.describe(await program_names(conn, organisation_id)),
     )
+
+
+def plus(by_program: ByProgram, program_id: uuid.UUID | None, cost: Decimal) -> ByProgram:
+    """``by_program`` with ``cost`` added to ``program_id``'s total."""
+    after = dict(by_program)
+    after[program_id] = after.get(program_id, Decimal(0)) + cost
+    return after

@@ -7,6 +7,7 @@ network; ``secretfiles`` resolves the secrets that may live in the data director
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -99,6 +100,19 @@ SETTINGS: tuple[Variable, ...] = (
         "organisation's key passphrase (mode 0600): the worker then makes the planned releases "
         "as their periods end. Empty: no scheduled releases; run `feedback aggregate`.",
     ),
+    Variable(
+        "MIX_HOURS",
+        "12",
+        "How often the worker mixes stored submissions, in hours (1 to 20; a run starts within "
+        "a fifth of that after its slot begins, so no submission waits a day). Until its week "
+        "is mixed, a new row's transaction id and position date it within the week.",
+    ),
+    Variable(
+        "INSECURE_TEST_KDF",
+        "false",
+        "Tests only: wrap new private keys with argon2id at libsodium's INTERACTIVE cost "
+        "instead of SENSITIVE. Refused with an https:// public URL.",
+    ),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
     Variable("DEBUG", "false", "Starlette debug pages; never in production."),
 )
@@ -122,6 +136,8 @@ class Settings:
     sms_idle_minutes: int
     vonage: tuple[str, str, bytes, str] | None  # api key, api secret, signature secret, URL
     key_passphrase_dir: Path | None
+    mix_every: dt.timedelta
+    insecure_test_kdf: bool
     log_level: str
     debug: bool
 
@@ -137,12 +153,19 @@ class Settings:
         database_url = get("DATABASE_URL") or None
         if database_url is not None:
             check_database_url(database_url)
+        public_url = (get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
+        insecure_test_kdf = _boolean(get("INSECURE_TEST_KDF"), "INSECURE_TEST_KDF")
+        if insecure_test_kdf and public_url.startswith("https:"):
+            raise ConfigError(
+                f"{PREFIX}INSECURE_TEST_KDF is for tests and is refused with an https:// "
+                f"{PREFIX}PUBLIC_URL: unset it"
+            )
         return cls(
             database_url=database_url,
             data_dir=Path(get("DATA_DIR")).expanduser(),
             host=host,
             port=port,
-            public_url=(get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            public_url=public_url,
             quick_exit_url=_https_url(get("QUICK_EXIT_URL"), "QUICK_EXIT_URL"),
             statement_timeout_ms=_integer(
                 get("STATEMENT_TIMEOUT_MS"), "STATEMENT_TIMEOUT_MS", low=100, high=3_600_000
@@ -158,6 +181,8 @@ class Settings:
             key_passphrase_dir=Path(raw).expanduser()
             if (raw := get("KEY_PASSPHRASE_DIR"))
             else None,
+            mix_every=dt.timedelta(hours=_integer(get("MIX_HOURS"), "MIX_HOURS", low=1, high=20)),
+            insecure_test_kdf=insecure_test_kdf,
             log_level=_log_level(get("LOG_LEVEL")),
             debug=_boolean(get("DEBUG"), "DEBUG"),
         )

@@ -1,17 +1,21 @@
-"""Database connections: one asyncpg pool per process, opened and closed by its owner.
+"""Database connections: asyncpg pools, opened and closed by their owners, one per trust
+surface in a process.
 
 Every connection carries a statement timeout, so that a stuck query cannot hold a web worker
-forever. Connection failures become ``DatabaseUnavailable`` with a message that names the
-server (never its password) and what to do.
+forever, and takes the role of the surface it serves (``SURVIVOR``, ``STAFF``, ``WORKER``:
+see migrations/0014_roles.sql), so that the database itself refuses what that surface may not
+read. Connection failures become ``DatabaseUnavailable`` with a message that names the server
+(never its password) and what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -26,25 +30,37 @@ Connection: TypeAlias = (
 
 CONNECT_TIMEOUT_S = 10.0
 
+Role = Literal["feedback_survivor", "feedback_staff", "feedback_worker"]
+SURVIVOR: Role = "feedback_survivor"
+STAFF: Role = "feedback_staff"
+WORKER: Role = "feedback_worker"
+ROLES: tuple[Role, ...] = (SURVIVOR, STAFF, WORKER)
+
 
 async def keep_session(conn: Connection) -> None:
     """The pool's reset on release. asyncpg itself still rolls back an open transaction and
     drops listeners; this skips its extra round trip (``pg_advisory_unlock_all; CLOSE ALL;
-    UNLISTEN *; RESET ALL``), which cost a third of the survey post's time. Safe because no
-    pooled connection is left with session state: nothing here runs SET, LISTEN, WITH HOLD
-    cursors or session-level advisory locks on a pooled connection (jobs use transaction
-    locks; the migration runner uses a connection of its own)."""
+    UNLISTEN *; RESET ALL``), which cost a third of the survey post's time, and keeps the
+    connection's role. Safe because no pooled connection is left with other session state:
+    nothing here runs SET (but the role's), LISTEN, WITH HOLD cursors or session-level
+    advisory locks on a pooled connection (jobs use transaction locks; the migration runner
+    uses a connection of its own)."""
 
 
-async def init_connection(conn: Connection) -> None:
-    """Codecs every connection gets: json and jsonb as Python objects."""
+async def init_connection(conn: Connection, role: Role | None = None) -> None:
+    """What every connection gets: its role, and json and jsonb as Python objects."""
+    if role is not None:
+        if role not in ROLES:
+            raise ValueError(f"not a role of this platform: {role!r}")
+        await conn.execute(f"SET ROLE {role}")
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-def server_settings(statement_timeout_ms: int) -> dict[str, str]:
+def server_settings(statement_timeout_ms: int, role: Role | None = None) -> dict[str, str]:
     return {
-        "application_name": "feedback",
+        # pg_stat_activity shows each connection's surface (its role is set after connecting)
+        "application_name": "feedback" if role is None else role.replace("_", ":"),
         "statement_timeout": str(statement_timeout_ms),
         "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 2, 60_000)),
         "timezone": "UTC",
@@ -53,18 +69,22 @@ def server_settings(statement_timeout_ms: int) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def create_pool(
-    url: str, *, statement_timeout_ms: int = 5000, max_size: int = 10
+    url: str, *, role: Role | None, statement_timeout_ms: int = 5000, max_size: int = 10
 ) -> AsyncIterator[Pool]:
+    """A pool whose every connection takes ``role`` (None: the login's own, for set-up work
+    such as migrations and the demo's seed)."""
     try:
         pool = await asyncpg.create_pool(
             url,
             min_size=1,
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings=server_settings(statement_timeout_ms),
-            init=init_connection,
+            server_settings=server_settings(statement_timeout_ms, role),
+            init=functools.partial(init_connection, role=role),
             reset=keep_session,
         )
+    except ROLE_ERRORS as exc:
+        raise _no_role(url, role, exc) from None
     except BaseException as exc:
         raise _unavailable(url, exc) from None
     try:
@@ -73,16 +93,35 @@ async def create_pool(
         await pool.close()
 
 
-async def connect(url: str, *, statement_timeout_ms: int = 60_000) -> Connection:
-    """One connection outside any pool, for migrations and admin work."""
+async def connect(
+    url: str, *, role: Role | None = None, statement_timeout_ms: int = 60_000
+) -> Connection:
+    """One connection outside any pool (with ``role``, as ``create_pool``)."""
     try:
         conn = await asyncpg.connect(
-            url, timeout=CONNECT_TIMEOUT_S, server_settings=server_settings(statement_timeout_ms)
+            url,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings=server_settings(statement_timeout_ms, role),
         )
     except BaseException as exc:
         raise _unavailable(url, exc) from None
-    await init_connection(conn)
+    try:
+        await init_connection(conn, role)
+    except ROLE_ERRORS as exc:
+        await conn.close()
+        raise _no_role(url, role, exc) from None
     return conn
+
+
+# What SET ROLE raises for a role that is missing or that the login may not take.
+ROLE_ERRORS = (asyncpg.InvalidParameterValueError, asyncpg.InsufficientPrivilegeError)
+
+
+def _no_role(url: str, role: Role | None, exc: BaseException) -> BaseException:
+    return DatabaseUnavailable(
+        f"the database login of {redact(url)} cannot take the role {role} ({exc}): run "
+        "`feedback migrate` (it creates the roles), or grant the role to that login"
+    )
 
 
 def redact(url: str) -> str:

@@ -3,7 +3,11 @@
 Each run happens in one transaction that first takes a transaction-level advisory lock for the
 job (so two workers cannot overlap) and then inserts the ``(job, period)`` row into
 ``job_runs`` (so a worker that arrives after another finished does nothing). If the job fails,
-the transaction rolls back with the row, and the next tick tries again.
+the transaction rolls back with the row, and the next tick tries again. ``run_now`` runs a job
+at once (``feedback jobs run``), under the same lock.
+
+A run's outcome is a short text that counts nothing about survivors: ``job_runs`` rows carry
+the time they ran.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedback.db import Connection, Pool
+from feedback.errors import FeedbackError
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +42,26 @@ class Job:
         return start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+JOB_TIMEOUT = "10min"  # a job's statements may run longer than a web request's
+
+
+class JobBusy(FeedbackError):
+    pass
+
+
+async def _lock(conn: Connection, job: Job) -> bool:
+    await conn.execute(f"SET LOCAL statement_timeout = '{JOB_TIMEOUT}'")
+    locked: bool = await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock(hashtext('feedback.jobs'), hashtext($1))", job.name
+    )
+    return locked
+
+
 async def run_once(pool: Pool, job: Job, now: dt.datetime | None = None) -> bool:
     """Run ``job`` for the period of ``now`` unless some worker already has; True if this did."""
     period = job.period(now or dt.datetime.now(dt.UTC))
     async with pool.acquire() as conn, conn.transaction():
-        locked = await conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock(hashtext('feedback.jobs'), hashtext($1))", job.name
-        )
-        if not locked:
+        if not await _lock(conn, job):
             log.debug("job %s %s: another worker is running it", job.name, period)
             return False
         claimed = await conn.fetchval(
@@ -68,6 +85,25 @@ async def run_once(pool: Pool, job: Job, now: dt.datetime | None = None) -> bool
         )
     log.info("job %s %s: %s", job.name, period, outcome)
     return True
+
+
+async def run_now(pool: Pool, job: Job) -> str:
+    """Run ``job`` now, whether or not its period has run, under the same lock as the
+    scheduler; the run is recorded as a manual one. Its outcome is returned."""
+    period = "manual " + dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async with pool.acquire() as conn, conn.transaction():
+        if not await _lock(conn, job):
+            raise JobBusy(f"a worker is running {job.name} now: try again when it has finished")
+        outcome = await job.action(conn)
+        await conn.execute(
+            "INSERT INTO job_runs (job, period, outcome) VALUES ($1, $2, $3) "
+            "ON CONFLICT (job, period) DO UPDATE SET outcome = EXCLUDED.outcome",
+            job.name,
+            period,
+            outcome,
+        )
+    log.info("job %s %s: %s", job.name, period, outcome)
+    return outcome
 
 
 async def _run_logged(pool: Pool, job: Job) -> None:

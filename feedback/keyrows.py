@@ -1,6 +1,6 @@
 """Rows of ``collection_keys`` and ``signing_keys``: the public halves and the wrapped private
 halves, exactly as stored. Building a private key from them is for ``aggregate.keys`` and
-``publish.signing`` only."""
+``aggregate.signing`` only."""
 
 from __future__ import annotations
 

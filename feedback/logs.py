@@ -92,5 +92,9 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.error").setLevel(level)
     # pgserver narrates every pg_ctl call at INFO; its warnings and errors still show.
     logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # httpx logs every request it sends (SMS replies through a gateway's API) at INFO, with
+    # the time to the millisecond: a survivor's answer, dated.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # The scheduler logs every run at INFO; our jobs log their own outcome.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -10,12 +10,21 @@ can be removed only while none of its releases has been made.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from feedback.budget import PERIODS_PER_YEAR, planned_by_program, worst_loss
+from feedback.budget import (
+    EPSILON_PLACES,
+    PERIODS_PER_YEAR,
+    Accounting,
+    accounting,
+    planned_by_program,
+    plus,
+    program_names,
+)
 from feedback.cells import Layout, PrivacyError
 from feedback.db import Connection, Record
 from feedback.errors import FeedbackError
@@ -123,6 +132,8 @@ async def add_line(
     spend more than the yearly budget for some survivor."""
     if not Decimal(0) < epsilon <= Decimal(10):
         raise PlanError(f"epsilon per release must be more than 0 and at most 10; got {epsilon}")
+    if epsilon != epsilon.quantize(EPSILON_PLACES):
+        raise PlanError(f"epsilon per release has at most six decimal places; got {epsilon}")
     definition = await conn.fetchval(
         "SELECT definition FROM surveys WHERE organisation_id = $1 AND id = $2",
         organisation_id,
@@ -137,20 +148,20 @@ async def add_line(
     except PrivacyError as exc:
         raise PlanError(str(exc)) from None
     cost = epsilon * PERIODS_PER_YEAR[granularity]
-    async with conn.transaction():
+    async with conn.transaction(isolation="read_committed"):  # see aggregate.releases
         total = await conn.fetchval(
             "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE", organisation_id
         )
         planned = await planned_by_program(conn, organisation_id, year)
-        after = dict(planned)
-        after[program_id] = after.get(program_id, Decimal(0)) + cost
-        if worst_loss(after) > total:
-            left = max(Decimal(0), total - worst_loss(planned, program_id))
+        rules = await accounting(conn, organisation_id)
+        if rules.worst(plus(planned, program_id, cost)) > total:
+            left = max(Decimal(0), total - rules.worst(planned))
             raise PlanError(
                 f"this line would spend epsilon {cost} in {year} ({epsilon} per release, "
                 f"{PERIODS_PER_YEAR[granularity]} releases), but only {left} of the yearly "
-                f"budget of {total} is left to plan for the survivors it covers. Lower its "
-                "epsilon, choose a coarser period, or raise the budget."
+                f"budget of {total} is left to plan for the worst-off survivor. Lower its "
+                "epsilon, choose a coarser period, declare programs that serve different "
+                "people (`feedback plan groups`), or raise the budget."
             )
         exists = await conn.fetchval(
             """
@@ -227,3 +238,49 @@ async def remove_line(conn: Connection, organisation_id: uuid.UUID, line_id: uui
         organisation_id,
         line_id,
     )
+
+
+GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+async def declare_groups(
+    conn: Connection, organisation_id: uuid.UUID, groups: Mapping[str, Sequence[str]]
+) -> Accounting:
+    """Declare which programs serve different people: ``groups`` maps a group name to the
+    slugs of its programs; every other program is in no group. An empty mapping returns to
+    the default (every release counts against every survivor). Audited; in force for every
+    budget check from now on, for every year."""
+    programs = await program_names(conn, organisation_id)
+    by_slug = {slug: program_id for program_id, slug in programs.items()}
+    chosen: dict[uuid.UUID, str] = {}
+    for group, slugs in groups.items():
+        if not GROUP_NAME.match(group):
+            raise PlanError(f"{group!r} is not a group name: lower-case letters, digits, dashes")
+        for slug in slugs:
+            if slug not in by_slug:
+                known = ", ".join(sorted(by_slug)) or "none"
+                raise PlanError(f"no program {slug!r} in this organisation (known: {known})")
+            if by_slug[slug] in chosen:
+                raise PlanError(f"program {slug!r} is named in two groups: a program is in one")
+            chosen[by_slug[slug]] = group
+    async with conn.transaction(isolation="read_committed"):
+        await conn.execute(
+            "SELECT 1 FROM organisations WHERE id = $1 FOR UPDATE", organisation_id
+        )  # as a release does: no budget check runs half under the old declaration
+        await conn.execute(
+            "UPDATE programs SET privacy_group = NULL WHERE organisation_id = $1", organisation_id
+        )
+        await conn.executemany(
+            "UPDATE programs SET privacy_group = $2 WHERE id = $1", list(chosen.items())
+        )
+        rules = await accounting(conn, organisation_id)
+        await conn.execute(
+            "INSERT INTO audit_log (organisation_id, action, subject, details) "
+            "VALUES ($1, 'privacy.groups', 'programs', $2)",
+            organisation_id,
+            {
+                "groups": {g: sorted(s) for g, s in groups.items()},
+                "accounting": rules.describe(programs),
+            },
+        )
+    return rules

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from feedback.config import Settings
 from feedback.errors import DataDirError
+from feedback.tokens import sms_code_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,11 @@ class ServiceSecrets:
     session: bytes
     phone_hmac: bytes
     sms_auth_token: bytes  # used as text by the gateways (Twilio's is 32 hex characters)
+
+    @property
+    def sms_code_key(self) -> bytes:
+        """What SMS start codes are hashed under (derived: see ``tokens.sms_code_key``)."""
+        return sms_code_key(self.phone_hmac)
 
 
 def prepare_data_dir(path: Path) -> Path:

@@ -1,9 +1,10 @@
-"""Invitation tokens and receipt codes: made here, stored only as hashes.
+"""Invitation tokens, SMS start codes and receipt codes: made here, stored only as hashes.
 
-Tokens carry 128 random bits (base64url, 22 characters), so an unkeyed SHA-256 is enough: it
-cannot be reversed by guessing. Receipt codes are short enough to copy by hand (60 bits), so
-their hash is keyed with a server secret that is not in the database: a stolen database does
-not let anyone test codes offline.
+Link tokens carry 128 random bits (base64url, 22 characters), so an unkeyed SHA-256 is enough:
+it cannot be reversed by guessing. SMS start codes (ten digits, about 33 bits) and receipt
+codes (60 bits) are short enough to type by hand, so their hashes are keyed with server
+secrets that are not in the database: a stolen database does not let anyone test codes
+offline, and alone cannot confirm that a code was ever issued.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ def make_sms_code() -> str:
 
 def is_sms_code(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) == SMS_CODE_DIGITS
+
+
+def sms_code_key(phone_secret: bytes) -> bytes:
+    """The key of SMS code hashes, derived from the phone HMAC secret: the staff side, which
+    makes codes, is given this key and never the secret that keys phone numbers."""
+    return hmac.new(phone_secret, b"feedback.sms-code-key.v1", hashlib.sha256).digest()
+
+
+def hash_sms_code(key: bytes, code: str) -> bytes:
+    return hmac.new(key, b"feedback.sms-code.v1\0" + code.encode(), hashlib.sha256).digest()
 
 
 def make_token() -> str:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedback.config import Settings
-from feedback.db import Pool, create_pool
+from feedback.db import Pool, Role, create_pool
 from feedback.errors import ConfigError
 from feedback.logs import ACCESS_LOGGER
 
@@ -86,14 +86,24 @@ def security_headers(*, csp: str, https: bool) -> list[tuple[bytes, bytes]]:
 
 class Edge:
     """Every HTTP response gets the security headers (and ``no-store`` unless the handler chose
-    a cache policy; never a Server header), and every request one log line: method, route
-    template, status, duration. No address, no query string, no path parameters (they can
-    hold tokens). One wrapper does both: this is on every request's path."""
+    a cache policy; never a Server header), and requests a log line: method, route template,
+    status, duration. No address, no query string, no path parameters (they can hold tokens).
+    The survivor app logs only server errors (``log_all=False``): a line per request, stamped
+    by whatever collects the log, would date survivors' visits and answers. One wrapper does
+    both: this is on every request's path."""
 
-    def __init__(self, app: ASGIApp, *, csp: str = CONTENT_SECURITY_POLICY, https: bool = False):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        csp: str = CONTENT_SECURITY_POLICY,
+        https: bool = False,
+        log_all: bool = True,
+    ):
         self.app = app
         self.headers = security_headers(csp=csp, https=https)
         self.names = {name for name, _ in self.headers} | {b"server"}
+        self.log_all = log_all
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,13 +127,14 @@ class Edge:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            access_log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                route_template(scope),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            if self.log_all or status >= 500:
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    route_template(scope),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
 
 
 class CompressReads:
@@ -151,9 +162,17 @@ def route_template(scope: Scope) -> str:
     return "(unmatched)"
 
 
-async def healthz(request: Request) -> Response:
+def healthz(pool_key: str) -> Callable[[Request], Awaitable[Response]]:
+    """/healthz of the app whose pool is ``request.state.<pool_key>``."""
+
+    async def check(request: Request) -> Response:
+        return await database_health(getattr(request.state, pool_key))
+
+    return check
+
+
+async def database_health(pool: Pool) -> Response:
     """200 when the database answers within two seconds, 503 otherwise."""
-    pool: Pool = request.state.pool
     try:
         async with asyncio.timeout(2):
             async with pool.acquire() as conn:
@@ -166,23 +185,27 @@ async def healthz(request: Request) -> Response:
 StateLifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[dict[str, Any]]]
 
 
-def pool_lifespan(settings: Settings, pool: Pool | None) -> StateLifespan:
-    """Give handlers ``request.state.pool`` and ``.settings``; open and close a pool of our own
-    unless one is given."""
+def pool_lifespan(
+    settings: Settings, pool: Pool | None, role: Role, pool_key: str
+) -> StateLifespan:
+    """Give handlers ``request.state.<pool_key>`` and ``.settings``; open and close a pool of
+    our own, whose connections take ``role``, unless one is given (tests give pools with the
+    role). Each app has a key of its own: mounted together, their states are merged."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if pool is not None:
-            yield {"pool": pool, "settings": settings}
+            yield {pool_key: pool, "settings": settings}
             return
         if settings.database_url is None:
             raise ConfigError("no database URL: set FEEDBACK_DATABASE_URL")
         async with create_pool(
             settings.database_url,
+            role=role,
             statement_timeout_ms=settings.statement_timeout_ms,
             max_size=settings.pool_size,
         ) as owned:
-            yield {"pool": owned, "settings": settings}
+            yield {pool_key: owned, "settings": settings}
 
     return lifespan
 
@@ -200,13 +223,16 @@ def create_web_app(
     csp: str = CONTENT_SECURITY_POLICY,
     max_body_size: int = 64 * 1024,
     exception_handlers: Mapping[Any, Any] | None = None,
+    log_all: bool = True,
 ) -> Starlette:
     return Starlette(
         debug=settings.debug,
         exception_handlers=exception_handlers,
         routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
         middleware=[
-            Middleware(Edge, csp=csp, https=settings.public_url.startswith("https:")),
+            Middleware(
+                Edge, csp=csp, https=settings.public_url.startswith("https:"), log_all=log_all
+            ),
             Middleware(CompressReads),
         ],
         lifespan=lifespan,

@@ -1,45 +1,42 @@
 """Wrapping private keys under a passphrase: argon2id derives a key, SecretBox seals with it.
 
-Used by ``aggregate.keys`` (collection keys) and ``publish.signing`` (signing keys); the
+Used by ``aggregate.keys`` (collection keys) and ``aggregate.signing`` (signing keys); the
 wrapped form is what the database stores. ODK Central's managed encryption works the same way.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import nacl.exceptions
 import nacl.pwhash
 import nacl.secret
 import nacl.utils
-from zxcvbn import zxcvbn
 
 from feedback.errors import FeedbackError
 
 KDF = "argon2id13"
-# libsodium's MODERATE limits: about 0.4 s and 256 MiB here. Unwrapping is rare (a release run,
-# a key export), and each doubling of cost doubles an offline guesser's work.
-OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MODERATE
-MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MODERATE
-MIN_PASSPHRASE = 12
-# Words an attacker tries first for this service, and example passphrases so famous that
-# they are in every cracking list whatever their dictionary score (compared without spaces).
-FAMOUS = ["feedback", "survivor", "organisation", "organization", "passphrase"]
-FAMOUS_PHRASES = frozenset(
-    (
-        "correcthorsebatterystaple",
-        "thequickbrownfoxjumpsoverthelazydog",
-        "tobeornottobe",
-        "maytheforcebewithyou",
-        "iwanttobelieve",
-    )
+
+
+@dataclass(frozen=True, slots=True)
+class KdfCost:
+    opslimit: int
+    memlimit: int
+
+
+# libsodium's SENSITIVE limits: about 3 s and 1 GiB here. Unwrapping is rare (a release run,
+# a key export), and an offline guesser with a copy of the database pays this per guess.
+SENSITIVE = KdfCost(
+    nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE, nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
 )
-MIN_SCORE = 3  # zxcvbn's scale: 3 is "safely unguessable", about 10^8 guesses or more
+# For tests only (FEEDBACK_INSECURE_TEST_KDF, refused with an https:// public URL).
+INSECURE_TEST = KdfCost(
+    nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE, nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+)
 
 
-class WeakPassphrase(FeedbackError):
-    pass
+def kdf_cost(*, insecure_test: bool) -> KdfCost:
+    return INSECURE_TEST if insecure_test else SENSITIVE
 
 
 class WrongPassphrase(FeedbackError):
@@ -55,30 +52,6 @@ class Wrapped:
     algorithm: str = KDF
 
 
-def check_passphrase(passphrase: str) -> None:
-    """Refuse a passphrase an attacker with the database could guess; say why."""
-    if len(passphrase) < MIN_PASSPHRASE:
-        raise WeakPassphrase(
-            f"the passphrase is {len(passphrase)} characters; use at least {MIN_PASSPHRASE} "
-            "(four or more random words work well)"
-        )
-    # Score the phrase as typed and with its separators removed: zxcvbn treats spaces as
-    # unguessable gaps, which would let a famous phrase through.
-    folded = re.sub(r"[\s\-_.,!']+", "", passphrase).lower()
-    if folded in FAMOUS_PHRASES:
-        raise WeakPassphrase("that passphrase is a famous example; choose one of your own")
-    estimate = min(
-        (zxcvbn(candidate[:100], user_inputs=FAMOUS) for candidate in {passphrase, folded}),
-        key=lambda e: int(e["score"]),
-    )
-    if estimate["score"] < MIN_SCORE:
-        warning = estimate["feedback"]["warning"] or "it would be easy to guess"
-        raise WeakPassphrase(
-            f"that passphrase is too easy to guess ({warning.rstrip('.').lower()}); "
-            "four or more random words work well"
-        )
-
-
 def _derive(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
     return bytes(
         nacl.pwhash.argon2id.kdf(
@@ -91,13 +64,13 @@ def _derive(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes
     )
 
 
-def wrap(
-    secret: bytes, passphrase: str, *, opslimit: int = OPSLIMIT, memlimit: int = MEMLIMIT
-) -> Wrapped:
+def wrap(secret: bytes, passphrase: str, *, cost: KdfCost = SENSITIVE) -> Wrapped:
+    """``secret`` sealed under a key argon2id derives from ``passphrase`` (which the caller
+    has checked: see ``passphrases.check_key_passphrase``)."""
     salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-    key = _derive(passphrase, salt, opslimit, memlimit)
+    key = _derive(passphrase, salt, cost.opslimit, cost.memlimit)
     ciphertext = bytes(nacl.secret.SecretBox(key).encrypt(secret))
-    return Wrapped(ciphertext, salt, opslimit, memlimit)
+    return Wrapped(ciphertext, salt, cost.opslimit, cost.memlimit)
 
 
 def unwrap(wrapped: Wrapped, passphrase: str) -> bytes:

@@ -20,7 +20,16 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from feedback.db import Connection, Pool, connect, create_pool, with_database
+from feedback.db import (
+    STAFF,
+    SURVIVOR,
+    WORKER,
+    Connection,
+    Pool,
+    connect,
+    create_pool,
+    with_database,
+)
 from feedback.embedded import embedded_postgres
 from feedback.migrate import apply_migrations
 
@@ -109,8 +118,38 @@ async def empty_database_url(admin_url: str) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture
 async def pool(database_url: str) -> AsyncIterator[Pool]:
-    async with create_pool(database_url, max_size=5) as pool:
+    """The migrations' own login: for setting up what a test needs, never for the code under
+    test, which runs in its trust surface's role (the fixtures below)."""
+    async with create_pool(database_url, role=None, max_size=5) as pool:
         yield pool
+
+
+@pytest_asyncio.fixture
+async def survivor_pool(database_url: str) -> AsyncIterator[Pool]:
+    async with create_pool(database_url, role=SURVIVOR, max_size=5) as pool:
+        yield pool
+
+
+@pytest_asyncio.fixture
+async def staff_pool(database_url: str) -> AsyncIterator[Pool]:
+    async with create_pool(database_url, role=STAFF, max_size=5) as pool:
+        yield pool
+
+
+@pytest_asyncio.fixture
+async def worker_pool(database_url: str) -> AsyncIterator[Pool]:
+    async with create_pool(database_url, role=WORKER, max_size=5) as pool:
+        yield pool
+
+
+@pytest_asyncio.fixture
+async def worker_conn(database_url: str) -> AsyncIterator[Connection]:
+    """A connection in the worker's role, as the worker and the key ceremony have."""
+    conn = await connect(database_url, role=WORKER)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest_asyncio.fixture

@@ -55,20 +55,46 @@ async def invitation(
     expires_at: dt.datetime | None = None,
     revoked_at: dt.datetime | None = None,
 ) -> uuid.UUID:
+    """A single-use link in a batch of its own."""
     expires = expires_at or dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
-    invitation_id: uuid.UUID = await conn.fetchval(
+    batch_id = await conn.fetchval(
         """
-        INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium,
-                                 token_hash, expires_at, revoked_at)
-        VALUES ($1, $2, $3, 'single', 'link', $4, $5, $6)
+        INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, medium,
+                                        issued, expires_at, revoked_at)
+        VALUES ($1, $2, $3, 'single', 'link', 1, $4, $5)
         RETURNING id
         """,
         t.organisation_id,
         t.program_id,
         t.survey_id,
-        hashlib.sha256(secrets.token_bytes(16)).digest(),
         expires,
         revoked_at,
+    )
+    invitation_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO invitations (batch_id, token_hash) VALUES ($1, $2) RETURNING id",
+        batch_id,
+        hashlib.sha256(secrets.token_bytes(16)).digest(),
+    )
+    return invitation_id
+
+
+async def open_link(conn: Connection, t: Tenant) -> uuid.UUID:
+    """An open (poster) link: a batch of one that never expires."""
+    batch_id = await conn.fetchval(
+        """
+        INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, medium,
+                                        issued)
+        VALUES ($1, $2, $3, 'open', 'link', 1)
+        RETURNING id
+        """,
+        t.organisation_id,
+        t.program_id,
+        t.survey_id,
+    )
+    invitation_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO invitations (batch_id, token_hash) VALUES ($1, $2) RETURNING id",
+        batch_id,
+        hashlib.sha256(secrets.token_bytes(16)).digest(),
     )
     return invitation_id
 

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from feedback.publish.passwords import verify_password_sync
+from feedback.passwords import verify_password_sync
 
 pytestmark = pytest.mark.slow
 
@@ -150,6 +150,19 @@ async def test_demo_with_a_database_url(demo_dir: Path, database_url: str) -> No
     try:
         facts = demo.wait_until_serving()
         check_running_demo(demo, facts)
+        conn = await asyncpg.connect(database_url)
+        try:  # each surface on connections of its own role (the names say which)
+            surfaces = await conn.fetch(
+                "SELECT DISTINCT application_name FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'feedback:%'"
+            )
+        finally:
+            await conn.close()
+        assert {r["application_name"] for r in surfaces} >= {
+            "feedback:survivor",
+            "feedback:staff",
+            "feedback:worker",
+        }
     finally:
         stdout = demo.stop(signal.SIGINT)
     assert demo.process.returncode == 0, demo.log.read_text()

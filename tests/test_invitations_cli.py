@@ -4,13 +4,20 @@ import subprocess
 from pathlib import Path
 
 from feedback.db import Connection
-from feedback.tokens import hash_token
+from feedback.tokens import hash_sms_code, hash_token, sms_code_key
 from tests import factories
 from tests.cli import run_feedback
 
+PHONE_KEY = "p" * 40
+
 
 def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_feedback("invitations", *args, database_url=database_url)
+    return run_feedback(
+        "invitations",
+        *args,
+        database_url=database_url,
+        env={"FEEDBACK_PHONE_HMAC_KEY": PHONE_KEY},
+    )
 
 
 async def test_batch_prints_links_stores_hashes_and_writes_a_qr_sheet(
@@ -40,7 +47,9 @@ async def test_open_link_and_unknown_program(conn: Connection, database_url: str
     await factories.tenant(conn)
     opened = feedback(database_url, "open-link", "-p", "shelter")
     assert opened.returncode == 0
-    kind = await conn.fetchval("SELECT kind FROM invitations")
+    kind = await conn.fetchval(
+        "SELECT b.kind FROM invitations i JOIN invitation_batches b ON b.id = i.batch_id"
+    )
     assert kind == "open"
     unknown = feedback(database_url, "batch", "-p", "nowhere")
     assert unknown.returncode == 1
@@ -54,13 +63,20 @@ async def test_sms_start_codes(conn: Connection, database_url: str, tmp_path: Pa
     codes = made.stdout.split()
     assert len(codes) == 3
     assert all(code.isdigit() and len(code) == 10 for code in codes)
-    rows = await conn.fetch("SELECT kind, medium, token_hash FROM invitations")
+    rows = await conn.fetch(
+        "SELECT kind, medium, token_hash FROM invitations i "
+        "JOIN invitation_batches b ON b.id = i.batch_id"
+    )
     assert {(r["kind"], r["medium"]) for r in rows} == {("single", "sms")}
-    assert {r["token_hash"] for r in rows} == {hash_token(c) for c in codes}
+    # Keyed with a secret that is not in the database: ten digits are too few to hash bare
+    # (a copy of the database would give up every unused code in seconds).
+    key = sms_code_key(PHONE_KEY.encode())
+    assert {r["token_hash"] for r in rows} == {hash_sms_code(key, c) for c in codes}
+    assert not {r["token_hash"] for r in rows} & {hash_token(c) for c in codes}
     wide = feedback(database_url, "open-link", "-p", "shelter", "--sms")
     assert wide.returncode == 0
     assert wide.stdout.strip().isdigit()
-    assert await conn.fetchval("SELECT count(*) FROM invitations WHERE kind = 'open'") == 1
+    assert await conn.fetchval("SELECT count(*) FROM invitation_batches WHERE kind = 'open'") == 1
     sheet = feedback(
         database_url, "batch", "-p", "shelter", "--sms", "--sheet", str(tmp_path / "x")
     )

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from feedback.db import Connection, Pool, create_pool
+from feedback.db import WORKER, Connection, Pool, create_pool
 from feedback.jobs import Job, build_scheduler, run_once
 
 NOW = dt.datetime(2026, 11, 23, 22, 17, 5, tzinfo=dt.UTC)
@@ -35,8 +35,8 @@ async def test_two_workers_at_once_run_the_job_once(database_url: str) -> None:
     action = Counter(delay=0.3)
     job = Job("demo-job", dt.timedelta(hours=1), action)
     async with (
-        create_pool(database_url, max_size=2) as first,
-        create_pool(database_url, max_size=2) as second,
+        create_pool(database_url, role=WORKER, max_size=2) as first,
+        create_pool(database_url, role=WORKER, max_size=2) as second,
     ):
         ran = await asyncio.gather(run_once(first, job, NOW), run_once(second, job, NOW))
         async with first.acquire() as conn:
@@ -78,8 +78,8 @@ async def test_schedulers_in_two_workers_run_each_period_once(database_url: str)
     action = Counter(delay=0.05)
     job = Job("tick", dt.timedelta(seconds=1), action)
     async with (
-        create_pool(database_url, max_size=2) as first,
-        create_pool(database_url, max_size=2) as second,
+        create_pool(database_url, role=WORKER, max_size=2) as first,
+        create_pool(database_url, role=WORKER, max_size=2) as second,
     ):
         schedulers = [build_scheduler(first, [job]), build_scheduler(second, [job])]
         for scheduler in schedulers:

@@ -8,27 +8,38 @@ import stat
 import subprocess
 from pathlib import Path
 
+import nacl.pwhash
 import pytest
-from nacl.public import SealedBox
+from nacl.public import PrivateKey, SealedBox
 
 from feedback.aggregate.keys import (
     CannotOpen,
+    KeyFileError,
+    UnlockedKey,
     create_collection_key,
+    load_key_file,
     read_key_file,
     unlock,
     write_key_file,
 )
 from feedback.db import Connection
 from feedback.keyrows import select_keys
+from feedback.passphrases import WeakPassphrase, check_key_passphrase, check_passphrase
 from feedback.sealing import load_public_key, seal
-from feedback.wrapping import WeakPassphrase, WrongPassphrase, check_passphrase, unwrap, wrap
+from feedback.wrapping import INSECURE_TEST, WrongPassphrase, unwrap, wrap
 from tests.cli import run_feedback
 
 STRONG = "lantern quietly orbit mossy teapot"
 
 
 def feedback(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return run_feedback("keys", *args, database_url=database_url, stdin=stdin)
+    return run_feedback(
+        "keys",
+        *args,
+        database_url=database_url,
+        stdin=stdin,
+        env={"FEEDBACK_INSECURE_TEST_KDF": "true"},
+    )
 
 
 async def organisation(conn: Connection, slug: str = "org") -> object:
@@ -44,16 +55,24 @@ async def organisation(conn: Connection, slug: str = "org") -> object:
         ("password1234", "too easy to guess"),
         ("aaaaaaaaaaaaaaaaaaaa", "too easy to guess"),
         ("Correct horse battery staple!", "famous example"),
+        ("yellowtaxi42", "too easy to guess"),  # zxcvbn score 3: enough for staff only
+        ("x" * 5000, "too easy to guess"),  # scored on its first characters only
     ],
 )
-def test_weak_passphrases_are_refused_with_a_reason(passphrase: str, reason: str) -> None:
+def test_weak_key_passphrases_are_refused_with_a_reason(passphrase: str, reason: str) -> None:
     with pytest.raises(WeakPassphrase, match=reason):
-        check_passphrase(passphrase)
+        check_key_passphrase(passphrase)
+
+
+def test_staff_passphrases_need_a_lower_score_than_key_passphrases() -> None:
+    check_passphrase("yellowtaxi42")  # score 3: a staff login is guessed online only
+    with pytest.raises(WeakPassphrase):
+        check_passphrase("password1234")
 
 
 def test_wrap_and_unwrap() -> None:
     secret = os.urandom(32)
-    wrapped = wrap(secret, STRONG, opslimit=2, memlimit=8 * 1024 * 1024)
+    wrapped = wrap(secret, STRONG, cost=INSECURE_TEST)
     assert len(wrapped.ciphertext) == 72
     assert unwrap(wrapped, STRONG) == secret
     with pytest.raises(WrongPassphrase, match="wrong passphrase"):
@@ -65,7 +84,9 @@ async def test_created_key_unlocks_and_opens_what_its_public_half_sealed(conn: C
     key_id = await create_collection_key(conn, organisation_id=org_id, passphrase=STRONG)  # type: ignore[arg-type]
     [row] = await select_keys(conn, "collection_keys", organisation_id=org_id)  # type: ignore[arg-type]
     assert row.wrapped is not None
-    assert row.wrapped.opslimit >= 3  # libsodium's MODERATE
+    # libsodium's SENSITIVE limits: an offline guesser pays about 3 s and 1 GiB per guess.
+    assert row.wrapped.opslimit == nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
+    assert row.wrapped.memlimit == nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
     sealed = seal(load_public_key(row.public_key), b"answers")
     key = await unlock(conn, organisation_id=org_id, passphrase=STRONG)  # type: ignore[arg-type]
     assert key.id == key_id
@@ -76,14 +97,27 @@ async def test_created_key_unlocks_and_opens_what_its_public_half_sealed(conn: C
 
 async def test_key_file_round_trip(conn: Connection, tmp_path: Path) -> None:
     org_id = await organisation(conn)
-    await create_collection_key(conn, organisation_id=org_id, passphrase=STRONG)  # type: ignore[arg-type]
+    await create_collection_key(
+        conn,
+        organisation_id=org_id,  # type: ignore[arg-type]
+        passphrase=STRONG,
+        cost=INSECURE_TEST,
+    )
     key = await unlock(conn, organisation_id=org_id, passphrase=STRONG)  # type: ignore[arg-type]
     path = tmp_path / "key.json"
     write_key_file(key, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = read_key_file(path)
+    again = await load_key_file(conn, org_id, path)  # type: ignore[arg-type]
     assert again.id == key.id
     assert bytes(again.private_key) == bytes(key.private_key)
+
+    forged = tmp_path / "forged.json"  # the right key id, another private key
+    write_key_file(UnlockedKey(key.id, PrivateKey.generate()), forged)
+    with pytest.raises(KeyFileError, match="does not match the public key stored"):
+        await load_key_file(conn, org_id, forged)  # type: ignore[arg-type]
+    other = await organisation(conn, "other")
+    with pytest.raises(KeyFileError, match="not a collection key of this organisation"):
+        await load_key_file(conn, other, path)  # type: ignore[arg-type]
 
 
 async def test_cli_key_ceremony(conn: Connection, database_url: str, tmp_path: Path) -> None:
@@ -102,6 +136,8 @@ async def test_cli_key_ceremony(conn: Connection, database_url: str, tmp_path: P
     assert "created collection key" in created.stdout
     [row] = await select_keys(conn, "collection_keys", organisation_id=org_id)  # type: ignore[arg-type]
     assert base64.b64encode(row.public_key).decode() in created.stdout
+    assert row.wrapped is not None
+    assert row.wrapped.opslimit == INSECURE_TEST.opslimit  # the tests' setting was honoured
     assert await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL") == 1
     again = feedback(database_url, "create", stdin=f"{STRONG}\n{STRONG}\n")
     assert again.returncode == 1

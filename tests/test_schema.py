@@ -12,6 +12,7 @@ from feedback.db import Connection
 from tests import factories
 
 MONDAY = dt.date(2026, 11, 23)
+NOW = dt.datetime.now(dt.UTC)
 
 
 async def insert_submission(conn: Connection, t: factories.Tenant, week: dt.date) -> None:
@@ -64,13 +65,6 @@ async def test_survivor_tables_have_no_timestamp_columns(conn: Connection) -> No
         """
     )
     assert rows == []
-    used = await conn.fetchval(
-        """
-        SELECT data_type FROM information_schema.columns
-         WHERE table_name = 'invitations' AND column_name = 'used_week'
-        """
-    )
-    assert used == "date"
 
 
 async def test_release_rows_cannot_be_updated_or_deleted(conn: Connection) -> None:
@@ -180,29 +174,31 @@ async def test_survey_definitions_are_immutable(conn: Connection) -> None:
         await conn.execute("UPDATE surveys SET definition = '{}' WHERE id = $1", t.survey_id)
 
 
-async def test_single_use_invitation_needs_expiry_and_open_link_is_never_used(
+async def test_single_use_batches_need_an_expiry_and_open_links_are_one_that_never_expires(
     conn: Connection,
 ) -> None:
     t = await factories.tenant(conn)
-    with pytest.raises(asyncpg.CheckViolationError):
-        await conn.execute(
-            "INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, "
-            "token_hash) VALUES ($1, $2, $3, 'single', 'link', $4)",
-            t.organisation_id,
-            t.program_id,
-            t.survey_id,
-            secrets.token_bytes(32),
-        )
-    with pytest.raises(asyncpg.CheckViolationError):
-        await conn.execute(
-            "INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, "
-            "token_hash, used_week) VALUES ($1, $2, $3, 'open', 'link', $4, $5)",
-            t.organisation_id,
-            t.program_id,
-            t.survey_id,
-            secrets.token_bytes(32),
-            MONDAY,
-        )
+    for kind, issued, expires in (("single", 5, None), ("open", 2, None), ("open", 1, NOW)):
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, "
+                "medium, issued, expires_at) VALUES ($1, $2, $3, $4, 'link', $5, $6)",
+                t.organisation_id,
+                t.program_id,
+                t.survey_id,
+                kind,
+                issued,
+                expires,
+            )
+
+
+async def test_a_spent_token_keeps_nothing(conn: Connection) -> None:
+    """The invitations table holds unspent tokens only (their hash and their batch): no week,
+    no program, no position that could say which submission spent one."""
+    columns = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'invitations'"
+    )
+    assert {c["column_name"] for c in columns} == {"id", "batch_id", "token_hash"}
 
 
 async def test_programs_keep_their_three_latest_notes(conn: Connection) -> None:

@@ -12,7 +12,7 @@ import pytest
 from feedback.cli import build_web_app
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
-from feedback.db import Pool, create_pool
+from feedback.db import SURVIVOR, Pool, create_pool
 from feedback.secretfiles import ServiceSecrets
 from tests.asgi import client_for
 
@@ -24,8 +24,13 @@ def settings_for(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def client(pool: Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(build_web_app(settings_for(database_url), SECRETS, pool, "both")) as c:
+async def client(
+    survivor_pool: Pool, staff_pool: Pool, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_web_app(
+        settings_for(database_url), SECRETS, survivor_pool=survivor_pool, staff_pool=staff_pool
+    )
+    async with client_for(app) as c:
         yield c
 
 
@@ -55,9 +60,9 @@ async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> 
         assert "set-cookie" not in response.headers
 
 
-async def test_https_deployments_get_hsts(pool: Pool, database_url: str) -> None:
+async def test_https_deployments_get_hsts(survivor_pool: Pool, database_url: str) -> None:
     settings = replace(settings_for(database_url), public_url="https://feedback.example.org")
-    async with client_for(create_survivor_app(settings, SECRETS, pool=pool)) as client:
+    async with client_for(create_survivor_app(settings, SECRETS, pool=survivor_pool)) as client:
         response = await client.get("/healthz")
     assert response.headers["strict-transport-security"].startswith("max-age=")
 
@@ -66,10 +71,15 @@ async def test_access_log_has_route_but_no_address_or_query(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="feedback.access")
-    await client.get("/healthz?token=SECRETTOKEN", headers={"X-Forwarded-For": "203.0.113.9"})
-    await client.get("/not/a/route/SECRETPATH")
+    await client.get("/staff/healthz?token=SECRETTOKEN", headers={"X-Forwarded-For": "203.0.113.9"})
+    await client.get("/staff/not/a/route/SECRETPATH")
+    # The survivor app writes no line for a request that did not fail: its time would date a
+    # survivor's visit.
+    await client.get("/healthz")
+    await client.get("/s/AAAAAAAAAAAAAAAAAAAAAA")
     lines = [r.getMessage() for r in caplog.records if r.name == "feedback.access"]
-    assert lines[0].startswith("GET /healthz 200 ")
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("GET /staff/healthz 200 ")
     assert lines[1].startswith("GET (unmatched) 404 ")
     text = "\n".join(lines)
     for leak in ("127.0.0.1", "203.0.113.9", "SECRETTOKEN", "SECRETPATH"):
@@ -82,7 +92,7 @@ async def test_healthz_answers_503_while_the_database_is_down(
     name = urlsplit(database_url).path.lstrip("/")
     settings = settings_for(database_url)
     async with (
-        create_pool(database_url, max_size=2) as pool,
+        create_pool(database_url, role=SURVIVOR, max_size=2) as pool,
         client_for(create_survivor_app(settings, SECRETS, pool=pool)) as client,
     ):
         assert (await client.get("/healthz")).status_code == 200
@@ -106,7 +116,7 @@ async def test_healthz_answers_503_while_the_database_is_down(
 
 async def test_statement_timeout_applies_to_pool_connections(database_url: str) -> None:
     async with (
-        create_pool(database_url, statement_timeout_ms=200, max_size=2) as pool,
+        create_pool(database_url, role=SURVIVOR, statement_timeout_ms=200, max_size=2) as pool,
         pool.acquire() as conn,
     ):
         assert await conn.fetchval("SHOW statement_timeout") == "200ms"

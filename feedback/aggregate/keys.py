@@ -22,7 +22,8 @@ from nacl.public import PrivateKey
 from feedback import keyrows
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.wrapping import WrongPassphrase, check_passphrase, unwrap, wrap
+from feedback.passphrases import check_key_passphrase
+from feedback.wrapping import SENSITIVE, KdfCost, WrongPassphrase, unwrap, wrap
 
 KEY_FILE_FORMAT = "feedback.collection-key.v1"
 
@@ -63,17 +64,22 @@ class UnlockedKey:
 
 
 async def create_collection_key(
-    conn: Connection, *, organisation_id: uuid.UUID, passphrase: str, retire_current: bool = False
+    conn: Connection,
+    *,
+    organisation_id: uuid.UUID,
+    passphrase: str,
+    retire_current: bool = False,
+    cost: KdfCost = SENSITIVE,
 ) -> uuid.UUID:
     """Make a key pair, store the public half and the wrapped private half; return its id."""
-    check_passphrase(passphrase)
+    check_key_passphrase(passphrase)
     private_key = PrivateKey.generate()
     return await keyrows.insert_key(
         conn,
         "collection_keys",
         organisation_id=organisation_id,
         public_key=bytes(private_key.public_key),
-        wrapped=wrap(bytes(private_key), passphrase),
+        wrapped=wrap(bytes(private_key), passphrase, cost=cost),
         retire_current=retire_current,
     )
 
@@ -137,6 +143,26 @@ def write_key_file(key: UnlockedKey, path: Path) -> None:
         raise KeyFileError(f"cannot write {path} ({exc.strerror})") from None
     with os.fdopen(fd, "w") as handle:
         json.dump(document, handle)
+
+
+async def load_key_file(conn: Connection, organisation_id: uuid.UUID, path: Path) -> UnlockedKey:
+    """The key in an exported key file, once its public half is the one stored for that key
+    id in this organisation: a wrong or foreign key file is refused before anything is read."""
+    key = read_key_file(path)
+    try:
+        row = await keyrows.select_key(
+            conn, "collection_keys", organisation_id=organisation_id, key_id=key.id
+        )
+    except keyrows.NoSuchKey:
+        raise KeyFileError(
+            f"{path} holds key {key.id}, which is not a collection key of this organisation"
+        ) from None
+    if row.public_key != bytes(key.private_key.public_key):
+        raise KeyFileError(
+            f"{path} holds a private key that does not match the public key stored for key "
+            f"{key.id}: it is not that key (or the file was altered)"
+        )
+    return key
 
 
 def read_key_file(path: Path) -> UnlockedKey:

@@ -15,6 +15,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import opendp.prelude as dp
@@ -30,9 +31,10 @@ DEFAULT_THRESHOLD = 11
 
 @dataclass(frozen=True, slots=True)
 class Noise:
-    """The mechanism of one release: epsilon spent for a given L1 sensitivity."""
+    """The mechanism of one release: at most ``epsilon`` spent for a given L1 sensitivity, as
+    OpenDP's own accounting counts it."""
 
-    epsilon: float
+    epsilon: float | Decimal
     sensitivity: int
 
     def __post_init__(self) -> None:
@@ -43,10 +45,11 @@ class Noise:
 
     @property
     def scale(self) -> float:
-        return self.sensitivity / self.epsilon
+        return calibrated_scale(self.sensitivity, _float_at_most(self.epsilon))
 
     def spent(self) -> float:
-        """The privacy loss OpenDP's own accounting gives for this sensitivity."""
+        """The privacy loss OpenDP's own accounting gives for this sensitivity: never more
+        than ``epsilon``."""
         loss: float = _measurement(self.scale).map(self.sensitivity)
         return float(loss)
 
@@ -59,6 +62,26 @@ class Noise:
     def half_width(self, alpha: float = ALPHA) -> float:
         """The half-width that a cell's noise stays within with probability ``1 - alpha``."""
         return float(dp.discrete_laplacian_scale_to_accuracy(scale=self.scale, alpha=alpha))
+
+
+def _float_at_most(value: float | Decimal) -> float:
+    """The largest float not above ``value`` (float(Decimal("1.3")) is a little above 1.3)."""
+    near = float(value)
+    return math.nextafter(near, 0.0) if Decimal(near) > Decimal(value) else near
+
+
+@functools.lru_cache(maxsize=256)
+def calibrated_scale(sensitivity: int, epsilon: float) -> float:
+    """The smallest scale from ``sensitivity / epsilon`` upward whose loss, by OpenDP's own
+    (conservatively rounded) accounting, is at most ``epsilon``: s = d / epsilon alone can
+    come out a float's width over (0.7000000000000001), and a ledger that rounds up would
+    then record more than the plan allowed."""
+    scale = sensitivity / epsilon
+    for _ in range(1000):
+        if _measurement(scale).map(sensitivity) <= epsilon:
+            return scale
+        scale = math.nextafter(scale, math.inf)
+    raise PrivacyError(f"no noise scale spends at most epsilon {epsilon}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -146,6 +169,16 @@ class Tally:
 
 
 _ANSWER_TYPES = (int, str)
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A period's exact tally, with how many submissions it counted and how many it set
+    aside (did not open, or not a valid envelope): worker memory only."""
+
+    tally: Tally
+    counted: int
+    quarantined: int
 
 
 @dataclass(frozen=True, slots=True)

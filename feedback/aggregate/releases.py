@@ -1,9 +1,13 @@
 """Making a release: noise drawn only once the budget is secured, stored with its ledger entry
 in one transaction, under a lock on the organisation, so that no crash or race can publish a
 release without spending its budget, or spend budget without a release. The budget is checked
-for the survivors the release covers (see ``budget``).
+for the worst-off survivor (see ``budget``), at READ COMMITTED whatever the database's default
+isolation, so that the ledger read after the lock sees every release committed before it.
 
-Asking again for a released period returns the stored release: never fresh noise.
+A release is refused for a period that has not ended: the week of receipt is the database's,
+so once a period has ended no submission can arrive in it, and the rows a release marks as
+counted are the rows it counted. Asking again for a released period returns the stored
+release: never fresh noise.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from feedback.aggregate.privacy import MECHANISM, GroupRelease, Noise, Tally, release
-from feedback.budget import spent_by_program, worst_loss
+from feedback.aggregate.privacy import MECHANISM, Counted, GroupRelease, Noise, release
+from feedback.budget import accounting, cost_of, plus, program_names, spent_by_program
 from feedback.cells import SUPPRESSED, Layout
 from feedback.db import Connection
 from feedback.errors import FeedbackError
+from feedback.locks import MOVING_SUBMISSIONS
 from feedback.periods import Period
 
 
@@ -37,6 +42,14 @@ class Scope:
     breakdown: str | None = None
 
 
+class PeriodNotEnded(FeedbackError):
+    pass
+
+
+Count = Callable[[], Awaitable[tuple[Counted, dict[str, Any]]]]
+"""Opens and tallies a period's submissions; returns them with the metadata to publish."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredRelease:
     id: uuid.UUID
@@ -46,6 +59,9 @@ class StoredRelease:
     cells: dict[str, Any]
     metadata: dict[str, Any]
     created: bool  # False when an earlier run had already made it
+    # How many submissions did not open or were not valid envelopes: exact, so for the key
+    # holder's terminal only, never stored. None for a release an earlier run made.
+    quarantined: int | None = None
 
 
 def cells_document(groups: list[GroupRelease], noise: Noise) -> dict[str, Any]:
@@ -89,20 +105,21 @@ async def make_release(
     scope: Scope,
     *,
     layout: Layout,
-    epsilon: float,
+    epsilon: Decimal,
     threshold: int,
-    count: Callable[[], Awaitable[tuple[Tally, dict[str, Any]]]],
+    count: Count,
     before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> StoredRelease:
     """The release for ``scope``: the stored one if it exists, else a new one. ``count``
     opens and tallies the period's submissions (exact counts stay in memory) and returns
-    metadata to publish beside the release (quarantined submissions, open-link share)."""
+    metadata to publish beside the release (definitions only)."""
     existing = await _stored(conn, scope)
     if existing is not None:
         return existing
+    await _check_ended(conn, scope.period)
     noise = Noise(epsilon, layout.sensitivity)
-    tally, metadata = await count()
-    async with conn.transaction():
+    counted, metadata = await count()
+    async with conn.transaction(isolation="read_committed"):
         budget = await conn.fetchval(
             "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE",
             scope.organisation_id,
@@ -111,17 +128,20 @@ async def make_release(
         if existing is not None:
             return existing
         year = scope.period.budget_year
-        by_program = await spent_by_program(conn, scope.organisation_id, year)
-        spent = worst_loss(by_program, scope.program_id)
-        cost = Decimal(str(round(noise.spent(), 6)))
-        if spent + cost > budget:
+        rules = await accounting(conn, scope.organisation_id)
+        spent = await spent_by_program(conn, scope.organisation_id, year)
+        cost = cost_of(noise.spent())
+        if rules.worst(plus(spent, scope.program_id, cost)) > budget:
+            left = max(budget - rules.worst(spent), Decimal(0))
             raise BudgetExceeded(
-                f"this release would spend epsilon {cost} but only {max(budget - spent, 0)} "
-                f"of the {year} budget of {budget} is left for the survivors it covers; the "
-                f"budget renews on {dt.date(year + 1, 1, 1)}. Nothing was released or spent."
+                f"this release would spend epsilon {cost} but only {left} of the {year} budget "
+                f"of {budget} is left for the worst-off survivor; the budget renews on "
+                f"{dt.date(year + 1, 1, 1)}. Nothing was released or spent."
             )
-        groups = release(tally, noise, threshold=threshold)
-        del tally  # the exact counts go no further
+        groups = release(counted.tally, noise, threshold=threshold)
+        quarantined = counted.quarantined
+        del counted  # the exact counts go no further
+        composition = rules.describe(await program_names(conn, scope.organisation_id))
         release_id: uuid.UUID = await conn.fetchval(
             """
             INSERT INTO releases (organisation_id, program_id, survey_id, granularity,
@@ -139,10 +159,10 @@ async def make_release(
             scope.breakdown,
             MECHANISM,
             cost,
-            Decimal(str(noise.scale)),
+            Decimal(noise.scale),
             threshold,
             cells_document(groups, noise),
-            metadata,
+            {**metadata, "composition": composition},
         )
         await conn.execute(
             "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "
@@ -152,23 +172,43 @@ async def make_release(
             release_id,
             cost,
         )
-        first, last = scope.period.weeks()
-        await conn.execute(
-            """
-            UPDATE submissions SET included_in_release = true
-             WHERE organisation_id = $1 AND survey_id = $2
-               AND ($3::uuid IS NULL OR program_id = $3)
-               AND received_week >= $4 AND received_week < $5
-            """,
-            scope.organisation_id,
-            scope.survey_id,
-            scope.program_id,
-            first,
-            last,
-        )
+        await _mark_counted(conn, scope)
         if before_commit is not None:
             await before_commit()
     stored = await _stored(conn, scope)
     if stored is None:  # cannot happen: committed just above, and releases are immutable
         raise FeedbackError(f"release {release_id} vanished after it was stored")
-    return dataclasses.replace(stored, created=True)
+    return dataclasses.replace(stored, created=True, quarantined=quarantined)
+
+
+async def _check_ended(conn: Connection, period: Period) -> None:
+    """Refuse a period whose last week has not ended, by the database's clock (the one that
+    dates submissions)."""
+    this_week: dt.date = await conn.fetchval("SELECT current_iso_week()")
+    ends = period.weeks()[1]
+    if this_week < ends:
+        raise PeriodNotEnded(
+            f"{period} has not ended: its last week ends on {ends - dt.timedelta(days=1)}, and "
+            "answers can still arrive in it. Release it from then on; nothing was spent."
+        )
+
+
+async def _mark_counted(conn: Connection, scope: Scope) -> None:
+    """Mark the period's submissions as counted (withdrawal then says so, and retention may
+    delete them). The period has ended, so no row can arrive in it; the lock waits for a mix
+    that is moving rows, which would otherwise hide them from this statement."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", MOVING_SUBMISSIONS)
+    first, last = scope.period.weeks()
+    await conn.execute(
+        """
+        UPDATE submissions SET included_in_release = true
+         WHERE organisation_id = $1 AND survey_id = $2
+           AND ($3::uuid IS NULL OR program_id = $3)
+           AND received_week >= $4 AND received_week < $5
+        """,
+        scope.organisation_id,
+        scope.survey_id,
+        scope.program_id,
+        first,
+        last,
+    )

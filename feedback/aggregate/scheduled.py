@@ -14,8 +14,9 @@ from pathlib import Path
 
 from feedback.aggregate.keys import UnlockedKey, unlock_all
 from feedback.aggregate.releases import BudgetExceeded, Scope, StoredRelease, make_release
-from feedback.aggregate.unseal import Progress, counter
-from feedback.db import Connection, connect
+from feedback.aggregate.unseal import KeysMissing, Progress, counter
+from feedback.db import WORKER, Connection, connect
+from feedback.errors import FeedbackError
 from feedback.jobs import Job
 from feedback.periods import Period
 from feedback.plans import PlanError, PlanLine, plan_of, release_made
@@ -98,7 +99,7 @@ async def make_planned(
                 conn,
                 scope,
                 layout=layout,
-                epsilon=float(line.epsilon),
+                epsilon=line.epsilon,
                 threshold=threshold,
                 count=count,
             )
@@ -117,25 +118,38 @@ def scheduled_releases_job(passphrase_dir: Path, database_url: str) -> Job:
         del claim  # the run's claim; releases commit one by one on a connection of their own
         today = dt.datetime.now(dt.UTC).date()
         outcomes = []
-        conn = await connect(database_url, statement_timeout_ms=0)
+        conn = await connect(database_url, role=WORKER, statement_timeout_ms=0)
         try:
             for org_id, slug in await conn.fetch("SELECT id, slug FROM organisations"):
                 work = await due(conn, org_id, today)
-                if not work:
-                    continue
-                path = passphrase_dir / slug
-                if not path.exists():
-                    outcomes.append(f"{slug}: {len(work)} due, but no passphrase file {path}")
-                    continue
-                keys = await unlock_all(conn, org_id, read_passphrase_file(path))
-                made = await make_planned(conn, work, keys=keys, database_url=database_url)
-                del keys
-                refused = [m for m in made if m.refused]
-                for item in refused:
-                    log.warning("release %s of %s refused: %s", item.period, slug, item.refused)
-                outcomes.append(f"{slug}: {len(made) - len(refused)} made, {len(refused)} refused")
+                if work:
+                    outcomes.append(await _release_due(conn, slug, org_id, work))
         finally:
             await conn.close()
         return "; ".join(outcomes) or "nothing due"
+
+    async def _release_due(conn: Connection, slug: str, org_id: uuid.UUID, work: Work) -> str:
+        path = passphrase_dir / slug
+        if not path.exists():
+            return f"{slug}: {len(work)} due, but no passphrase file {path}"
+        try:
+            keys = await unlock_all(conn, org_id, read_passphrase_file(path))
+            made = await make_planned(conn, work, keys=keys, database_url=database_url)
+        except KeysMissing:
+            # The count of the message is for the key holder: `feedback aggregate` shows it.
+            log.warning(
+                "releases of %s refused: some submissions are sealed to keys its passphrase file "
+                "does not open; `feedback aggregate` names them",
+                slug,
+            )
+            return f"{slug}: refused, keys missing"
+        except FeedbackError as exc:
+            log.warning("releases of %s refused: %s", slug, exc)
+            return f"{slug}: refused ({type(exc).__name__})"
+        del keys
+        refused = [m for m in made if m.refused]
+        for item in refused:
+            log.warning("release %s of %s refused: %s", item.period, slug, item.refused)
+        return f"{slug}: {len(made) - len(refused)} made, {len(refused)} refused"
 
     return Job("make-scheduled-releases", dt.timedelta(hours=1), make_due_releases)

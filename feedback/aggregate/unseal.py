@@ -21,29 +21,21 @@ import multiprocessing
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from feedback.aggregate.keys import CannotOpen, UnlockedKey
-from feedback.aggregate.privacy import Tally
-from feedback.aggregate.releases import Scope
+from feedback.aggregate.privacy import Counted, Tally
+from feedback.aggregate.releases import Count, Scope
 from feedback.cells import Layout
-from feedback.db import Connection, connect
+from feedback.db import WORKER, Connection, connect
 from feedback.envelope import InvalidEnvelope, answers_of
 from feedback.errors import FeedbackError
 
 CHUNK = 2000
 PARALLEL_FROM = 20_000  # submissions; below this one process is faster than starting others
 SLICES_PER_WORKER = 16  # uneven slices wait less, and the progress bar moves more often
-
-
-@dataclass(frozen=True, slots=True)
-class Counted:
-    tally: Tally
-    counted: int
-    quarantined: int
 
 
 # Each row says which of the unlocked keys it was sealed to ($6, in order; NULL: none of them).
@@ -196,7 +188,7 @@ def _start_worker(secrets: Mapping[uuid.UUID, bytes], layout: Layout, database_u
         keys=_unlocked(secrets),
         layout=layout,
         loop=loop,
-        conn=loop.run_until_complete(connect(database_url, statement_timeout_ms=0)),
+        conn=loop.run_until_complete(connect(database_url, role=WORKER, statement_timeout_ms=0)),
     )
 
 
@@ -223,6 +215,31 @@ def _count_slice(
     return tally.raw, counted, quarantined
 
 
+class KeysMissing(FeedbackError):
+    pass
+
+
+async def check_keys(conn: Connection, scope: Scope, keys: Mapping[uuid.UUID, UnlockedKey]) -> None:
+    """Refuse a period that holds submissions sealed to a key that was not unlocked: counting
+    without them would release (and pay for) numbers that leave them out, for good. The count
+    goes to the key holder only, in the error."""
+    rows = await conn.fetch(
+        "SELECT key_id, count(*) AS n" + IN_SCOPE + " GROUP BY key_id",
+        scope.organisation_id,
+        scope.survey_id,
+        scope.program_id,
+        *scope.period.weeks(),
+    )
+    missing = [(row["key_id"], row["n"]) for row in rows if row["key_id"] not in keys]
+    if missing:
+        named = "; ".join(f"{n} sealed to key {key_id}" for key_id, n in missing)
+        raise KeysMissing(
+            f"{scope.period} holds submissions sealed to keys that were not unlocked ({named}): "
+            "give the passphrase that opens them (or their key files). Nothing was released "
+            "or spent."
+        )
+
+
 def counter(
     conn: Connection,
     scope: Scope,
@@ -231,34 +248,24 @@ def counter(
     keys: Mapping[uuid.UUID, UnlockedKey],
     database_url: str | None = None,
     progress: Progress | None = None,
-) -> Callable[[], Awaitable[tuple[Tally, dict[str, Any]]]]:
-    """What ``make_release`` calls to count: the tally, and the metadata published beside
-    the release (submissions quarantined, the privacy unit)."""
+) -> Count:
+    """What ``make_release`` calls to count: the tally with how many submissions were counted
+    and quarantined (for the key holder's eyes only, never stored), and the metadata
+    published beside the release (the privacy unit: definitions only)."""
 
-    async def count() -> tuple[Tally, dict[str, Any]]:
+    async def count() -> tuple[Counted, dict[str, Any]]:
+        await check_keys(conn, scope, keys)
         counted = await count_period(
             conn, scope, layout=layout, keys=keys, database_url=database_url, progress=progress
         )
-        return counted.tally, {
-            "quarantined": counted.quarantined,
-            "channels": await channel_mix(conn, scope),
-            **await privacy_unit(conn, scope),
-        }
+        if counted.quarantined and not counted.counted:
+            raise KeysMissing(
+                f"none of the {counted.quarantined} submissions of {scope.period} opened with "
+                "the unlocked keys as an envelope of this survey: nothing was released or spent"
+            )
+        return counted, await privacy_unit(conn, scope)
 
     return count
-
-
-async def channel_mix(conn: Connection, scope: Scope) -> dict[str, int]:
-    """Submissions per channel (web, sms), to the nearest ten: rows the server sees anyway,
-    shown rounded (PRIVACY.md), never exact."""
-    rows = await conn.fetch(
-        "SELECT channel, count(*) AS n" + IN_SCOPE + " GROUP BY channel",
-        scope.organisation_id,
-        scope.survey_id,
-        scope.program_id,
-        *scope.period.weeks(),
-    )
-    return {row["channel"]: round(row["n"], -1) for row in rows}
 
 
 async def privacy_unit(conn: Connection, scope: Scope) -> dict[str, Any]:
@@ -266,7 +273,7 @@ async def privacy_unit(conn: Connection, scope: Scope) -> dict[str, Any]:
     never from which submissions arrived."""
     has_open_link = await conn.fetchval(
         """
-        SELECT EXISTS (SELECT 1 FROM invitations
+        SELECT EXISTS (SELECT 1 FROM invitation_batches
                         WHERE organisation_id = $1 AND kind = 'open'
                           AND ($2::uuid IS NULL OR program_id = $2))
         """,

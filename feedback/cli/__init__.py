@@ -6,47 +6,42 @@ print one line and exit 1.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
-from typing import Literal
 
 import click
-from starlette.applications import Starlette
 
-from feedback import __version__, web
-from feedback.aggregate import jobs as aggregate_jobs
-from feedback.aggregate.scheduled import scheduled_releases_job
+from feedback import __version__
 from feedback.cli import demo as demo_module
 from feedback.cli.aggregate import aggregate
 from feedback.cli.common import run
 from feedback.cli.invitations import invitations
+from feedback.cli.jobs import jobs
 from feedback.cli.keys import keys
 from feedback.cli.plan import plan
 from feedback.cli.runtime import (
     bind,
+    check_schema,
     database,
     ready_database,
-    ready_pool,
     serve,
     stop_on_signals,
 )
 from feedback.cli.sms_sim import sms_sim
 from feedback.cli.users import users
-from feedback.collect import jobs as collect_jobs
-from feedback.collect.app import create_app as create_survivor_app
+from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs
 from feedback.config import Settings
-from feedback.db import Pool, connect
+from feedback.db import WORKER, connect
 from feedback.errors import FeedbackError
-from feedback.jobs import Job, build_scheduler
+from feedback.jobs import build_scheduler
 from feedback.migrate import apply_migrations, pending
-from feedback.publish.app import STAFF_PREFIX
-from feedback.publish.app import create_app as create_staff_app
-from feedback.secretfiles import ServiceSecrets, resolve_secrets
+from feedback.secretfiles import resolve_secrets
+
+__all__ = ["build_web_app", "main", "worker_jobs"]
 
 log = logging.getLogger("feedback")
-
-AppChoice = Literal["both", "survivor", "staff"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,29 +79,6 @@ async def migrate(settings: Settings, dry_run: bool) -> None:
         click.echo("schema up to date; nothing to apply")
 
 
-def build_web_app(
-    settings: Settings, secrets: ServiceSecrets, pool: Pool, which: AppChoice
-) -> Starlette:
-    """The survivor app at /, the staff app at /staff, or one of them alone."""
-    apps: dict[str, Starlette] = {}
-    if which in ("both", "survivor"):
-        apps[""] = create_survivor_app(settings, secrets, pool=pool)
-    if which in ("both", "staff"):
-        apps[STAFF_PREFIX] = create_staff_app(
-            settings, secrets.session, pool=pool, prefix=STAFF_PREFIX
-        )
-    return web.combine(apps)
-
-
-def worker_jobs(settings: Settings, database_url: str) -> tuple[Job, ...]:
-    """Every scheduled job, whichever package owns it; scheduled releases only where the
-    worker has been given passphrases."""
-    jobs: tuple[Job, ...] = (*collect_jobs.JOBS, *aggregate_jobs.JOBS)
-    if settings.key_passphrase_dir is not None:
-        jobs += (scheduled_releases_job(settings.key_passphrase_dir, database_url),)
-    return jobs
-
-
 @main.command("serve")
 @click.option(
     "--app",
@@ -121,9 +93,11 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
     """Run the web server on FEEDBACK_HOST:FEEDBACK_PORT."""
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
-        async with ready_pool(settings, migrate_first=False) as pool:
+        async with database(settings) as url:
+            await check_schema(url, migrate_first=False)
             click.echo(f"serving {which} on {settings.public_url}")
-            app = build_web_app(settings, resolve_secrets(settings), pool, which)
+            settings = dataclasses.replace(settings, database_url=url)
+            app = build_web_app(settings, resolve_secrets(settings), which)
             await serve(app, sock, stopping)
 
 
@@ -132,7 +106,7 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
 async def worker(settings: Settings) -> None:
     """Run scheduled jobs (each at most once per period across all workers)."""
     with stop_on_signals() as stopping:
-        async with ready_database(settings, migrate_first=False) as (url, pool):
+        async with ready_database(settings, role=WORKER) as (url, pool):
             scheduler = build_scheduler(pool, worker_jobs(settings, url))
             scheduler.start()
             click.echo(f"worker running {len(scheduler.get_jobs())} jobs; Ctrl-C stops it")
@@ -145,20 +119,24 @@ async def worker(settings: Settings) -> None:
 @main.command()
 @run
 async def demo(settings: Settings) -> None:
-    """Migrate, seed a demo organisation, and run the web apps and the worker in one process."""
+    """Migrate, seed a demo organisation, and run the web apps and the worker in one process
+    (each with its own database role, as they would be in separate processes)."""
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
-        async with ready_database(settings, migrate_first=True) as (url, pool):
+        async with ready_database(settings, role=WORKER, migrate_first=True) as (url, pool):
             secrets = resolve_secrets(settings)
-            async with pool.acquire() as conn:
-                facts = await demo_module.seed(conn, settings, secrets)
+            owner = await connect(url)  # the seed is set-up work: the migrations' own login
+            try:
+                facts = await demo_module.seed(owner, settings, secrets)
+            finally:
+                await owner.close()
             path = demo_module.write_facts(settings.data_dir, facts)
             click.echo(demo_module.describe(facts, path))
             scheduler = build_scheduler(pool, worker_jobs(settings, url))
             scheduler.start()
             try:
-                app = build_web_app(settings, secrets, pool, "both")
-                await serve(app, sock, stopping)
+                settings = dataclasses.replace(settings, database_url=url)
+                await serve(build_web_app(settings, secrets), sock, stopping)
             finally:
                 scheduler.shutdown(wait=False)
 
@@ -169,6 +147,7 @@ main.add_command(aggregate)
 main.add_command(plan)
 main.add_command(users)
 main.add_command(sms_sim)
+main.add_command(jobs)
 
 
 @main.command("settings")

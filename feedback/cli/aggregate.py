@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from feedback.aggregate.keys import UnlockedKey, read_key_file, unlock_all
+from feedback.aggregate.keys import UnlockedKey, load_key_file, unlock_all
 from feedback.aggregate.scheduled import make_planned, of_period
 from feedback.aggregate.unseal import Progress
 from feedback.cli.common import (
@@ -22,7 +22,7 @@ from feedback.cli.common import (
 )
 from feedback.cli.runtime import ready_database
 from feedback.config import Settings
-from feedback.db import Connection
+from feedback.db import WORKER, Connection
 from feedback.periods import Period
 from feedback.plans import PlanLine
 
@@ -56,7 +56,7 @@ async def _keys(
 ) -> dict[uuid.UUID, UnlockedKey]:
     """Every key that opens: from the key file, or each wrapped key the passphrase unwraps."""
     if key_file is not None:
-        key = read_key_file(key_file)
+        key = await load_key_file(conn, organisation_id, key_file)
         return {key.id: key}
     return await unlock_all(conn, organisation_id, read_passphrase(passphrase_file, confirm=False))
 
@@ -88,7 +88,7 @@ async def aggregate(
         return bars[-1]
 
     async with (
-        ready_database(settings, migrate_first=False) as (url, pool),
+        ready_database(settings, role=WORKER) as (url, pool),
         pool.acquire() as conn,
     ):
         org = await pick_organisation(conn, organisation)
@@ -114,6 +114,12 @@ async def aggregate(
             f"k {release.threshold}"
         )
         click.echo(f"  95% noise half-width per cell: +/- {release.cells['half_width_95']:.1f}")
-        click.echo(f"  quarantined submissions: {release.metadata.get('quarantined', 0)}")
+        click.echo(f"  {release.metadata.get('composition', '')}")
+        if release.quarantined is not None:
+            # Exact, and shown here only (the key holder's terminal): never stored or logged.
+            click.echo(
+                f"  submissions set aside (did not open, or not a valid envelope): "
+                f"{release.quarantined}"
+            )
     if refused:
         raise click.exceptions.Exit(1)

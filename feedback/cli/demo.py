@@ -10,14 +10,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from feedback.aggregate.keys import create_collection_key
+from feedback.aggregate.signing import create_signing_key
 from feedback.cli import demo_data
 from feedback.config import Settings
 from feedback.db import Connection
+from feedback.passwords import hash_password
 from feedback.publish.invitations import create_batch, create_open_link, survey_url
-from feedback.publish.passwords import hash_password
-from feedback.publish.signing import create_signing_key
 from feedback.secretfiles import ServiceSecrets, load_or_create_secret, prepare_data_dir
 from feedback.surveys import load_definition
+from feedback.wrapping import kdf_cost
 
 ORGANISATION = ("demo", "Demo Organisation")
 PROGRAMS = (("shelter", "Safe Housing Program"), ("legal", "Legal Support Program"))
@@ -126,11 +127,14 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
         )
         == 0
     ):
+        cost = kdf_cost(insecure_test=settings.insecure_test_kdf)
         async with conn.transaction():
             await create_collection_key(
-                conn, organisation_id=organisation_id, passphrase=passphrase
+                conn, organisation_id=organisation_id, passphrase=passphrase, cost=cost
             )
-            await create_signing_key(conn, organisation_id=organisation_id, passphrase=passphrase)
+            await create_signing_key(
+                conn, organisation_id=organisation_id, passphrase=passphrase, cost=cost
+            )
     public_key = await conn.fetchval(
         "SELECT public_key FROM collection_keys WHERE organisation_id = $1 AND retired_at IS NULL",
         organisation_id,
@@ -139,7 +143,13 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
     await demo_data.release_past_periods(conn, organisation_id, passphrase)
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
-    sms = await create_batch(conn, program_id=program_ids[0], count=1, medium="sms")
+    sms = await create_batch(
+        conn,
+        program_id=program_ids[0],
+        count=1,
+        medium="sms",
+        sms_code_key=service_secrets.sms_code_key,
+    )
     await conn.execute(
         "UPDATE organisations SET sms_number = $2 WHERE id = $1", organisation_id, SMS_NUMBER
     )

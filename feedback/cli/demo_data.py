@@ -125,8 +125,9 @@ async def release_past_periods(
 
 
 async def _plan(conn: Connection, organisation_id: uuid.UUID, year: int) -> None:
-    """Per program, every quarter: the overall table (epsilon 1), the equity view by gender
-    and the outcomes by time in program (0.5 each): 8 of the budget of 10 a year."""
+    """Per program, every quarter: the overall table (epsilon 0.5), the equity view by gender
+    and the outcomes by time in program (0.25 each). The two programs may serve the same
+    survivors, so their releases add up: 2 x 4 x 1 = 8 of the budget of 10 a year."""
     survey_row = await _survey_row(conn, organisation_id)
     survey = from_json(survey_row["definition"])
     overall = [
@@ -136,9 +137,9 @@ async def _plan(conn: Connection, organisation_id: uuid.UUID, year: int) -> None
     ]
     outcomes = [q for q in overall if survey.question(q).section == "outcomes"]
     tables = [
-        (overall, None, "1"),
-        (overall, "gender", "0.5"),
-        (outcomes, "time_in_program", "0.5"),
+        (overall, None, "0.5"),
+        (overall, "gender", "0.25"),
+        (outcomes, "time_in_program", "0.25"),
     ]
     for program_id in await conn.fetch(
         "SELECT id FROM programs WHERE organisation_id = $1", organisation_id

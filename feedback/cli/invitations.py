@@ -13,9 +13,10 @@ import click
 from feedback.cli.common import organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
-from feedback.db import Connection
+from feedback.db import STAFF, Connection
 from feedback.errors import FeedbackError
 from feedback.publish.invitations import create_batch, create_open_link, qr_sheet_svg, survey_url
+from feedback.secretfiles import resolve_secrets
 
 
 @click.group()
@@ -57,7 +58,7 @@ async def batch(
     hashes are kept)."""
     if sms and sheet is not None:
         raise FeedbackError("a QR sheet is for links; SMS codes are texted, not scanned")
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=STAFF) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         program_id = await _program_id(conn, org.id, program)
         made = await create_batch(
@@ -66,6 +67,7 @@ async def batch(
             count=count,
             medium="sms" if sms else "link",
             lifetime=dt.timedelta(days=days),
+            sms_code_key=resolve_secrets(settings).sms_code_key,
         )
     if sms:
         click.echo("\n".join(made.tokens))
@@ -91,8 +93,13 @@ async def batch(
 async def open_link(settings: Settings, organisation: str | None, program: str, sms: bool) -> None:
     """Print a new open link for posters, or a program-wide SMS code (many answers, rate
     limited, flagged in reports)."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=STAFF) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         program_id = await _program_id(conn, org.id, program)
-        token = await create_open_link(conn, program_id=program_id, medium="sms" if sms else "link")
+        token = await create_open_link(
+            conn,
+            program_id=program_id,
+            medium="sms" if sms else "link",
+            sms_code_key=resolve_secrets(settings).sms_code_key,
+        )
     click.echo(token if sms else survey_url(settings.public_url, token))

@@ -11,6 +11,7 @@ import click
 
 from feedback import keyrows
 from feedback.aggregate import keys as collection_keys
+from feedback.aggregate import signing
 from feedback.cli.common import (
     organisation_option,
     passphrase_file_option,
@@ -20,7 +21,8 @@ from feedback.cli.common import (
 )
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
-from feedback.publish import signing
+from feedback.db import WORKER
+from feedback.wrapping import kdf_cost
 
 
 @click.group()
@@ -41,7 +43,7 @@ async def create(
     settings: Settings, organisation: str | None, passphrase_file: Path | None
 ) -> None:
     """Make the collection key pair and the signing key (private halves wrapped)."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         existing = await keyrows.select_keys(conn, "collection_keys", organisation_id=org.id)
         if existing:
@@ -49,11 +51,14 @@ async def create(
                 f"{org.slug} already has keys: use `feedback keys rotate` to replace them"
             )
         passphrase = read_passphrase(passphrase_file, confirm=True)
+        cost = kdf_cost(insecure_test=settings.insecure_test_kdf)
         async with conn.transaction():
             key_id = await collection_keys.create_collection_key(
-                conn, organisation_id=org.id, passphrase=passphrase
+                conn, organisation_id=org.id, passphrase=passphrase, cost=cost
             )
-            await signing.create_signing_key(conn, organisation_id=org.id, passphrase=passphrase)
+            await signing.create_signing_key(
+                conn, organisation_id=org.id, passphrase=passphrase, cost=cost
+            )
         row = await keyrows.select_key(
             conn, "collection_keys", organisation_id=org.id, key_id=key_id
         )
@@ -75,17 +80,18 @@ async def rotate(
     passphrase_file: Path | None,
 ) -> None:
     """Make a new current key; old keys stay to open what they sealed."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         passphrase = read_passphrase(passphrase_file, confirm=True)
+        cost = kdf_cost(insecure_test=settings.insecure_test_kdf)
         if rotate_signing:
             key_id = await signing.create_signing_key(
-                conn, organisation_id=org.id, passphrase=passphrase, retire_current=True
+                conn, organisation_id=org.id, passphrase=passphrase, retire_current=True, cost=cost
             )
             click.echo(f"new signing key {key_id} for {org.slug}; the old one is retired")
             return
         key_id = await collection_keys.create_collection_key(
-            conn, organisation_id=org.id, passphrase=passphrase, retire_current=True
+            conn, organisation_id=org.id, passphrase=passphrase, retire_current=True, cost=cost
         )
     click.echo(f"new collection key {key_id} for {org.slug}; new submissions are sealed to it")
 
@@ -95,7 +101,7 @@ async def rotate(
 @run
 async def list_keys(settings: Settings, organisation: str | None) -> None:
     """List the organisation's keys, current and retired."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         tables: tuple[keyrows.KeyTable, ...] = ("collection_keys", "signing_keys")
         rows = [
@@ -131,7 +137,7 @@ async def export(
     passphrase_file: Path | None,
 ) -> None:
     """Write the unwrapped collection private key to a 0600 file, for offline aggregation."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         passphrase = read_passphrase(passphrase_file, confirm=False)
         key = await collection_keys.unlock(

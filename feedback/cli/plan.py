@@ -13,10 +13,10 @@ from feedback.cells import Layout, PrivacyError
 from feedback.cli.common import organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
-from feedback.db import Connection
+from feedback.db import WORKER, Connection
 from feedback.errors import FeedbackError
 from feedback.periods import Granularity
-from feedback.plans import PlanError, add_line, plan_of, remove_line
+from feedback.plans import PlanError, add_line, declare_groups, plan_of, remove_line
 from feedback.shares import preview
 from feedback.surveys import from_json
 
@@ -59,7 +59,7 @@ def plan() -> None:
 @run
 async def show(settings: Settings, organisation: str | None, year: int, respondents: int) -> None:
     """The year's plan, its budget (spent, planned, left) and each line's accuracy preview."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         budget = await year_budget(conn, org.id, year)
         lines = await plan_of(conn, org.id, year)
@@ -69,6 +69,7 @@ async def show(settings: Settings, organisation: str | None, year: int, responde
         f"{budget.planned}, left to plan {budget.left} (for the worst-off survivor; renews "
         f"{budget.renews})"
     )
+    click.echo(f"accounting: {budget.accounting}")
     if not lines:
         click.echo("no releases planned: add one with `feedback plan add`")
     for line in lines:
@@ -121,7 +122,7 @@ async def add(
     dry_run: bool,
 ) -> None:
     """Add a table to the year's plan, after showing how accurate it will be."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         survey_row = await conn.fetchrow(
             "SELECT id, definition FROM surveys WHERE organisation_id = $1 AND slug = $2 "
@@ -179,7 +180,7 @@ async def add(
 @run
 async def remove(settings: Settings, organisation: str | None, line_id: uuid.UUID) -> None:
     """Remove a line none of whose releases has been made."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         await remove_line(conn, org.id, line_id)
     click.echo(f"removed {line_id}")
@@ -200,7 +201,7 @@ async def budget_command(
         raise FeedbackError(f"the yearly budget is from 0 (nothing released) to 10; got {per_year}")
     if per_release is not None and not Decimal(0) < per_release <= Decimal(10):
         raise FeedbackError(f"epsilon per release is more than 0 and at most 10; got {per_release}")
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         await conn.execute(
             "UPDATE organisations SET epsilon_per_year = $2, "
@@ -215,6 +216,44 @@ async def budget_command(
         click.echo(
             f"note: {THIS_YEAR} has already planned {budget.planned} and spent {budget.spent}; "
             "releases beyond the new budget will be refused"
+        )
+
+
+@plan.command("groups")
+@organisation_option
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME=SLUG,SLUG",
+    help="A group of programs that serve people no program of another group serves (repeat).",
+)
+@click.option("--clear", is_flag=True, help="Declare no groups: every release counts for all.")
+@run
+async def groups_command(
+    settings: Settings, organisation: str | None, groups: tuple[str, ...], clear: bool
+) -> None:
+    """Show, or declare, which programs serve different people. By default every release of
+    the organisation counts against every survivor; programs declared in different groups
+    count only against their own group's survivors (audited)."""
+    declared: dict[str, list[str]] = {}
+    for text in groups:
+        name, _, slugs = text.partition("=")
+        if not slugs:
+            raise FeedbackError(f"--group {text!r}: write it as NAME=SLUG,SLUG")
+        declared[name.strip()] = [s.strip() for s in slugs.split(",") if s.strip()]
+    if declared and clear:
+        raise FeedbackError("give --group or --clear, not both")
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        if declared or clear:
+            await declare_groups(conn, org.id, declared)
+        budget = await year_budget(conn, org.id, THIS_YEAR)
+    click.echo(f"{org.slug}: {budget.accounting}")
+    if budget.spent > budget.total or budget.planned > budget.total:
+        click.echo(
+            f"note: counted this way, {THIS_YEAR} has spent {budget.spent} and planned "
+            f"{budget.planned} of {budget.total}; releases beyond the budget will be refused"
         )
 
 

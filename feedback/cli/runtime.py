@@ -13,7 +13,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from feedback.config import Settings
-from feedback.db import Pool, connect, create_pool, ensure_database
+from feedback.db import Pool, Role, connect, create_pool, ensure_database
 from feedback.embedded import embedded_postgres
 from feedback.errors import FeedbackError, PortInUse
 from feedback.migrate import apply_migrations, pending
@@ -35,36 +35,45 @@ async def database(settings: Settings) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def ready_pool(settings: Settings, *, migrate_first: bool) -> AsyncIterator[Pool]:
-    """A pool on a database whose schema is up to date: migrated here when ``migrate_first``,
-    otherwise refused with a pointer to ``feedback migrate``."""
-    async with ready_database(settings, migrate_first=migrate_first) as (_, pool):
+async def ready_pool(
+    settings: Settings, *, role: Role | None, migrate_first: bool = False
+) -> AsyncIterator[Pool]:
+    """A pool (its connections in ``role``) on a database whose schema is up to date: migrated
+    here when ``migrate_first``, otherwise refused with a pointer to ``feedback migrate``."""
+    async with ready_database(settings, role=role, migrate_first=migrate_first) as (_, pool):
         yield pool
 
 
 @contextlib.asynccontextmanager
 async def ready_database(
-    settings: Settings, *, migrate_first: bool
+    settings: Settings, *, role: Role | None, migrate_first: bool = False
 ) -> AsyncIterator[tuple[str, Pool]]:
     """``ready_pool``, with the database URL (for worker processes' own connections)."""
     async with database(settings) as url:
-        if migrate_first:
-            conn = await connect(url)
-            try:
-                await apply_migrations(conn)
-            finally:
-                await conn.close()
+        await check_schema(url, migrate_first=migrate_first)
         async with create_pool(
-            url, statement_timeout_ms=settings.statement_timeout_ms, max_size=settings.pool_size
+            url,
+            role=role,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            max_size=settings.pool_size,
         ) as pool:
-            async with pool.acquire() as conn:
-                todo = await pending(conn)
-            if todo:
-                raise FeedbackError(
-                    f"the database is missing {len(todo)} migration(s), starting with "
-                    f"{todo[0].filename}: run `feedback migrate` first"
-                )
             yield url, pool
+
+
+async def check_schema(url: str, *, migrate_first: bool) -> None:
+    """Migrate (when ``migrate_first``), or refuse a database that lacks migrations."""
+    conn = await connect(url)
+    try:
+        if migrate_first:
+            await apply_migrations(conn)
+        todo = await pending(conn)
+    finally:
+        await conn.close()
+    if todo:
+        raise FeedbackError(
+            f"the database is missing {len(todo)} migration(s), starting with "
+            f"{todo[0].filename}: run `feedback migrate` first"
+        )
 
 
 @contextlib.contextmanager

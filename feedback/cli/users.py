@@ -7,6 +7,7 @@ import click
 from feedback.cli.common import organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
+from feedback.db import STAFF
 from feedback.errors import FeedbackError
 from feedback.publish.accounts import ROLES, Role, create_user, make_password_link
 from feedback.publish.app import STAFF_PREFIX
@@ -41,7 +42,7 @@ async def create(
 ) -> None:
     """Create an account and print the one-time link with which its owner chooses a
     passphrase (valid for 7 days; only its hash is kept)."""
-    async with ready_pool(settings, migrate_first=False) as pool, pool.acquire() as conn:
+    async with ready_pool(settings, role=STAFF) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         program_ids = []
         for slug in programs:

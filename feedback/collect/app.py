@@ -22,14 +22,14 @@ from feedback.collect.sms.conversation import Context
 from feedback.collect.sms.gateways import Gateway, Twilio, Vonage
 from feedback.collect.survey_cache import SurveyCache
 from feedback.config import Settings
-from feedback.db import Pool
+from feedback.db import SURVIVOR, Pool
 from feedback.i18n import load_catalogues
 from feedback.secretfiles import ServiceSecrets
 
 MAX_BODY = 32 * 1024  # a sealed envelope is at most 16 KiB (about 22 KiB as base64)
 
 ROUTES = [
-    Route("/healthz", web.healthz, name="healthz"),
+    Route("/healthz", web.healthz("survivor_pool"), name="healthz"),
     Route("/s/{token}", views.show_survey, methods=["GET"], name="survey"),
     Route("/s/{token}", views.submit_survey, methods=["POST"], name="submit_survey"),
     Route("/withdraw", views.show_withdraw, methods=["GET"], name="withdraw"),
@@ -69,7 +69,7 @@ def create_app(
     catalogues = load_catalogues()
     surveys = SurveyCache()
     pages = Pages(catalogues, exit_url=settings.quick_exit_url)
-    base = web.pool_lifespan(settings, pool)
+    base = web.pool_lifespan(settings, pool, SURVIVOR, "survivor_pool")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -80,17 +80,17 @@ def create_app(
             yield {
                 **state,
                 "survivor": views.SurvivorState(
-                    pool=state["pool"],
+                    pool=state["survivor_pool"],
                     pages=pages,
                     catalogues=catalogues,
                     receipt_key=secrets.phone_hmac,
                     submit_limiter=RateLimiter(limit=5, window=600),
-                    batcher=SealedBatcher(state["pool"]),
+                    batcher=SealedBatcher(state["survivor_pool"]),
                     withdraw_limiter=RateLimiter(limit=10, window=600),
                     surveys=surveys,
                 ),
                 "sms": webhook.sms_state(
-                    state["pool"],
+                    state["survivor_pool"],
                     Context(
                         catalogues=catalogues,
                         phone_secret=secrets.phone_hmac,
@@ -108,4 +108,5 @@ def create_app(
         lifespan=lifespan,
         max_body_size=MAX_BODY,
         exception_handlers={500: views.server_error},
+        log_all=False,  # no line per survivor request: its time would date them
     )

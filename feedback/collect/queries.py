@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,33 +28,37 @@ class Invitation:
     comments_enabled: bool
     key_id: uuid.UUID | None
     public_key: bytes | None
-    expired: bool
-    used: bool
     notes: tuple[dict[str, str], ...]  # programs.latest_notes: newest first, language -> text
 
     def notes_in(self, language: str) -> list[str]:
         return notes_in(self.notes, language)
 
 
+# A token can take answers when its batch is neither revoked nor expired (open links never
+# expire). A spent single-use token has no row at all: used, expired, revoked and unknown
+# tokens all find nothing, and every page or reply says the same about them.
+LIVE_BATCH = "b.revoked_at IS NULL AND (b.expires_at IS NULL OR b.expires_at > now())"
+
+
 async def select_invitation(
     conn: Connection, *, token_hash: bytes, medium: Literal["link", "sms"] = "link"
 ) -> Invitation | None:
-    """The invitation, its survey and program settings, the organisation's current key and
-    the program's latest notes: everything a survey page or post needs, in one round trip."""
+    """The invitation, if it can take answers now, with its survey and program settings, the
+    organisation's current key and the program's latest notes: everything a survey page or
+    post needs, in one round trip."""
     row = await conn.fetchrow(
-        """
-        SELECT i.id, i.kind, i.organisation_id, i.program_id, i.survey_id,
+        f"""
+        SELECT i.id, b.kind, b.organisation_id, b.program_id, b.survey_id,
                p.languages, o.comments_enabled,
                k.id AS key_id, k.public_key,
-               (i.revoked_at IS NOT NULL OR i.expires_at <= now()) AS expired,
-               (i.used_week IS NOT NULL) AS used,
                p.latest_notes AS notes
           FROM invitations i
-          JOIN programs p ON p.id = i.program_id
-          JOIN organisations o ON o.id = i.organisation_id
+          JOIN invitation_batches b ON b.id = i.batch_id
+          JOIN programs p ON p.id = b.program_id
+          JOIN organisations o ON o.id = b.organisation_id
           LEFT JOIN collection_keys k
-                 ON k.organisation_id = i.organisation_id AND k.retired_at IS NULL
-         WHERE i.token_hash = $1 AND i.medium = $2
+                 ON k.organisation_id = b.organisation_id AND k.retired_at IS NULL
+         WHERE i.token_hash = $1 AND b.medium = $2 AND {LIVE_BATCH}
         """,
         token_hash,
         medium,
@@ -81,25 +84,25 @@ async def insert_submission(
     invitation: Invitation,
     key_id: uuid.UUID,
     channel: Channel,
-    week: dt.date,
     ciphertext: bytes,
     receipt_hash: bytes | None,
 ) -> bool:
-    """Store a submission; for a single-use invitation, consume it in the same statement.
-    False, and nothing stored, if the invitation was already used (or expired meanwhile): a
-    concurrent submit of the same token waits on the row lock, then finds it used."""
+    """Store a submission; for a single-use invitation, spend it (delete its row) in the same
+    statement. False, and nothing stored, if it was spent (or revoked, or expired) meanwhile:
+    a concurrent submit of the same token waits on the row lock, then finds it gone. The week
+    of receipt is the database's (see ``current_iso_week``)."""
     stored = await conn.fetchval(
-        """
-        WITH consumed AS (
-            UPDATE invitations SET used_week = $7
-             WHERE id = $1 AND kind = 'single' AND used_week IS NULL
-               AND revoked_at IS NULL AND expires_at > now()
-            RETURNING id
+        f"""
+        WITH spent AS (
+            DELETE FROM invitations i
+             USING invitation_batches b
+             WHERE i.id = $1 AND b.id = i.batch_id AND b.kind = 'single' AND {LIVE_BATCH}
+            RETURNING i.id
         )
         INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
-                                 open_link, received_week, ciphertext, receipt_hash)
-        SELECT $2, $3, $4, $5, $6, $9, $7, $8, $10
-         WHERE $9 OR EXISTS (SELECT 1 FROM consumed)
+                                 open_link, ciphertext, receipt_hash)
+        SELECT $2, $3, $4, $5, $6, $7, $8, $9
+         WHERE $7 OR EXISTS (SELECT 1 FROM spent)
         RETURNING true
         """,
         invitation.id,
@@ -108,9 +111,8 @@ async def insert_submission(
         invitation.survey_id,
         key_id,
         channel,
-        week,
-        ciphertext,
         invitation.kind == "open",
+        ciphertext,
         receipt_hash,
     )
     return bool(stored)
@@ -120,18 +122,33 @@ WithdrawOutcome = Literal["deleted", "counted", "unknown"]
 
 
 async def withdraw_submission(conn: Connection, *, receipt_hash: bytes) -> WithdrawOutcome:
-    """Delete the submission with this receipt unless a release has already counted it."""
-    async with conn.transaction():
-        counted = await conn.fetchval(
-            "SELECT included_in_release FROM submissions WHERE receipt_hash = $1 FOR UPDATE",
+    """Delete the submission with this receipt unless a release has already counted it, in
+    one statement (the survivor app may delete submissions, never change them).
+
+    When the row changed while the statement waited for it (a release marked it counted, or
+    the mixing job moved it, by deleting and inserting it again), the statement deletes
+    nothing: it is asked again, in a new snapshot."""
+    for _ in range(3):
+        row = await conn.fetchrow(
+            """
+            WITH seen AS (
+                SELECT included_in_release FROM submissions WHERE receipt_hash = $1
+            ), gone AS (
+                DELETE FROM submissions
+                 WHERE receipt_hash = $1 AND NOT included_in_release
+                RETURNING 1
+            )
+            SELECT (SELECT included_in_release FROM seen) AS counted,
+                   EXISTS (SELECT 1 FROM gone) AS deleted
+            """,
             receipt_hash,
         )
-        if counted is None:
-            return "unknown"
-        if counted:
+        assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
+        if row["deleted"]:
+            return "deleted"
+        if row["counted"]:
             return "counted"
-        await conn.execute("DELETE FROM submissions WHERE receipt_hash = $1", receipt_hash)
-    return "deleted"
+    return "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +156,6 @@ class SealedStore:
     """What one attempt to store a browser-sealed submission found and did."""
 
     stored: bool
-    expired: bool
-    used: bool
     key_known: bool
     notes: tuple[dict[str, str], ...]
 
@@ -156,54 +171,50 @@ class SealedItem:
     receipt_hash: bytes
 
 
-async def store_sealed_batch(
-    conn: Connection, items: list[SealedItem], *, week: dt.date
-) -> list[SealedStore | None]:
+async def store_sealed_batch(conn: Connection, items: list[SealedItem]) -> list[SealedStore | None]:
     """Store browser-sealed posts, as many as are given, in one statement and one commit:
-    for each, find the invitation, check that the key is one of its organisation's, consume a
-    single-use token, insert, and report; None where no invitation has the token. Nothing is
-    stored for a post unless every check passes; within a batch, a single-use token is
-    consumed by its first post only, and the others find it used."""
+    for each, find a token that can take answers, check that the key is one of its
+    organisation's, spend a single-use token, insert, and report; None where no token can
+    take answers. Nothing is stored for a post unless every check passes; within a batch, a
+    single-use token is spent by its first post only, and the others find nothing."""
     rows = await conn.fetch(
-        """
+        f"""
         WITH input AS (
             SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::bytea[], $4::bytea[])
                      WITH ORDINALITY AS t(token_hash, key_id, ciphertext, receipt_hash, ord)
         ),
         found AS (
             SELECT input.ord, input.key_id, input.ciphertext, input.receipt_hash,
-                   i.id, i.kind, i.organisation_id, i.program_id, i.survey_id,
-                   (i.revoked_at IS NOT NULL OR i.expires_at <= now()) AS expired,
-                   (i.used_week IS NOT NULL) AS used,
+                   i.id, b.kind, b.organisation_id, b.program_id, b.survey_id,
+                   -- the organisation's current key only: after a rotation, a page loaded
+                   -- before it is refused and loads again with the new key
                    EXISTS (SELECT 1 FROM collection_keys k
-                            WHERE k.id = input.key_id AND k.organisation_id = i.organisation_id)
-                       AS key_known,
+                            WHERE k.id = input.key_id AND k.organisation_id = b.organisation_id
+                              AND k.retired_at IS NULL) AS key_known,
                    row_number() OVER (PARTITION BY i.id ORDER BY input.ord) AS nth
               FROM input
               JOIN invitations i ON i.token_hash = input.token_hash
+              JOIN invitation_batches b ON b.id = i.batch_id AND b.medium = 'link'
+             WHERE {LIVE_BATCH}
         ),
-        consumed AS (
-            UPDATE invitations SET used_week = $5
-              FROM found f
+        spent AS (
+            DELETE FROM invitations
+             USING found f
              WHERE invitations.id = f.id AND f.nth = 1 AND f.kind = 'single' AND f.key_known
-               AND invitations.used_week IS NULL AND invitations.revoked_at IS NULL
-               AND invitations.expires_at > now()
             RETURNING invitations.id
         ),
         stored AS (
             INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
-                                     open_link, received_week, ciphertext, receipt_hash)
+                                     open_link, ciphertext, receipt_hash)
             SELECT f.organisation_id, f.program_id, f.survey_id, f.key_id, 'web',
-                   f.kind = 'open', $5, f.ciphertext, f.receipt_hash
+                   f.kind = 'open', f.ciphertext, f.receipt_hash
               FROM found f
              WHERE f.key_known
-               AND ((f.kind = 'open' AND NOT f.expired)
-                    OR (f.nth = 1 AND f.id IN (SELECT id FROM consumed)))
+               AND (f.kind = 'open' OR (f.nth = 1 AND f.id IN (SELECT id FROM spent)))
             RETURNING receipt_hash
         )
         SELECT f.ord,
                f.receipt_hash IN (SELECT receipt_hash FROM stored) AS stored,
-               f.expired, (f.used OR (f.kind = 'single' AND f.nth > 1)) AS used,
                f.key_known, p.latest_notes AS notes
           FROM found f
           JOIN programs p ON p.id = f.program_id
@@ -212,7 +223,6 @@ async def store_sealed_batch(
         [item.key_id for item in items],
         [item.ciphertext for item in items],
         [item.receipt_hash for item in items],
-        week,
     )
     results: list[SealedStore | None] = [None] * len(items)
     for row in rows:

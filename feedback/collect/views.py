@@ -23,7 +23,6 @@ from feedback.i18n import N_, Catalogues, negotiate
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey
 from feedback.tokens import hash_receipt, hash_token, is_token, make_receipt, normalise_receipt
-from feedback.weeks import current_week
 
 MAX_FIELDS = 64  # a survey has at most a few dozen questions
 
@@ -125,10 +124,6 @@ async def _open_invitation(request: Request, conn: Connection) -> OpenInvitation
         return _unknown_language(request, offered)
     if invitation is None:
         return _not_found(request, language)
-    if invitation.expired:
-        return _expired(request, language)
-    if invitation.used:
-        return _already(request, language)
     if invitation.public_key is None or invitation.key_id is None or survey is None:
         return _message(
             request,
@@ -148,32 +143,14 @@ async def _open_invitation(request: Request, conn: Connection) -> OpenInvitation
 
 
 def _not_found(request: Request, language: str) -> Response:
+    """The one page for every token that cannot take answers: unknown, used, expired or
+    revoked look the same, so that whoever holds the phone learns nothing from it."""
     return _message(
         request,
         language,
         404,
         N_("This link does not work"),
         N_("Check that the whole link was copied, or ask for a new one."),
-    )
-
-
-def _expired(request: Request, language: str) -> Response:
-    return _message(
-        request,
-        language,
-        410,
-        N_("This link has expired"),
-        N_("Ask the program for a new link if you would still like to answer."),
-    )
-
-
-def _already(request: Request, language: str) -> Response:
-    return _message(
-        request,
-        language,
-        409,
-        N_("Your answers were already received"),
-        N_("This link can be used once, and it has been. Thank you: there is nothing more to do."),
     )
 
 
@@ -274,11 +251,9 @@ async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Res
         return state.pages.render_thanks(
             language=language, notes=outcome.notes_in(language), receipt=receipt
         )
-    if outcome.expired:
-        return _expired(request, language)
-    if outcome.used:
-        return _already(request, language)
-    return _unreadable(request, language)  # the key is not one of the organisation's
+    if not outcome.key_known:  # not the organisation's current key: the page loads again
+        return _unreadable(request, language)
+    return _not_found(request, language)  # spent by a concurrent post
 
 
 async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Response:
@@ -305,12 +280,11 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Resp
             invitation=found.invitation,
             key_id=found.key_id,
             channel="web_nojs",
-            week=current_week(),
             ciphertext=ciphertext,
             receipt_hash=hash_receipt(state.receipt_key, receipt),
         )
     if not stored:
-        return _already(request, found.language)
+        return _not_found(request, found.language)
     return state.pages.render_thanks(
         language=found.language, notes=found.invitation.notes_in(found.language), receipt=receipt
     )

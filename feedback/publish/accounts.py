@@ -20,8 +20,8 @@ from typing import Literal
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.publish.passwords import hash_password, verify_password
-from feedback.wrapping import WeakPassphrase, check_passphrase
+from feedback.passphrases import WeakPassphrase, check_passphrase
+from feedback.passwords import hash_password, verify_password
 
 Role = Literal["admin", "manager", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "manager", "viewer")

@@ -55,7 +55,7 @@ def api(handler: Api) -> Callable[[Request], Awaitable[Response]]:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
             return _error(401, "send a personal access token: Authorization: Bearer fbk_...")
-        async with request.state.pool.acquire() as conn:
+        async with request.state.staff_pool.acquire() as conn:
             user_id = await conn.fetchval(
                 "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
                 hash_api_token(token.strip()),

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from feedback import web
 from feedback.config import Settings
-from feedback.db import Pool
+from feedback.db import STAFF, Pool
 from feedback.publish import admin_pages, api, auth_pages, charts, dashboard, program_pages
 from feedback.publish.render import STATIC, page
 from feedback.publish.sessions import Sessions
@@ -27,7 +27,7 @@ TITLES = {400: "Not valid", 403: "Not allowed", 404: "Not found", 405: "Not allo
 
 def routes() -> list[Route | Mount]:
     return [
-        Route("/healthz", web.healthz, name="staff_healthz"),
+        Route("/healthz", web.healthz("staff_pool"), name="staff_healthz"),
         Route("/login", auth_pages.login, methods=["GET", "POST"], name="login"),
         Route("/logout", auth_pages.logout, methods=["POST"], name="logout"),
         Route(
@@ -90,19 +90,25 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, session_secret: bytes, *, pool: Pool | None = None, prefix: str = ""
+    settings: Settings,
+    session_secret: bytes,
+    sms_code_key: bytes,
+    *,
+    pool: Pool | None = None,
+    prefix: str = "",
 ) -> Starlette:
-    """The staff app; ``prefix`` is where it is mounted (its cookie is scoped to it)."""
+    """The staff app; ``prefix`` is where it is mounted (its cookie is scoped to it). It holds
+    the key that SMS codes are hashed under, never the one that keys phone numbers."""
     sessions = Sessions(
         session_secret, https=settings.public_url.startswith("https:"), path=prefix or "/"
     )
-    database = web.pool_lifespan(settings, pool)
+    database = web.pool_lifespan(settings, pool, STAFF, "staff_pool")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with database(app) as state:
             await asyncio.to_thread(charts.warm_up)
-            yield {**state, "sessions": sessions}
+            yield {**state, "sessions": sessions, "sms_code_key": sms_code_key}
 
     return web.create_web_app(
         settings,

@@ -36,7 +36,7 @@ async def login(request: Request) -> Response:
     password = str(form.get("password") or "")[:1024]
     wanted = str(form.get("next") or "")
     sessions: Sessions = request.state.sessions
-    async with request.state.pool.acquire() as conn:
+    async with request.state.staff_pool.acquire() as conn:
         user_id = await authenticate(conn, email, password)
         staff = None if user_id is None else await load_staff(conn, user_id)
         if staff is None:
@@ -60,7 +60,7 @@ async def logout(ctx: Context) -> Response:
 
 async def set_password(request: Request) -> Response:
     token = request.path_params["token"]
-    async with request.state.pool.acquire() as conn:
+    async with request.state.staff_pool.acquire() as conn:
         if request.method == "GET":
             email = await link_user(conn, token)
             if email is None:

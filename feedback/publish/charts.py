@@ -224,7 +224,8 @@ def _trend_template() -> str:
 
 
 def volume(report: Report) -> Chart:
-    """Respondents per period (noisy, to the nearest ten) and how they answered."""
+    """Respondents per period (noisy, to the nearest ten). No channel mix: releases do not
+    carry one (it was an exact count)."""
     rows, table = [], []
     for release in report.trend:
         n = rounded(release.n())
@@ -235,15 +236,13 @@ def volume(report: Report) -> Chart:
                 "label": "suppressed" if n is None else str(n),
             }
         )
-        channels = release.metadata.get("channels", {})
-        mix = ", ".join(f"{k} {v}" for k, v in sorted(channels.items())) or "not recorded"
-        table.append((str(release.period), "suppressed" if n is None else str(n), mix))
+        table.append((str(release.period), "suppressed" if n is None else str(n)))
     title = "Respondents per period (to the nearest ten)"
     return Chart(
         "volume",
         title,
         _draw(_volume_template(), rows),
-        ("period", "respondents", "channels"),
+        ("period", "respondents"),
         table,
     )
 

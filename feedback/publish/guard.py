@@ -96,7 +96,7 @@ def staff_page(*roles: Role) -> Callable[[Handler], Callable[[Request], Awaitabl
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             sessions: Sessions = request.state.sessions
-            async with request.state.pool.acquire() as conn:
+            async with request.state.staff_pool.acquire() as conn:
                 session = await sessions.load(conn, request)
                 if session is None:
                     back = quote(request.url.path)

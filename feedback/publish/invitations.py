@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import io
+import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +16,7 @@ import segno
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.tokens import hash_token, make_sms_code, make_token
+from feedback.tokens import hash_sms_code, hash_token, make_sms_code, make_token
 
 Medium = Literal["link", "sms"]
 MAX_BATCH = 1000
@@ -49,6 +51,14 @@ async def _current_survey(conn: Connection, program_id: uuid.UUID) -> tuple[uuid
     return row["organisation_id"], row["survey_id"]
 
 
+def _hasher(medium: Medium, sms_code_key: bytes | None) -> Callable[[str], bytes]:
+    if medium == "link":
+        return hash_token
+    if sms_code_key is None:
+        raise InvitationError("SMS codes need the SMS code key (from the server's secrets)")
+    return functools.partial(hash_sms_code, sms_code_key)
+
+
 async def create_batch(
     conn: Connection,
     *,
@@ -56,46 +66,72 @@ async def create_batch(
     count: int,
     medium: Medium = "link",
     lifetime: dt.timedelta = DEFAULT_LIFETIME,
+    sms_code_key: bytes | None = None,
 ) -> Batch:
-    """``count`` single-use tokens for a program; the tokens are returned once, never stored."""
+    """``count`` single-use tokens for a program; the tokens are returned once, never stored.
+    The batch row keeps what staff may see (how many were issued, until when); the tokens'
+    rows keep only their hashes, in random order, and go when spent."""
     if not 1 <= count <= MAX_BATCH:
         raise InvitationError(f"a batch holds 1 to {MAX_BATCH} invitations; asked for {count}")
+    hashed = _hasher(medium, sms_code_key)
     organisation_id, survey_id = await _current_survey(conn, program_id)
-    batch_id = uuid.uuid4()
     expires_at = dt.datetime.now(dt.UTC) + lifetime
     tokens = tuple(make_token() if medium == "link" else make_sms_code() for _ in range(count))
-    await conn.executemany(
-        """
-        INSERT INTO invitations (organisation_id, program_id, survey_id, batch_id, kind, medium,
-                                 token_hash, expires_at)
-        VALUES ($1, $2, $3, $4, 'single', $5, $6, $7)
-        """,
-        [
-            (organisation_id, program_id, survey_id, batch_id, medium, hash_token(t), expires_at)
-            for t in tokens
-        ],
-    )
+    async with conn.transaction():
+        batch_id: uuid.UUID = await conn.fetchval(
+            """
+            INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, medium,
+                                            issued, expires_at)
+            VALUES ($1, $2, $3, 'single', $4, $5, $6)
+            RETURNING id
+            """,
+            organisation_id,
+            program_id,
+            survey_id,
+            medium,
+            count,
+            expires_at,
+        )
+        await _insert_tokens(conn, batch_id, [hashed(t) for t in tokens])
     return Batch(batch_id, tokens, expires_at)
 
 
+async def _insert_tokens(conn: Connection, batch_id: uuid.UUID, hashes: list[bytes]) -> None:
+    """The tokens' hashes in random order: rows keep no position in the printed sheet."""
+    secrets.SystemRandom().shuffle(hashes)
+    await conn.execute(
+        "INSERT INTO invitations (batch_id, token_hash) SELECT $1, unnest($2::bytea[])",
+        batch_id,
+        hashes,
+    )
+
+
 async def create_open_link(
-    conn: Connection, *, program_id: uuid.UUID, medium: Medium = "link"
+    conn: Connection,
+    *,
+    program_id: uuid.UUID,
+    medium: Medium = "link",
+    sms_code_key: bytes | None = None,
 ) -> str:
     """A new open (poster) link, or program-wide SMS code, for the program; earlier ones stay
     valid until revoked."""
+    hashed = _hasher(medium, sms_code_key)
     organisation_id, survey_id = await _current_survey(conn, program_id)
     token = make_token() if medium == "link" else make_sms_code()
-    await conn.execute(
-        """
-        INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, token_hash)
-        VALUES ($1, $2, $3, 'open', $4, $5)
-        """,
-        organisation_id,
-        program_id,
-        survey_id,
-        medium,
-        hash_token(token),
-    )
+    async with conn.transaction():
+        batch_id: uuid.UUID = await conn.fetchval(
+            """
+            INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, medium,
+                                            issued)
+            VALUES ($1, $2, $3, 'open', $4, 1)
+            RETURNING id
+            """,
+            organisation_id,
+            program_id,
+            survey_id,
+            medium,
+        )
+        await _insert_tokens(conn, batch_id, [hashed(token)])
     return token
 
 

@@ -22,15 +22,14 @@ MAX_NOTE = 1000
 
 
 async def _batches(ctx: Context, program: Program) -> list[dict[str, object]]:
+    """The program's single-use batches: what was issued and whether it was revoked, never how
+    many were used (a batch may hold one link: its use would say that one person answered)."""
     rows = await ctx.conn.fetch(
         """
-        SELECT batch_id, medium, min(created_at) AS created_at, max(expires_at) AS expires_at,
-               count(*) AS issued, count(used_week) AS used,
-               count(revoked_at) FILTER (WHERE used_week IS NULL) AS revoked
-          FROM invitations
+        SELECT id, medium, issued, created_at, expires_at, revoked_at
+          FROM invitation_batches
          WHERE organisation_id = $1 AND program_id = $2 AND kind = 'single'
-         GROUP BY batch_id, medium
-         ORDER BY min(created_at) DESC
+         ORDER BY created_at DESC
         """,
         ctx.staff.organisation_id,
         program.id,
@@ -50,7 +49,13 @@ async def invitations(ctx: Context) -> Response:
             count = 0
         medium: Medium = "sms" if ctx.field("output") == "sms" else "link"
         try:
-            batch = await create_batch(ctx.conn, program_id=program.id, count=count, medium=medium)
+            batch = await create_batch(
+                ctx.conn,
+                program_id=program.id,
+                count=count,
+                medium=medium,
+                sms_code_key=ctx.request.state.sms_code_key,
+            )
         except InvitationError as exc:
             error = str(exc)
         else:
@@ -87,21 +92,19 @@ async def invitations(ctx: Context) -> Response:
 async def revoke_batch(ctx: Context) -> Response:
     program = await ctx.program()
     batch_id = ctx.id_in_path("batch")
-    revoked = await ctx.conn.fetchval(
+    issued = await ctx.conn.fetchval(
         """
-        WITH revoked AS (
-            UPDATE invitations SET revoked_at = now()
-             WHERE organisation_id = $1 AND program_id = $2 AND batch_id = $3
-               AND used_week IS NULL AND revoked_at IS NULL
-            RETURNING 1
-        )
-        SELECT count(*) FROM revoked
+        UPDATE invitation_batches SET revoked_at = coalesce(revoked_at, now())
+         WHERE organisation_id = $1 AND program_id = $2 AND id = $3 AND kind = 'single'
+        RETURNING issued
         """,
         ctx.staff.organisation_id,
         program.id,
         batch_id,
     )
-    await ctx.audit("invitations.revoke", program.slug, batch=str(batch_id), revoked=revoked)
+    if issued is None:
+        raise HTTPException(404)
+    await ctx.audit("invitations.revoke", program.slug, batch=str(batch_id), issued=issued)
     return RedirectResponse(
         ctx.request.url_for("invitations", program=program.slug), status_code=303
     )

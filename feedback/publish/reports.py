@@ -126,7 +126,7 @@ async def program_releases(
             noise_scale=row["noise_scale"],
             threshold=row["threshold"],
             cells=row["cells"],
-            metadata=row["metadata"],
+            metadata=published_metadata(row["metadata"]),
             survey=surveys[row["survey_id"]],
             created_at=row["created_at"],
         )
@@ -168,6 +168,15 @@ def report(releases: Sequence[Release], period: Period | None) -> Report | None:
             (r for r in releases if r.period == chosen and r.breakdown == TIME_IN_PROGRAM), None
         ),
     )
+
+
+# What a release's metadata may show: definitions only. Releases made before 0013 also hold
+# an exact channel mix and quarantine count, which are never shown.
+PUBLISHED_METADATA = ("privacy_unit", "note", "composition")
+
+
+def published_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {key: metadata[key] for key in PUBLISHED_METADATA if key in metadata}
 
 
 def rounded(n: int | None) -> int | None:

@@ -33,6 +33,9 @@ IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 # and the browser's canonical JSON would differ from the server's.
 QUESTION_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# Option ids a release already uses: "skipped" (no answer), "prefer_not" (a scale's own "prefer
+# not to say") and "all" (the group of everyone). An option named so would vanish into them.
+RESERVED_OPTIONS = frozenset(("skipped", PREFER_NOT, "all"))
 
 
 class SurveyDefinitionError(FeedbackError):
@@ -157,12 +160,12 @@ def parse_definition(text: str, source: str) -> Survey:
     lines = text.splitlines()
 
     def line_of(key: str, value: object = None) -> int:
-        """The line where ``key`` (with ``value``, when given) is written, or 0."""
+        """The line where ``key`` (set to ``value``, when given) is written, or 0: at the start
+        of a line, or inside an inline table ({ id = "x", ... })."""
+        written = r"[^\s,}]*" if value is None else rf"[\"']?{re.escape(str(value))}[\"']?"
+        pattern = re.compile(rf"(?:^|[{{,])\s*{re.escape(key)}\s*=\s*{written}\s*(?:[,}}]|$)")
         for number, line in enumerate(lines, start=1):
-            stripped = line.split("#", 1)[0]
-            if re.match(rf"\s*{re.escape(key)}\s*=", stripped) and (
-                value is None or repr(value).strip("'") in stripped
-            ):
+            if pattern.search(line.split("#", 1)[0]):
                 return number
         return 0
 
@@ -256,9 +259,19 @@ def _question(raw: object, index: int, seen: set[str], fail: Any) -> Question:
                 or not isinstance(option["text"], str)
             ):
                 raise fail(f"question {qid!r}: each option needs an id and a text", *where)
-            if option["id"] == PREFER_NOT or option["id"] in {o.id for o in options}:
+            if option["id"] in RESERVED_OPTIONS:
                 raise fail(
-                    f"question {qid!r}: option id {option['id']!r} is reserved or repeated", *where
+                    f"question {qid!r}: option id {option['id']!r} is reserved (the ids "
+                    f"{', '.join(sorted(RESERVED_OPTIONS))} mean something else in a release); "
+                    "choose another",
+                    "id",
+                    option["id"],
+                )
+            if option["id"] in {o.id for o in options}:
+                raise fail(
+                    f"question {qid!r}: option id {option['id']!r} is used twice",
+                    "id",
+                    option["id"],
                 )
             options.append(Option(option["id"], option["text"]))
     elif raw_options:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 
@@ -15,8 +16,36 @@ from tests.cli import run_feedback
 PASSPHRASE = "lantern quietly orbit mossy teapot"
 
 
-def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_feedback(*args, database_url=database_url)
+def feedback(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_feedback(
+        *args,
+        database_url=database_url,
+        stdin=stdin,
+        env={"FEEDBACK_INSECURE_TEST_KDF": "true"},
+    )
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one `error:` line a refused command prints (and that it exited 1)."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+async def sealed_rows(
+    conn: Connection, t: factories.Tenant, key_id: object, public_key: bytes, count: int
+) -> None:
+    for i in range(count):
+        envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 4})
+        await factories.submission(
+            conn,
+            t,
+            key_id=key_id,  # type: ignore[arg-type]
+            week=dt.date(2026, 8, 3),
+            ciphertext=seal(load_public_key(public_key), envelope.to_plaintext()),
+        )
 
 
 async def test_aggregate_makes_one_release_then_returns_it(
@@ -69,7 +98,7 @@ async def test_aggregate_makes_one_release_then_returns_it(
     )
     assert made.returncode == 0, made.stderr
     assert "(made)" in made.stdout
-    assert "quarantined submissions: 0" in made.stdout
+    assert "set aside (did not open, or not a valid envelope): 0" in made.stdout
     again = feedback(
         database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
     )
@@ -116,3 +145,75 @@ async def test_plan_commands_show_the_budget_and_refuse_bad_values(
     shown = feedback(database_url, "plan", "show", "--year", "2026")
     assert "2026 budget: epsilon 0; spent 0, planned 0" in shown.stdout
     assert "no releases planned" in shown.stdout
+
+
+async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_keys(
+    conn: Connection, database_url: str, tmp_path: Path
+) -> None:
+    t = await factories.tenant(conn)
+    await conn.execute("DELETE FROM collection_keys")
+    await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text(PASSPHRASE + "\n")
+    second.write_text("another quite different passphrase altogether\n")
+    for path in (first, second):
+        path.chmod(0o600)
+    assert feedback(database_url, "keys", "create", "--passphrase-file", str(first)).returncode == 0
+    old = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
+    assert old is not None
+    await sealed_rows(conn, t, old["id"], old["public_key"], 5)
+    rotated = feedback(database_url, "keys", "rotate", "--passphrase-file", str(second))
+    assert rotated.returncode == 0, rotated.stderr
+    new = await conn.fetchrow("SELECT id, public_key FROM collection_keys WHERE retired_at IS NULL")
+    assert new is not None
+    await sealed_rows(conn, t, new["id"], new["public_key"], 3)
+    assert feedback(database_url, "plan", "add", "--year", "2026", "-q", "believed").returncode == 0
+
+    yearly = feedback(
+        database_url, "plan", "add", "--year", "2026", "--every", "year", "-q", "safe_now"
+    )
+    assert yearly.returncode == 0, yearly.stderr
+    running = one_error(
+        feedback(database_url, "aggregate", "--period", "2026", "--passphrase-file", str(first))
+    )
+    assert "2026 has not ended" in running
+
+    # The passphrase opens the old key only: the new key's three answers would be left out.
+    partly = one_error(
+        feedback(database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(first))
+    )
+    assert f"3 sealed to key {new['id']}" in partly
+
+    exported = feedback(
+        database_url,
+        "keys",
+        "export",
+        "--out",
+        str(tmp_path / "old.json"),
+        "--key-id",
+        str(old["id"]),
+        "--passphrase-file",
+        str(first),
+    )
+    assert exported.returncode == 0, exported.stderr
+    forged = tmp_path / "forged.json"
+    document = json.loads((tmp_path / "old.json").read_text())
+    document["key_id"] = str(new["id"])  # the old private key under the new key's id
+    forged.write_text(json.dumps(document))
+    wrong_file = one_error(
+        feedback(database_url, "aggregate", "--period", "2026-Q3", "--key-file", str(forged))
+    )
+    assert "does not match the public key stored" in wrong_file
+    only_old = one_error(
+        feedback(
+            database_url,
+            "aggregate",
+            "--period",
+            "2026-Q3",
+            "--key-file",
+            str(tmp_path / "old.json"),
+        )
+    )
+    assert f"3 sealed to key {new['id']}" in only_old
+    assert await conn.fetchval("SELECT count(*) FROM releases") == 0
+    assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 0

@@ -8,7 +8,7 @@ from nacl.public import PrivateKey
 
 from feedback.aggregate.keys import UnlockedKey
 from feedback.aggregate.releases import Scope
-from feedback.aggregate.unseal import channel_mix, count_period, privacy_unit
+from feedback.aggregate.unseal import KeysMissing, count_period, counter, privacy_unit
 from feedback.cells import Layout, categories
 from feedback.db import Connection
 from feedback.envelope import Envelope
@@ -48,7 +48,7 @@ def sealed(key: PrivateKey, answers: dict[str, int | str], version: int = 1) -> 
 
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_counts_valid_envelopes_and_quarantines_the_rest(
-    conn: Connection, database_url: str, workers: int
+    conn: Connection, worker_conn: Connection, database_url: str, workers: int
 ) -> None:
     keyed = await factories.keyed_tenant(conn)
     t, current = keyed.tenant, keyed.private_key
@@ -70,7 +70,7 @@ async def test_counts_valid_envelopes_and_quarantines_the_rest(
     progress = Recorded()
     keys = {t.key_id: UnlockedKey(t.key_id, current), retired_id: UnlockedKey(retired_id, retired)}
     counted = await count_period(
-        conn,
+        worker_conn,
         scope,
         layout=LAYOUT,
         keys=keys,
@@ -95,21 +95,38 @@ async def test_privacy_unit_follows_how_invitations_were_issued(conn: Connection
     t = await factories.tenant(conn)
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
     assert (await privacy_unit(conn, scope))["privacy_unit"] == "invitation"
-    await conn.execute(
-        "INSERT INTO invitations (organisation_id, program_id, survey_id, kind, medium, "
-        "token_hash) VALUES ($1, $2, $3, 'open', 'link', $4)",
-        t.organisation_id,
-        t.program_id,
-        t.survey_id,
-        os.urandom(32),
-    )
+    await factories.open_link(conn, t)
     assert (await privacy_unit(conn, scope))["privacy_unit"] == "submission"
 
 
-async def test_the_channel_mix_is_published_to_the_nearest_ten(conn: Connection) -> None:
-    t = await factories.tenant(conn)
-    for _ in range(14):
-        await store(conn, t, t.key_id, os.urandom(1072))
-    await store(conn, t, t.key_id, os.urandom(1072), week=IN_Q4)  # another period
+async def test_a_period_holding_rows_of_a_key_not_unlocked_is_refused_naming_it(
+    conn: Connection, worker_conn: Connection
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t = keyed.tenant
+    retired_id = await conn.fetchval(
+        "SELECT id FROM collection_keys WHERE organisation_id = $1 AND retired_at IS NOT NULL",
+        t.organisation_id,
+    )
+    for _ in range(3):
+        await store(conn, t, retired_id, sealed(PrivateKey.generate(), {"believed": 5}))
+    await store(conn, t, t.key_id, sealed(keyed.private_key, {"believed": 4}))
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
-    assert await channel_mix(conn, scope) == {"web": 10}
+    count = counter(
+        worker_conn, scope, layout=LAYOUT, keys={t.key_id: UnlockedKey(t.key_id, keyed.private_key)}
+    )
+    with pytest.raises(KeysMissing, match=rf"3 sealed to key {retired_id}"):
+        await count()
+
+
+async def test_a_period_none_of_whose_rows_opens_is_refused(
+    conn: Connection, worker_conn: Connection
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t = keyed.tenant
+    for _ in range(2):
+        await store(conn, t, t.key_id, os.urandom(1072))
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    key = UnlockedKey(t.key_id, keyed.private_key)
+    with pytest.raises(KeysMissing, match="none of the 2 submissions"):
+        await counter(worker_conn, scope, layout=LAYOUT, keys={t.key_id: key})()

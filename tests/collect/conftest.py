@@ -15,10 +15,11 @@ SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32, sms_auth_token
 
 
 @pytest.fixture
-async def survivor(pool: Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The survivor app in-process, its lifespan run, on the test's own database."""
+async def survivor(survivor_pool: Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The survivor app in-process, its lifespan run, on the test's own database, its
+    connections in the survivor app's role."""
     settings = replace(Settings.from_env({}), database_url=database_url)
-    app = create_app(settings, SECRETS, pool=pool)
+    app = create_app(settings, SECRETS, pool=survivor_pool)
     async with app.router.lifespan_context(app) as state:
 
         async def asgi(scope, receive, send):

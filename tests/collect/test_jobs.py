@@ -1,28 +1,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 
-from feedback.collect.jobs import delete_expired_invitations, delete_idle_sms_sessions
+from feedback.collect.jobs import delete_dead_invitations, delete_idle_sms_sessions
 from feedback.db import Connection
 from tests import factories
 
 NOW = dt.datetime.now(dt.UTC)
 
 
-async def test_long_expired_and_revoked_invitations_are_forgotten(conn: Connection) -> None:
+async def test_tokens_of_expired_and_revoked_batches_are_forgotten(
+    conn: Connection, worker_conn: Connection
+) -> None:
     t = await factories.tenant(conn)
     live = await factories.invitation(conn, t)
-    recently_expired = await factories.invitation(conn, t, expires_at=NOW - dt.timedelta(days=2))
-    await factories.invitation(conn, t, expires_at=NOW - dt.timedelta(days=31))
-    await factories.invitation(conn, t, revoked_at=NOW - dt.timedelta(days=40))
-    outcome = await delete_expired_invitations(conn)
+    poster = await factories.open_link(conn, t)
+    await factories.invitation(conn, t, expires_at=NOW - dt.timedelta(minutes=1))
+    await factories.invitation(conn, t, revoked_at=NOW)
+    outcome = await delete_dead_invitations(worker_conn)
     left = {r["id"] for r in await conn.fetch("SELECT id FROM invitations")}
-    assert outcome == "deleted 2 expired invitations"
-    assert left == {live, recently_expired}
+    assert left == {live, poster}
+    assert not re.search(r"\d", outcome)  # how many expired would say how many were used
+    assert await conn.fetchval("SELECT count(*) FROM invitation_batches") == 4  # staff's record
 
 
-async def test_idle_sms_sessions_are_purged(conn: Connection) -> None:
+async def test_idle_sms_sessions_are_purged(conn: Connection, worker_conn: Connection) -> None:
     t = await factories.tenant(conn)
     for minutes in (-5, 25):
         await conn.execute(
@@ -39,7 +43,6 @@ async def test_idle_sms_sessions_are_purged(conn: Connection) -> None:
             secrets.token_bytes(80),
             minutes,
         )
-    assert await delete_idle_sms_sessions(conn) == (
-        "deleted 1 idle SMS sessions; kept partial answers of 0"
-    )
+    outcome = await delete_idle_sms_sessions(worker_conn)
+    assert not re.search(r"\d", outcome)  # no count of lapsed conversations
     assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 1

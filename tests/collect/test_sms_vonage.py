@@ -69,14 +69,14 @@ def api() -> FakeVonageApi:
 
 @pytest.fixture
 async def vonage(
-    pool: Pool, database_url: str, api: FakeVonageApi
+    survivor_pool: Pool, database_url: str, api: FakeVonageApi
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = replace(
         Settings.from_env({}),
         database_url=database_url,
         vonage=("key", "secret", SIGNATURE_SECRET, "https://rest.nexmo.com"),
     )
-    app = create_app(settings, SECRETS, pool=pool, sms_transport=httpx.MockTransport(api))
+    app = create_app(settings, SECRETS, pool=survivor_pool, sms_transport=httpx.MockTransport(api))
     async with app.router.lifespan_context(app) as state:
 
         async def asgi(scope, receive, send):

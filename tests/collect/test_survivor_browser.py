@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from nacl.public import SealedBox
 from playwright.sync_api import Browser, Page
 
-from feedback.envelope import from_plaintext
-from feedback.publish.invitations import create_batch
+from feedback.aggregate.keys import UnlockedKey
+from feedback.envelope import answers_of, from_plaintext
+from feedback.publish.invitations import create_batch, create_open_link
 from tests import factories
 from tests.browser import (
     ARTIFACTS,
@@ -45,10 +45,14 @@ class Site:
     def run(self, coroutine_function: Any, *args: Any) -> Any:
         return run_with_connection(self.database_url, coroutine_function, *args)
 
-    def new_link(self) -> str:
+    def new_link(self, kind: str = "single") -> str:
         async def make(conn: Any) -> str:
-            batch = await create_batch(conn, program_id=self.keyed.tenant.program_id, count=1)
-            return f"{self.server.base_url}/s/{batch.tokens[0]}"
+            program_id = self.keyed.tenant.program_id
+            if kind == "open":
+                token = await create_open_link(conn, program_id=program_id)
+            else:
+                token = (await create_batch(conn, program_id=program_id, count=1)).tokens[0]
+            return f"{self.server.base_url}/s/{token}"
 
         return str(self.run(make))
 
@@ -75,14 +79,17 @@ def browser() -> Iterator[Browser]:
         yield browser
 
 
-def answer_survey(page: Page, marker: str) -> None:
+THANKS = {"en": "Thank you", "es": "Gracias"}
+
+
+def answer_survey(page: Page, marker: str, language: str = "en") -> None:
     page.check("#q-believed-5")  # Strongly agree
     page.check("#q-pressured-6")  # Prefer not to say
     page.check("label[for=q-gender-1]")  # Woman, by clicking its label
     page.check("#q-time_in_program-2")  # 3 to 6 months
     page.fill("#comment", f"Thank you {marker}")
     page.click("button[type=submit]")
-    page.wait_for_selector("h1:text('Thank you')")
+    page.wait_for_selector(f"h1:text('{THANKS[language]}')")
 
 
 EXPECTED = {
@@ -93,11 +100,16 @@ EXPECTED = {
 }
 
 
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize("kind", ["single", "open"])
 @pytest.mark.parametrize(("javascript", "channel"), [(True, "web"), (False, "web_nojs")])
 def test_survey_completed_stores_one_submission_that_opens_to_the_answers(
-    site: Site, browser: Browser, javascript: bool, channel: str
+    site: Site, browser: Browser, javascript: bool, channel: str, kind: str, language: str
 ) -> None:
-    before = len(site.submissions())
+    """Every way in: single-use and open (poster) links, with and without JavaScript, in
+    English and Spanish. Each stores exactly one row that the aggregator opens back to the
+    answers given."""
+    before = {row["id"] for row in site.submissions()}
     marker = f"MARKER-{uuid.uuid4().hex}"
     context = browser.new_context(
         java_script_enabled=javascript, viewport={"width": 320, "height": 640}
@@ -107,11 +119,12 @@ def test_survey_completed_stores_one_submission_that_opens_to_the_answers(
     page.on("request", lambda request: requests.append(request.url))
     posted: list[str] = []
     page.on("request", lambda r: posted.append(r.post_data or "") if r.method == "POST" else None)
-    page.goto(site.new_link())
-    assert page.title() == "Your experience"
-    answer_survey(page, marker)
+    page.goto(f"{site.new_link(kind)}?lang={language}")
+    assert page.title() == {"en": "Your experience", "es": "Su experiencia"}[language]
+    answer_survey(page, marker, language)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"survey-thanks-{channel}.png"), full_page=True)
+    shot = ARTIFACTS / f"survey-thanks-{channel}-{kind}-{language}.png"
+    page.screenshot(path=str(shot), full_page=True)
     cookies = context.cookies()
     storage = (
         page.evaluate("() => [localStorage.length, sessionStorage.length]")
@@ -120,13 +133,14 @@ def test_survey_completed_stores_one_submission_that_opens_to_the_answers(
     )
     context.close()
 
-    rows = site.submissions()
-    assert len(rows) == before + 1
-    row = next(r for r in rows if r["channel"] == channel)
-    envelope = from_plaintext(SealedBox(site.keyed.private_key).decrypt(row["ciphertext"]))
+    [row] = [r for r in site.submissions() if r["id"] not in before]  # exactly one
+    assert (row["channel"], row["open_link"]) == (channel, kind == "open")
+    key = UnlockedKey(site.keyed.tenant.key_id, site.keyed.private_key)  # the aggregator's
+    envelope = from_plaintext(key.open(row["ciphertext"]))
+    assert dict(answers_of(key.open(row["ciphertext"]), "rights-based", 1)) == EXPECTED
     assert dict(envelope.answers) == EXPECTED
     assert envelope.comment == f"Thank you {marker}"
-    assert envelope.language == "en"
+    assert envelope.language == language
     # With JavaScript, only ciphertext left the browser; without, the form itself did.
     assert (marker in "".join(posted)) is (not javascript)
     assert all(url.startswith(site.server.base_url) for url in requests), requests

@@ -7,12 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from feedback.aggregate.privacy import Tally
+from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import Scope, make_release
 from feedback.cells import Layout
 from feedback.cli import build_web_app
@@ -44,7 +45,7 @@ class World:
 
 
 async def add_release(
-    conn: Connection,
+    worker: Connection,
     t: factories.Tenant,
     period: str,
     *,
@@ -56,7 +57,7 @@ async def add_release(
     questions = OUTCOMES if breakdown == "time_in_program" else TREATMENT + OUTCOMES
     layout = Layout.plan(SURVEY, questions, breakdown)
 
-    async def count() -> tuple[Tally, dict[str, Any]]:
+    async def count() -> tuple[Counted, dict[str, Any]]:
         tally = Tally(layout)
         bands = ["under_3", "3_to_6", "6_to_12", "over_12"]
         for i in range(respondents):
@@ -66,16 +67,18 @@ async def add_release(
             if breakdown == "time_in_program":
                 answers["time_in_program"] = bands[i % 4]
             tally.add(answers)
-        return tally, {"quarantined": 0, "privacy_unit": "invitation", "channels": {"web": 60}}
+        return Counted(tally, respondents, 0), {"privacy_unit": "invitation"}
 
     scope = Scope(
         t.organisation_id, program_id or t.program_id, t.survey_id, Period.parse(period), breakdown
     )
-    await make_release(conn, scope, layout=layout, epsilon=epsilon, threshold=11, count=count)
+    await make_release(
+        worker, scope, layout=layout, epsilon=Decimal(str(epsilon)), threshold=11, count=count
+    )
 
 
 @pytest.fixture
-async def world(conn: Connection) -> World:
+async def world(conn: Connection, worker_conn: Connection) -> World:
     org = await factories.tenant(conn, "org")
     other = await factories.tenant(conn, "elsewhere")
     await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
@@ -98,11 +101,11 @@ async def world(conn: Connection) -> World:
             programs=programs,
             password=PASSWORD,
         )
-    await add_release(conn, org, "2026-Q2")
-    await add_release(conn, org, "2026-Q3")
-    await add_release(conn, org, "2026-Q3", breakdown="gender")
-    await add_release(conn, org, "2026-Q3", breakdown="time_in_program")
-    await add_release(conn, other, "2026-Q3")
+    await add_release(worker_conn, org, "2026-Q2")
+    await add_release(worker_conn, org, "2026-Q3")
+    await add_release(worker_conn, org, "2026-Q3", breakdown="gender")
+    await add_release(worker_conn, org, "2026-Q3", breakdown="time_in_program")
+    await add_release(worker_conn, other, "2026-Q3")
     return World(
         org,
         outreach,
@@ -122,13 +125,19 @@ StaffClient = Callable[[str | None], AbstractAsyncContextManager[httpx.AsyncClie
 
 
 @pytest.fixture
-def staff_client(pool: Pool, database_url: str) -> StaffClient:
-    """A client of the whole app (survivor at /, staff at /staff), logged in as ``email``."""
+def staff_client(survivor_pool: Pool, staff_pool: Pool, database_url: str) -> StaffClient:
+    """A client of the whole app (survivor at /, staff at /staff), logged in as ``email``;
+    each app's connections in its own role."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def make(email: str | None) -> AsyncIterator[httpx.AsyncClient]:
-        app = build_web_app(settings_for(database_url), SECRETS, pool, "both")
+        app = build_web_app(
+            settings_for(database_url),
+            SECRETS,
+            survivor_pool=survivor_pool,
+            staff_pool=staff_pool,
+        )
         async with client_for(app, raise_app_exceptions=False) as client:
             if email is not None:
                 response = await login(client, email)

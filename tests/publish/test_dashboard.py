@@ -50,7 +50,7 @@ async def test_a_program_page_draws_its_release(
     assert "release.export" in actions
 
 
-async def test_invitations_are_made_counted_and_revoked(
+async def test_invitations_are_made_and_revoked_and_their_use_is_never_shown(
     world: World, staff_client: StaffClient, conn: Connection
 ) -> None:
     async with staff_client(world.manager) as client:
@@ -62,24 +62,28 @@ async def test_invitations_are_made_counted_and_revoked(
         sheet = await post_form(client, "/staff/p/shelter/invitations", count="2", output="sheet")
         assert sheet.headers["content-type"].startswith("image/svg+xml")
         assert sheet.text.count("<path") >= 2
-        await conn.execute(
-            "UPDATE invitations SET used_week = date_trunc('week', now())::date "
-            "WHERE token_hash = $1",
-            hash_token(links[0]),
-        )
-        page = await client.get("/staff/p/shelter/invitations")
-        assert "<td>links</td><td>3</td><td>1</td><td>0</td>" in page.text  # issued, used, revoked
+        before = (await client.get("/staff/p/shelter/invitations")).text
+        assert "<td>links</td><td>3</td>" in before  # issued
+        answered = await client.post(f"/s/{links[0]}", data={"q.believed": "4"})
+        assert answered.status_code == 200
+        after = (await client.get("/staff/p/shelter/invitations")).text
+        assert after == before  # a survivor's answer changes nothing a manager can see
         batch = await conn.fetchval(
-            "SELECT batch_id FROM invitations WHERE token_hash = $1", hash_token(links[0])
+            "SELECT batch_id FROM invitations WHERE token_hash = $1", hash_token(links[1])
         )
         await post_form(
             client, "/staff/p/shelter/invitations", f"/staff/p/shelter/invitations/{batch}/revoke"
         )
         page = await client.get("/staff/p/shelter/invitations")
-        assert "<td>links</td><td>3</td><td>1</td><td>2</td>" in page.text
+        assert page.text.count("Revoke the batch") == 1  # the sheet's batch only
+        revisit = await client.get(f"/s/{links[1]}")
+        assert revisit.status_code == 404  # revoked: like any link that does not work
         bad = await post_form(client, "/staff/p/shelter/invitations", count="0")
         assert bad.status_code == 400
         assert "1 to 1000" in bad.text
+    assert await conn.fetchval(
+        "SELECT details FROM audit_log WHERE action = 'invitations.revoke'"
+    ) == {"batch": str(batch), "issued": 3}
 
 
 async def test_a_note_reaches_the_survivor_pages(

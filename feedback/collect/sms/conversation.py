@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from feedback.collect.queries import select_invitation
 from feedback.collect.sms import store, texts
@@ -26,8 +27,7 @@ from feedback.i18n import LANGUAGE_NAMES, Catalogues
 from feedback.phones import fragment_key, open_answer, seal_answer
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import Question, Survey
-from feedback.tokens import hash_token, is_sms_code
-from feedback.weeks import current_week
+from feedback.tokens import hash_sms_code, is_sms_code, sms_code_key
 
 SKIP = object()
 
@@ -38,6 +38,10 @@ class Context:
     phone_secret: bytes
     surveys: SurveyCache
     idle: dt.timedelta
+
+    @property
+    def sms_code_key(self) -> bytes:
+        return sms_code_key(self.phone_secret)
 
 
 def sms_questions(survey: Survey) -> list[Question]:
@@ -77,9 +81,13 @@ def read_answer(text: str, question: Question) -> int | str | object | None:
     return options[number - 1].id if 1 <= number <= len(options) else None
 
 
-Reply = tuple[str | None, bool]
-"""The text to send (None: nothing), and whether the message touched a conversation: only
-those are remembered for retried webhooks (NEWS, HELP or an unknown code change nothing)."""
+class Reply(NamedTuple):
+    """What to answer a message with."""
+
+    text: str | None  # None: send nothing
+    touched: bool  # it changed a conversation: remembered for retried webhooks (NEWS, HELP
+    # or an unknown code change nothing, and are simply answered again)
+    submitted: bool = False  # it stored a submission: remembered in a transaction of its own
 
 
 async def reply_to(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> Reply:
@@ -91,14 +99,14 @@ async def reply_to(conn: Connection, context: Context, message: Inbound, phone_k
     gettext = context.catalogues.gettext(language)
     if keyword == "stop":
         await store.forget(conn, phone_key)
-        return None, ongoing
+        return Reply(None, ongoing)
     if keyword == "help":
         own, name = await store.help_text(
             conn,
             organisation_id=conversation.organisation_id if conversation else None,
             to_number=message.to,
         )
-        return _fit(own or gettext(texts.HELP), name, gettext), ongoing
+        return Reply(_fit(own or gettext(texts.HELP), name, gettext), ongoing)
     if keyword == "news":
         notes = await store.latest_note(
             conn,
@@ -106,36 +114,39 @@ async def reply_to(conn: Connection, context: Context, message: Inbound, phone_k
             to_number=message.to,
         )
         found = next((n.get(language) or n.get("en") for n in notes if n), None)
-        return _fit(found or gettext(texts.NO_NEWS), None, gettext), ongoing
+        return Reply(_fit(found or gettext(texts.NO_NEWS), None, gettext), ongoing)
     if conversation is None:
         return await _begin(conn, context, message, phone_key)
     survey = await context.surveys.get(conn, conversation.survey_id)
     if keyword == "restart":
         chosen = conversation.language if len(conversation.languages) == 1 else None
         await _save(conn, context, conversation, language=chosen, step=0, retries=0, fragments=())
-        return _first_prompt(survey, conversation.languages, chosen, context), True
+        return Reply(_first_prompt(survey, conversation.languages, chosen, context), True)
     if conversation.language is None:
-        return await _choose_language(conn, context, conversation, message.body, survey), True
-    return await _answer(conn, context, conversation, message, survey, gettext), True
+        return Reply(
+            await _choose_language(conn, context, conversation, message.body, survey), True
+        )
+    return await _answer(conn, context, conversation, message, survey, gettext)
 
 
 async def _begin(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> Reply:
     gettext = context.catalogues.gettext("en")
     code = texts.normalise(message.body).replace(" ", "").replace("-", "")
     if not is_sms_code(code):
-        return fit(gettext(texts.UNKNOWN_CODE)), False
-    invitation = await select_invitation(conn, token_hash=hash_token(code), medium="sms")
-    if invitation is None or invitation.expired or invitation.key_id is None:
-        return fit(gettext(texts.UNKNOWN_CODE)), False
-    if invitation.used:
-        return fit(gettext(texts.USED_CODE)), False
+        return Reply(fit(gettext(texts.UNKNOWN_CODE)), False)
+    # Unknown, used, expired and revoked codes all get the same reply.
+    invitation = await select_invitation(
+        conn, token_hash=hash_sms_code(context.sms_code_key, code), medium="sms"
+    )
+    if invitation is None or invitation.key_id is None:
+        return Reply(fit(gettext(texts.UNKNOWN_CODE)), False)
     languages = _offered(invitation.languages, context)
     chosen = languages[0] if len(languages) == 1 else None
     await store.start(
         conn, phone_key=phone_key, invitation=invitation, language=chosen, idle=context.idle
     )
     survey = await context.surveys.get(conn, invitation.survey_id)
-    return _first_prompt(survey, languages, chosen, context), True
+    return Reply(_first_prompt(survey, languages, chosen, context), True)
 
 
 def _first_prompt(
@@ -175,7 +186,7 @@ async def _answer(
     message: Inbound,
     survey: Survey,
     gettext: Callable[[str], str],
-) -> str:
+) -> Reply:
     language = conversation.language or "en"
     questions = sms_questions(survey)
     question = questions[conversation.step]
@@ -184,9 +195,8 @@ async def _answer(
         await _save(
             conn, context, conversation, language=language, step=conversation.step, retries=1
         )
-        return fit(
-            f"{gettext(texts.UNREADABLE)} {prompt(survey, conversation.step, language, gettext)}"
-        )
+        again = prompt(survey, conversation.step, language, gettext)
+        return Reply(fit(f"{gettext(texts.UNREADABLE)} {again}"), True)
     key = fragment_key(context.phone_secret, message.sender, conversation.id)
     fragments = conversation.fragments
     if answer is not None and answer is not SKIP:
@@ -208,10 +218,10 @@ async def _answer(
             fragments=fragments,
             partial=partial,
         )
-        return fit(prompt(survey, step, language, gettext))
+        return Reply(fit(prompt(survey, step, language, gettext)), True)
     ciphertext = seal(load_public_key(conversation.public_key), envelope.to_plaintext())
-    stored = await store.submit(conn, conversation, week=current_week(), ciphertext=ciphertext)
-    return fit(gettext(texts.THANKS if stored else texts.USED_CODE))
+    stored = await store.submit(conn, conversation, ciphertext=ciphertext)
+    return Reply(fit(gettext(texts.THANKS if stored else texts.UNKNOWN_CODE)), True, stored)
 
 
 async def _save(

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from feedback.collect.queries import LIVE_BATCH
 from feedback.db import Connection
 
 
@@ -119,29 +120,27 @@ async def forget(conn: Connection, phone_key: bytes) -> None:
     await conn.execute("DELETE FROM sms_sessions WHERE phone_hmac = $1", phone_key)
 
 
-async def submit(
-    conn: Connection, conversation: Conversation, *, week: dt.date, ciphertext: bytes
-) -> bool:
-    """Store the submission, consume a single-use code and end the conversation, in one
-    transaction (the caller's). False, and nothing stored, if the code was used meanwhile."""
+async def submit(conn: Connection, conversation: Conversation, *, ciphertext: bytes) -> bool:
+    """Store the submission, spend a single-use code (delete it) and end the conversation, in
+    one transaction (the caller's), which writes nothing else. False, and nothing stored, if
+    the code was spent, revoked or expired meanwhile."""
     stored = await conn.fetchval(
-        """
+        f"""
         WITH invitation AS (
-            SELECT id, kind FROM invitations
-             WHERE id = $1 AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > now())
-             FOR UPDATE
-        ), consumed AS (
-            UPDATE invitations i SET used_week = $6
-              FROM invitation v
-             WHERE i.id = v.id AND v.kind = 'single' AND i.used_week IS NULL
+            SELECT i.id, b.kind FROM invitations i
+              JOIN invitation_batches b ON b.id = i.batch_id
+             WHERE i.id = $1 AND {LIVE_BATCH}
+        ), spent AS (  -- a concurrent spend leaves nothing to delete: nothing is stored
+            DELETE FROM invitations i
+             USING invitation v
+             WHERE i.id = v.id AND v.kind = 'single'
             RETURNING i.id
         )
         INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
-                                 open_link, received_week, ciphertext)
-        SELECT $2, $3, $4, $5, 'sms', v.kind = 'open', $6, $7
+                                 open_link, ciphertext)
+        SELECT $2, $3, $4, $5, 'sms', v.kind = 'open', $6
           FROM invitation v
-         WHERE v.kind = 'open' OR EXISTS (SELECT 1 FROM consumed)
+         WHERE v.kind = 'open' OR EXISTS (SELECT 1 FROM spent)
         RETURNING true
         """,
         conversation.invitation_id,
@@ -149,7 +148,6 @@ async def submit(
         conversation.program_id,
         conversation.survey_id,
         conversation.key_id,
-        week,
         ciphertext,
     )
     await conn.execute("DELETE FROM sms_sessions WHERE id = $1", conversation.id)

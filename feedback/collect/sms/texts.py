@@ -10,7 +10,6 @@ import unicodedata
 from feedback.i18n import N_
 
 UNKNOWN_CODE = N_("Sorry, that code does not work. Please check it and send it again.")
-USED_CODE = N_("That code has already been used. Thank you.")
 CHOOSE_LANGUAGE = N_("Reply with a number:")
 UNREADABLE = N_("Sorry, I could not read that.")
 LIKERT_HINT = N_("Reply 1 (disagree) to 5 (agree), or 0 to skip.")

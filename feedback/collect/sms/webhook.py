@@ -13,8 +13,8 @@ from starlette.responses import PlainTextResponse, Response
 from feedback.collect.limits import RateLimiter
 from feedback.collect.sms import store
 from feedback.collect.sms.conversation import Context, reply_to
-from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway
-from feedback.db import Pool
+from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway, Inbound
+from feedback.db import Connection, Pool
 from feedback.phones import message_key, phone_key
 
 
@@ -49,14 +49,29 @@ async def inbound(request: Request) -> Response:
     if not state.limiter.allow(number.hex()):
         return await gateway.respond(message, None)  # a flood: read nothing more, say nothing
     handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
-    async with state.pool.acquire() as conn, conn.transaction():
+    async with state.pool.acquire() as conn:
+        text = await _handle(conn, state, message, number, handled)
+    return await gateway.respond(message, text)  # after the commit: nothing accepted is lost
+
+
+async def _handle(
+    conn: Connection, state: SmsState, message: Inbound, number: bytes, handled: bytes
+) -> str | None:
+    """The reply to a message, handled in one transaction under a lock on its number (or the
+    reply already given, for a retried webhook)."""
+    async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
-        done, reply = await store.replied(conn, handled)
-        if not done:
-            reply, touched = await reply_to(conn, state.context, message, number)
-            if touched:  # the others change nothing: a retry of them is simply answered again
-                await store.remember_reply(conn, handled, reply)
-    return await gateway.respond(message, reply)  # after the commit: nothing accepted is lost
+        done, text = await store.replied(conn, handled)
+        if done:
+            return text
+        reply = await reply_to(conn, state.context, message, number)
+        if reply.touched and not reply.submitted:
+            await store.remember_reply(conn, handled, reply.text)
+    if reply.submitted:
+        # Never in the transaction that stored the submission: that one writes nothing else
+        # (the reply's hour and language could be joined to it).
+        await store.remember_reply(conn, handled, reply.text)
+    return reply.text
 
 
 def sms_state(

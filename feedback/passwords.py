@@ -1,4 +1,5 @@
-"""Staff passwords: argon2id strings from libsodium, hashed and checked off the event loop."""
+"""Staff passwords: argon2id strings from libsodium, hashed and checked off the event loop.
+A core module, so that the staff app reaches libsodium only through core modules."""
 
 from __future__ import annotations
 

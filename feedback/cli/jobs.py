@@ -1,0 +1,61 @@
+"""`feedback jobs`: the worker's scheduled jobs, listed, or one run now."""
+
+from __future__ import annotations
+
+import click
+
+from feedback.cli.common import run
+from feedback.cli.runtime import ready_database
+from feedback.cli.wiring import worker_jobs
+from feedback.config import Settings
+from feedback.db import WORKER
+from feedback.errors import FeedbackError
+from feedback.jobs import run_now
+
+
+@click.group()
+def jobs() -> None:
+    """The worker's scheduled jobs: list them, or run one now."""
+
+
+@jobs.command("list")
+@run
+async def list_jobs(settings: Settings) -> None:
+    """Each job, how often it runs, and its last run."""
+    async with ready_database(settings, role=WORKER) as (url, pool), pool.acquire() as conn:
+        last = {
+            row["job"]: row
+            for row in await conn.fetch(
+                "SELECT DISTINCT ON (job) job, ran_at, outcome FROM job_runs "
+                "ORDER BY job, ran_at DESC"
+            )
+        }
+    for job in worker_jobs(settings, url):
+        row = last.get(job.name)
+        ran = (
+            f"last ran {row['ran_at']:%Y-%m-%d %H:%M} UTC: {row['outcome']}"
+            if row
+            else "not run yet"
+        )
+        click.echo(f"{job.name:<28} every {_every(job.every.total_seconds())}  {ran}")
+
+
+def _every(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 60)} min"
+
+
+@jobs.command("run")
+@click.argument("name")
+@run
+async def run_job(settings: Settings, name: str) -> None:
+    """Run the job NAME now, under the same lock as the worker (`feedback jobs list` names
+    them)."""
+    async with ready_database(settings, role=WORKER) as (url, pool):
+        known = {job.name: job for job in worker_jobs(settings, url)}
+        job = known.get(name)
+        if job is None:
+            raise FeedbackError(f"no job {name!r}; the jobs are: {', '.join(sorted(known))}")
+        outcome = await run_now(pool, job)
+    click.echo(f"{name}: {outcome}")

@@ -1,0 +1,153 @@
+"""One database role per trust surface (migrations/0014_roles.sql): what each may read is
+refused by the database itself, and every process takes its role on every connection."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from feedback.cli.wiring import build_web_app
+from feedback.config import Settings
+from feedback.db import ROLES, STAFF, SURVIVOR, WORKER, Connection, Role, connect
+from feedback.secretfiles import ServiceSecrets
+
+SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32, sms_auth_token=b"t" * 32)
+
+# Which tables each role can read at all (any column). A table missing here fails the test:
+# a new table is granted in its migration, and placed here, on purpose.
+READABLE: dict[str, set[Role]] = {
+    "organisations": {SURVIVOR, STAFF, WORKER},
+    "programs": {SURVIVOR, STAFF, WORKER},
+    "surveys": {SURVIVOR, STAFF, WORKER},
+    "collection_keys": {SURVIVOR, STAFF, WORKER},  # the public halves (see COLUMNS)
+    "signing_keys": {STAFF, WORKER},
+    "invitation_batches": {SURVIVOR, STAFF, WORKER},
+    "invitations": {SURVIVOR, WORKER},  # staff write tokens but never count what is left
+    "submissions": {SURVIVOR, WORKER},  # the survivor app: the receipt only (see COLUMNS)
+    "sms_sessions": {SURVIVOR, WORKER},
+    "sms_replies": {SURVIVOR, WORKER},
+    "releases": {STAFF, WORKER},
+    "privacy_ledger": {STAFF, WORKER},
+    "release_plans": {STAFF, WORKER},
+    "notes": {STAFF},
+    "note_texts": {STAFF},
+    "funders": {STAFF},
+    "publications": {STAFF},
+    "users": {STAFF},
+    "user_programs": {STAFF},
+    "staff_sessions": {STAFF},
+    "password_links": {STAFF},
+    "api_tokens": {STAFF},
+    "audit_log": {STAFF, WORKER},
+    "job_runs": {WORKER},
+    "schema_migrations": set(),
+}
+
+# Columns that a role which can read the table still may not.
+HIDDEN: dict[tuple[str, str], set[Role]] = {
+    ("collection_keys", "wrapped_private_key"): {SURVIVOR, STAFF},
+    ("collection_keys", "kdf_salt"): {SURVIVOR, STAFF},
+    ("signing_keys", "wrapped_private_key"): {STAFF},
+    ("submissions", "ciphertext"): {SURVIVOR},
+    ("organisations", "epsilon_per_year"): {SURVIVOR},
+    ("invitation_batches", "issued"): {SURVIVOR},
+}
+
+
+async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: Connection) -> None:
+    tables = {
+        row["tablename"]
+        for row in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
+    assert tables == set(READABLE), "classify every table in READABLE (and grant it)"
+    for table, readers in READABLE.items():
+        for role in ROLES:
+            can = await conn.fetchval(
+                "SELECT has_any_column_privilege($1, $2, 'SELECT')", role, table
+            )
+            assert can is (role in readers), f"{role} reading {table}"
+    for (table, column), hidden in HIDDEN.items():
+        for role in hidden:
+            assert not await conn.fetchval(
+                "SELECT has_column_privilege($1, $2, $3, 'SELECT')", role, table, column
+            ), f"{role} reading {table}.{column}"
+
+
+@pytest.mark.parametrize(
+    ("role", "statement"),
+    [
+        (SURVIVOR, "SELECT wrapped_private_key FROM collection_keys"),
+        (SURVIVOR, "SELECT * FROM releases"),
+        (SURVIVOR, "SELECT * FROM users"),
+        (SURVIVOR, "SELECT ciphertext FROM submissions"),
+        (SURVIVOR, "UPDATE submissions SET included_in_release = true"),
+        (STAFF, "SELECT ciphertext FROM submissions"),
+        (STAFF, "SELECT count(*) FROM submissions"),
+        (STAFF, "SELECT wrapped_private_key FROM signing_keys"),
+        (STAFF, "SELECT wrapped_private_key FROM collection_keys"),
+        (STAFF, "SELECT count(*) FROM invitations"),
+        (STAFF, "SELECT * FROM sms_sessions"),
+        (
+            STAFF,
+            "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "
+            "VALUES (gen_random_uuid(), 2026, gen_random_uuid(), 1)",
+        ),
+        (WORKER, "SELECT * FROM users"),
+        (WORKER, "UPDATE releases SET cells = '{}'"),
+    ],
+)
+async def test_a_role_cannot_do_what_its_surface_never_needs(
+    database_url: str, role: Role, statement: str
+) -> None:
+    conn = await connect(database_url, role=role)
+    try:
+        assert await conn.fetchval("SELECT current_user") == role
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_the_worker_reads_what_it_counts(database_url: str) -> None:
+    conn = await connect(database_url, role=WORKER)
+    try:
+        await conn.fetch("SELECT ciphertext, wrapped_private_key FROM submissions, collection_keys")
+    finally:
+        await conn.close()
+
+
+async def test_the_web_apps_open_pools_of_their_own_in_their_own_roles(database_url: str) -> None:
+    """As `feedback serve` and `feedback demo` run them: both apps in one process, each with a
+    pool of its own whose every connection takes its role."""
+    settings = replace(Settings.from_env({}), database_url=database_url)
+    app = build_web_app(settings, SECRETS)
+    async with app.router.lifespan_context(app) as state:
+        assert state is not None
+        survivor, staff = state["survivor_pool"], state["staff_pool"]
+        assert survivor is not staff
+        for pool, role in ((survivor, SURVIVOR), (staff, STAFF)):
+            async with pool.acquire() as one, pool.acquire() as two:
+                for conn in (one, two):
+                    who = await conn.fetchrow(
+                        "SELECT current_user AS role, current_setting('application_name') AS app"
+                    )
+                    assert who is not None
+                    assert (who["role"], who["app"]) == (role, role.replace("_", ":"))
+
+
+async def test_a_login_that_may_not_take_the_role_is_told_what_to_do(
+    conn: Connection, database_url: str
+) -> None:
+    await conn.execute("DROP ROLE IF EXISTS feedback_test_stranger")
+    await conn.execute("CREATE ROLE feedback_test_stranger LOGIN")
+    try:
+        parts = urlsplit(database_url)
+        login = parts.netloc.rpartition("@")[2]
+        stranger = urlunsplit(parts._replace(netloc=f"feedback_test_stranger@{login}"))
+        with pytest.raises(Exception, match="cannot take the role feedback_survivor"):
+            await connect(stranger, role=SURVIVOR)
+    finally:
+        await conn.execute("DROP ROLE feedback_test_stranger")
