@@ -63,7 +63,7 @@ format: install ## Rewrite code in the house style
 .PHONY: help install install-js js lock demo lint test bench format
 
 messages: install ## Re-extract translatable texts and update every catalogue
-	$(BIN)/pybabel extract --no-location --sort-output -k N_ -F babel.cfg -o feedback/locale/messages.pot .
-	$(BIN)/pybabel update --no-fuzzy-matching -i feedback/locale/messages.pot -d feedback/locale
+	$(BIN)/pybabel extract --no-location --sort-output -w 100 -k N_ -F babel.cfg -o feedback/locale/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -w 100 -i feedback/locale/messages.pot -d feedback/locale
 
 .PHONY: messages

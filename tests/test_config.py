@@ -52,12 +52,26 @@ def test_values_come_from_prefixed_variables_only() -> None:
         ("DEBUG", "maybe", "true or false"),
         ("SESSION_SECRET", "short", "at least 32 characters"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be"),
+        ("MIX_HOURS", "24", "between 1 and 20"),
+        ("MIX_HOURS", "0", "between 1 and 20"),
     ],
 )
 def test_bad_values_say_what_to_fix(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as raised:
         Settings.from_env({f"FEEDBACK_{name}": value})
     assert f"FEEDBACK_{name}" in str(raised.value)
+
+
+def test_the_tests_cheap_key_wrapping_is_refused_in_production() -> None:
+    assert Settings.from_env({"FEEDBACK_INSECURE_TEST_KDF": "true"}).insecure_test_kdf
+    with pytest.raises(ConfigError, match="INSECURE_TEST_KDF is for tests"):
+        Settings.from_env(
+            {
+                "FEEDBACK_INSECURE_TEST_KDF": "true",
+                "FEEDBACK_PUBLIC_URL": "https://survey.example.org",
+            }
+        )
+    assert Settings.from_env({}).mix_every.total_seconds() == 12 * 3600
 
 
 def test_database_url_password_is_never_echoed() -> None:

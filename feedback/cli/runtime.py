@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from feedback.migrate import apply_migrations, pending
 from feedback.secretfiles import prepare_data_dir
 
 EMBEDDED_DATABASE = "feedback"
+log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -61,12 +63,19 @@ async def ready_database(
 
 
 async def check_schema(url: str, *, migrate_first: bool) -> None:
-    """Migrate (when ``migrate_first``), or refuse a database that lacks migrations."""
+    """Migrate (when ``migrate_first``), or refuse a database that lacks migrations; warn
+    about server settings that would undo what the schema promises."""
     conn = await connect(url)
     try:
         if migrate_first:
             await apply_migrations(conn)
         todo = await pending(conn)
+        if await conn.fetchval("SHOW track_commit_timestamp") == "on":
+            log.warning(
+                "PostgreSQL's track_commit_timestamp is on: it records when every transaction "
+                "committed, which dates each answer to the second. Turn it off "
+                "(ALTER SYSTEM SET track_commit_timestamp = off, then restart PostgreSQL)."
+            )
     finally:
         await conn.close()
     if todo:

@@ -17,9 +17,10 @@ from feedback.aggregate.keys import UnlockedKey, create_collection_key
 from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import BudgetExceeded, Scope, make_release
 from feedback.aggregate.scheduled import due, make_planned, scheduled_releases_job
+from feedback.aggregate.unseal import counter
 from feedback.budget import year_budget
 from feedback.cells import Layout
-from feedback.db import Connection, Pool
+from feedback.db import SURVIVOR, Connection, Pool, connect
 from feedback.envelope import Envelope
 from feedback.jobs import run_once
 from feedback.periods import Period
@@ -365,3 +366,59 @@ async def test_ciphertexts_go_once_their_scheduled_releases_are_made_and_grace_p
     assert await left() == [q2, q3, q3]  # in grace
     await conn.execute("UPDATE organisations SET retention_grace_days = 0")
     assert await left() == [q2]
+
+
+async def test_an_answer_arriving_while_a_period_is_counted_stays_withdrawable(
+    conn: Connection, worker_conn: Connection, database_url: str
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t = keyed.tenant
+    line = await plan(worker_conn, t, program_id=t.program_id)
+    for i in range(3):
+        envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i})
+        await factories.submission(
+            conn,
+            t,
+            week=dt.date(2026, 8, 3),
+            ciphertext=seal(keyed.private_key.public_key, envelope.to_plaintext()),
+        )
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    real = counter(worker_conn, scope, layout=line.layout, keys=await _unlocked(keyed))
+    receipt = os.urandom(32)
+
+    async def count_while_one_arrives() -> Any:
+        counted = await real()
+        survivor = await connect(database_url, role=SURVIVOR)
+        try:  # as the survivor app stores one: the week is the database's
+            await survivor.execute(
+                "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, "
+                "channel, ciphertext, receipt_hash) VALUES ($1, $2, $3, $4, 'web', $5, $6)",
+                t.organisation_id,
+                t.program_id,
+                t.survey_id,
+                t.key_id,
+                os.urandom(1072),
+                receipt,
+            )
+        finally:
+            await survivor.close()
+        return counted
+
+    made = await make_release(
+        worker_conn,
+        scope,
+        layout=line.layout,
+        epsilon=line.epsilon,
+        threshold=11,
+        count=count_while_one_arrives,
+    )
+    assert made.created
+    assert made.quarantined == 0
+    late = await conn.fetchrow(
+        "SELECT received_week, included_in_release FROM submissions WHERE receipt_hash = $1",
+        receipt,
+    )
+    assert late is not None
+    assert late["received_week"] == await conn.fetchval("SELECT current_iso_week()")
+    assert late["included_in_release"] is False  # it counts in its own period, later
+    assert await conn.fetchval("SELECT count(*) FROM submissions WHERE included_in_release") == 3
