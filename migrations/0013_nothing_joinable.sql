@@ -64,6 +64,56 @@ UPDATE sms_sessions SET invitation_id = NULL
 ALTER TABLE sms_sessions ADD FOREIGN KEY (invitation_id) REFERENCES invitations (id)
     ON DELETE SET NULL;
 
+-- SMS codes were hashed bare until now; from now on they are keyed with a secret that is not
+-- in the database, so the old ones cannot be looked up any more. Revoke them, so that no
+-- poster code seems alive, and a copy of the database no longer holds them.
+UPDATE invitation_batches SET revoked_at = now() WHERE medium = 'sms' AND revoked_at IS NULL;
+DELETE FROM invitations i USING invitation_batches b WHERE b.id = i.batch_id AND b.medium = 'sms';
+
+-- Tokens are issued only with the batch that holds them, in the transaction that makes it,
+-- and only once: nobody (the staff app's role included) can put a spent token back, or ask
+-- the table whether a token is still there.
+CREATE FUNCTION issue_invitations(batch uuid, hashes bytea[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM invitation_batches b
+                    WHERE b.id = batch AND b.created_at = now()  -- made in this transaction
+                      AND b.issued = cardinality(hashes))
+       OR EXISTS (SELECT 1 FROM invitations WHERE batch_id = batch) THEN
+        RAISE EXCEPTION 'invitations are issued once, with the batch made for them'
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    INSERT INTO invitations (batch_id, token_hash)
+    SELECT batch, hash FROM unnest(hashes) WITH ORDINALITY AS t(hash, ord) ORDER BY ord;
+END;
+$$;
+REVOKE ALL ON FUNCTION issue_invitations(uuid, bytea[]) FROM PUBLIC;
+
+-- A survivor withdraws by receipt only: the survivor app's role may not delete (or read)
+-- submissions itself. Deletes the row unless a release counted it. A row the mixing job is
+-- moving is looked for again (each statement of a volatile function sees what committed
+-- before it); a lock held longer than lock_timeout is an error the caller turns into "try
+-- again in a minute".
+CREATE FUNCTION withdraw_submission(receipt bytea) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET lock_timeout = '2s' AS $$
+DECLARE
+    counted boolean;
+BEGIN
+    FOR attempt IN 1..3 LOOP
+        DELETE FROM submissions WHERE receipt_hash = receipt AND NOT included_in_release;
+        IF FOUND THEN
+            RETURN 'deleted';
+        END IF;
+        SELECT included_in_release INTO counted FROM submissions WHERE receipt_hash = receipt;
+        IF counted THEN
+            RETURN 'counted';
+        END IF;
+    END LOOP;
+    RETURN 'unknown';
+END;
+$$;
+REVOKE ALL ON FUNCTION withdraw_submission(bytea) FROM PUBLIC;
+
 -- The ISO week of receipt comes from the database's clock, not from each web host's: every
 -- submission of a period that has ended is then already stored when its release is counted.
 CREATE FUNCTION current_iso_week() RETURNS date
@@ -81,10 +131,17 @@ CREATE INDEX submissions_unmixed ON submissions (received_week) WHERE NOT mixed;
 
 -- The old versions that a mix, a spend or an ended SMS conversation leaves behind keep their
 -- transaction ids until vacuumed: vacuum these tables after every few changes.
-ALTER TABLE submissions SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1);
-ALTER TABLE invitations SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1);
-ALTER TABLE sms_sessions SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1);
-ALTER TABLE sms_replies SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1);
+ALTER TABLE submissions SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 0);
+ALTER TABLE invitations SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 0);
+ALTER TABLE sms_sessions SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 0);
+
+-- Replies kept for retried SMS webhooks lived in their own table, a row per message with its
+-- text (so its language) and hour, for a day: rows that dated SMS answers. A conversation now
+-- keeps only its last message's key and reply, on its own row, which goes when it ends.
+DROP TABLE sms_replies;
+ALTER TABLE sms_sessions
+    ADD COLUMN last_message bytea CHECK (octet_length(last_message) = 32),
+    ADD COLUMN last_reply   text CHECK (length(last_reply) <= 1600);
 
 -- Releases no longer carry the channel mix or the number of quarantined envelopes: both were
 -- exact counts (PRIVACY.md, Against differencing). Stored releases are immutable, so readers

@@ -19,6 +19,9 @@
 DO $$
 DECLARE
     role_name text;
+    -- PostgreSQL 16 separates membership from the right to SET ROLE (and a role's creator
+    -- gets only the right to administer it): ask for the right this process needs.
+    modern boolean := current_setting('server_version_num')::int >= 160000;
 BEGIN
     FOREACH role_name IN ARRAY ARRAY['feedback_survivor', 'feedback_staff', 'feedback_worker']
     LOOP
@@ -27,14 +30,25 @@ BEGIN
         EXCEPTION WHEN duplicate_object THEN
             NULL;  -- made by another database on this server
         END;
-        IF NOT pg_has_role(current_user, role_name, 'MEMBER') THEN
-            EXECUTE format('GRANT %I TO %I', role_name, current_user);
+        IF NOT pg_has_role(current_user, role_name, CASE WHEN modern THEN 'SET' ELSE 'MEMBER' END)
+        THEN
+            BEGIN
+                EXECUTE format(
+                    'GRANT %I TO %I' || CASE WHEN modern THEN ' WITH SET TRUE' ELSE '' END,
+                    role_name, current_user);
+            EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN
+                RAISE EXCEPTION 'the role % exists, but % may not take it', role_name, current_user
+                    USING HINT = format('As a superuser, run: GRANT %I TO %I', role_name,
+                                        current_user);
+            END;
         END IF;
     END LOOP;
 END;
 $$;
 
 GRANT USAGE ON SCHEMA public TO feedback_survivor, feedback_staff, feedback_worker;
+-- Every process checks, when it starts, that the schema is up to date.
+GRANT SELECT ON schema_migrations TO feedback_survivor, feedback_staff, feedback_worker;
 
 -- Survivor app ------------------------------------------------------------------------------
 GRANT SELECT (id, comments_enabled, sms_name, sms_help_text, sms_number)
@@ -46,11 +60,11 @@ GRANT SELECT (id, organisation_id, public_key, retired_at) ON collection_keys TO
 GRANT SELECT (id, organisation_id, program_id, survey_id, kind, medium, expires_at, revoked_at)
     ON invitation_batches TO feedback_survivor;
 GRANT SELECT, DELETE ON invitations TO feedback_survivor;
--- Insert; withdraw by receipt (reading only the receipt and whether a release counted it).
-GRANT INSERT, DELETE ON submissions TO feedback_survivor;
-GRANT SELECT (receipt_hash, included_in_release) ON submissions TO feedback_survivor;
+-- Insert only: a survivor withdraws through withdraw_submission(receipt), never by reading or
+-- deleting rows (a taken-over survivor app cannot wipe what is stored).
+GRANT INSERT ON submissions TO feedback_survivor;
+GRANT EXECUTE ON FUNCTION withdraw_submission(bytea) TO feedback_survivor;
 GRANT SELECT, INSERT, UPDATE, DELETE ON sms_sessions TO feedback_survivor;
-GRANT SELECT, INSERT ON sms_replies TO feedback_survivor;
 
 -- Staff app ---------------------------------------------------------------------------------
 GRANT SELECT ON organisations, programs, surveys TO feedback_staff;
@@ -64,9 +78,9 @@ GRANT SELECT, INSERT, UPDATE ON notes TO feedback_staff;
 GRANT SELECT, INSERT ON note_texts TO feedback_staff;
 GRANT SELECT, INSERT ON invitation_batches TO feedback_staff;
 GRANT UPDATE (revoked_at) ON invitation_batches TO feedback_staff;
--- Tokens are written, never read back: how many of a batch are left would say how many were
--- used.
-GRANT INSERT ON invitations TO feedback_staff;
+-- Tokens are issued through issue_invitations (with a new batch, once) and never read back:
+-- how many of a batch are left would say how many were used.
+GRANT EXECUTE ON FUNCTION issue_invitations(uuid, bytea[]) TO feedback_staff;
 GRANT SELECT (id, organisation_id, public_key, created_at, retired_at)
     ON collection_keys, signing_keys TO feedback_staff;
 
@@ -83,7 +97,7 @@ GRANT UPDATE (privacy_group) ON programs TO feedback_worker;
 GRANT SELECT, INSERT, UPDATE ON collection_keys, signing_keys TO feedback_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON submissions TO feedback_worker;
 GRANT SELECT ON invitation_batches TO feedback_worker;
-GRANT SELECT, DELETE ON invitations, sms_sessions, sms_replies TO feedback_worker;
+GRANT SELECT, DELETE ON invitations, sms_sessions TO feedback_worker;
 GRANT SELECT, INSERT ON releases, privacy_ledger TO feedback_worker;
 GRANT SELECT, INSERT, DELETE ON release_plans TO feedback_worker;
 GRANT SELECT, INSERT, UPDATE ON job_runs TO feedback_worker;

@@ -30,10 +30,16 @@ async def delete_dead_invitations(conn: Connection) -> str:
 
 
 async def delete_idle_sms_sessions(conn: Connection) -> str:
-    """Purge SMS conversations that went idle, with their sealed answers, and replies kept
-    for retries past their day. Where a program keeps partial answers, the answers so far
-    (already a standard sealed envelope) become a submission, and a single-use code is spent,
-    in the same statement."""
+    """Purge SMS conversations that went idle, with their sealed answers. Where a program
+    keeps partial answers, the answers so far (already a standard sealed envelope) become a
+    submission, and a single-use code is spent, in the same statement: in a subtransaction, so
+    that the submission shares no xmin with the run's timestamped ``job_runs`` row."""
+    async with conn.transaction():
+        await _purge_idle_sms_sessions(conn)
+    return "purged idle SMS conversations"
+
+
+async def _purge_idle_sms_sessions(conn: Connection) -> None:
     await conn.execute(
         """
         WITH gone AS (
@@ -59,9 +65,6 @@ async def delete_idle_sms_sessions(conn: Connection) -> str:
          WHERE kind = 'open' OR invitation_id IN (SELECT id FROM spent)
         """
     )
-    # Replies kept for retried webhooks: a day, then forgotten.
-    await conn.execute("DELETE FROM sms_replies WHERE expires_hour < now()")
-    return "purged idle SMS conversations and old replies"
 
 
 async def mix_submissions(conn: Connection) -> str:

@@ -122,33 +122,11 @@ WithdrawOutcome = Literal["deleted", "counted", "unknown"]
 
 
 async def withdraw_submission(conn: Connection, *, receipt_hash: bytes) -> WithdrawOutcome:
-    """Delete the submission with this receipt unless a release has already counted it, in
-    one statement (the survivor app may delete submissions, never change them).
-
-    When the row changed while the statement waited for it (a release marked it counted, or
-    the mixing job moved it, by deleting and inserting it again), the statement deletes
-    nothing: it is asked again, in a new snapshot."""
-    for _ in range(3):
-        row = await conn.fetchrow(
-            """
-            WITH seen AS (
-                SELECT included_in_release FROM submissions WHERE receipt_hash = $1
-            ), gone AS (
-                DELETE FROM submissions
-                 WHERE receipt_hash = $1 AND NOT included_in_release
-                RETURNING 1
-            )
-            SELECT (SELECT included_in_release FROM seen) AS counted,
-                   EXISTS (SELECT 1 FROM gone) AS deleted
-            """,
-            receipt_hash,
-        )
-        assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
-        if row["deleted"]:
-            return "deleted"
-        if row["counted"]:
-            return "counted"
-    return "unknown"
+    """Delete the submission with this receipt unless a release has already counted it (see
+    ``withdraw_submission`` in migrations/0013: the survivor app may not delete or read rows
+    itself). Raises ``asyncpg.LockNotAvailableError`` when the row stays locked (a long mix)."""
+    outcome: WithdrawOutcome = await conn.fetchval("SELECT withdraw_submission($1)", receipt_hash)
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,18 +181,20 @@ async def store_sealed_batch(conn: Connection, items: list[SealedItem]) -> list[
              WHERE invitations.id = f.id AND f.nth = 1 AND f.kind = 'single' AND f.key_known
             RETURNING invitations.id
         ),
-        stored AS (
-            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
-                                     open_link, ciphertext, receipt_hash)
-            SELECT f.organisation_id, f.program_id, f.survey_id, f.key_id, 'web',
-                   f.kind = 'open', f.ciphertext, f.receipt_hash
-              FROM found f
+        storable AS (
+            SELECT * FROM found f
              WHERE f.key_known
                AND (f.kind = 'open' OR (f.nth = 1 AND f.id IN (SELECT id FROM spent)))
-            RETURNING receipt_hash
+        ),
+        stored AS (  -- returns nothing: the survivor app's role may not read submissions
+            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+                                     open_link, ciphertext, receipt_hash)
+            SELECT organisation_id, program_id, survey_id, key_id, 'web', kind = 'open',
+                   ciphertext, receipt_hash
+              FROM storable
         )
         SELECT f.ord,
-               f.receipt_hash IN (SELECT receipt_hash FROM stored) AS stored,
+               f.ord IN (SELECT ord FROM storable) AS stored,
                f.key_known, p.latest_notes AS notes
           FROM found f
           JOIN programs p ON p.id = f.program_id

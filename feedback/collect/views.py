@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -346,9 +347,18 @@ async def withdraw(request: Request) -> Response:
     code = normalise_receipt(str(form.get("code", "")))
     outcome: queries.WithdrawOutcome = "unknown"
     if code is not None:
-        async with state.pool.acquire() as conn:
-            outcome = await queries.withdraw_submission(
-                conn, receipt_hash=hash_receipt(state.receipt_key, code)
+        try:
+            async with state.pool.acquire() as conn:
+                outcome = await queries.withdraw_submission(
+                    conn, receipt_hash=hash_receipt(state.receipt_key, code)
+                )
+        except asyncpg.LockNotAvailableError:  # the answers are being moved (mixed) right now
+            return _message(
+                request,
+                language,
+                503,
+                N_("Please wait a little"),
+                N_("Nothing was changed. Please try again in a minute."),
             )
     return state.pages.render(
         "withdraw.html",

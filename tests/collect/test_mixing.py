@@ -45,7 +45,6 @@ OTHERS = (
     "invitations",
     "invitation_batches",
     "sms_sessions",
-    "sms_replies",
     "job_runs",
     "audit_log",
     "staff_sessions",

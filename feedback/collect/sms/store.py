@@ -154,19 +154,25 @@ async def submit(conn: Connection, conversation: Conversation, *, ciphertext: by
     return bool(stored)
 
 
-async def replied(conn: Connection, message_key: bytes) -> tuple[bool, str | None]:
-    """Whether this gateway message was handled already, and what was replied."""
-    row = await conn.fetchrow("SELECT reply FROM sms_replies WHERE message_hmac = $1", message_key)
-    return (False, None) if row is None else (True, row["reply"])
+async def replied(conn: Connection, phone_key: bytes, message_key: bytes) -> str | None:
+    """What was replied to this gateway message, if it was the last one the number's
+    conversation handled (a retried webhook); None otherwise."""
+    reply: str | None = await conn.fetchval(
+        "SELECT last_reply FROM sms_sessions WHERE phone_hmac = $1 AND last_message = $2",
+        phone_key,
+        message_key,
+    )
+    return reply
 
 
-async def remember_reply(conn: Connection, message_key: bytes, reply: str | None) -> None:
+async def remember_reply(
+    conn: Connection, phone_key: bytes, message_key: bytes, reply: str | None
+) -> None:
+    """Keep the message's key and reply on the conversation's own row (which goes when the
+    conversation ends), for a retry of the same webhook."""
     await conn.execute(
-        """
-        INSERT INTO sms_replies (message_hmac, reply, expires_hour)
-        VALUES ($1, $2, date_trunc('hour', now()) + interval '25 hours')
-        ON CONFLICT (message_hmac) DO NOTHING
-        """,
+        "UPDATE sms_sessions SET last_message = $2, last_reply = $3 WHERE phone_hmac = $1",
+        phone_key,
         message_key,
         reply,
     )

@@ -1,9 +1,13 @@
 """The gateways' inbound webhook: /sms/{gateway}. A message is handled in one transaction,
 under a lock on its number, and its reply remembered under the gateway's message id, so that
-a retried webhook changes nothing and gets the same reply. A wrong signature stores nothing."""
+a retried webhook changes nothing and gets the same reply: on the conversation's own row while
+it lasts, and in this process's memory for a few minutes after the last answer (no row is
+left that could date it). A wrong signature stores nothing."""
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -18,6 +22,32 @@ from feedback.db import Connection, Pool
 from feedback.phones import message_key, phone_key
 
 
+class RecentReplies:
+    """Replies to the messages that ended a conversation, for a retry of the same webhook: in
+    memory only, for ``keep`` seconds, at most ``size`` of them."""
+
+    def __init__(self, *, keep: float = 600, size: int = 10_000) -> None:
+        self.keep = keep
+        self.size = size
+        self._replies: OrderedDict[bytes, tuple[float, str | None]] = OrderedDict()
+
+    def get(self, message_key: bytes) -> tuple[bool, str | None]:
+        self._forget_old()
+        found = self._replies.get(message_key)
+        return (False, None) if found is None else (True, found[1])
+
+    def put(self, message_key: bytes, reply: str | None) -> None:
+        self._forget_old()
+        self._replies[message_key] = (time.monotonic(), reply)
+        while len(self._replies) > self.size:
+            self._replies.popitem(last=False)
+
+    def _forget_old(self) -> None:
+        cutoff = time.monotonic() - self.keep
+        while self._replies and next(iter(self._replies.values()))[0] < cutoff:
+            self._replies.popitem(last=False)
+
+
 @dataclass(frozen=True, slots=True)
 class SmsState:
     pool: Pool
@@ -25,6 +55,7 @@ class SmsState:
     gateways: dict[str, Gateway]
     public_url: str
     limiter: RateLimiter  # messages per number (kept under a keyed hash, in memory only)
+    ended: RecentReplies  # replies to the last message of a conversation
 
 
 def called_url(request: Request, public_url: str) -> str:
@@ -59,18 +90,21 @@ async def _handle(
 ) -> str | None:
     """The reply to a message, handled in one transaction under a lock on its number (or the
     reply already given, for a retried webhook)."""
+    done, text = state.ended.get(handled)
+    if done:
+        return text
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
-        done, text = await store.replied(conn, handled)
-        if done:
+        text = await store.replied(conn, number, handled)
+        if text is not None:
             return text
         reply = await reply_to(conn, state.context, message, number)
         if reply.touched and not reply.submitted:
-            await store.remember_reply(conn, handled, reply.text)
+            await store.remember_reply(conn, number, handled, reply.text)
     if reply.submitted:
-        # Never in the transaction that stored the submission: that one writes nothing else
-        # (the reply's hour and language could be joined to it).
-        await store.remember_reply(conn, handled, reply.text)
+        # The conversation's row went with the answer, and nothing else may be written with
+        # it: the reply is kept in memory, for a retry, and nowhere else.
+        state.ended.put(handled, reply.text)
     return reply.text
 
 
@@ -83,4 +117,5 @@ def sms_state(
         gateways=gateways,
         public_url=public_url,
         limiter=RateLimiter(limit=30, window=600),
+        ended=RecentReplies(),
     )
