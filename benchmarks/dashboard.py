@@ -74,6 +74,7 @@ def dashboard_figures() -> dict[str, Any]:
             "FEEDBACK_PORT": str(port),
             "FEEDBACK_SESSION_SECRET": uuid.uuid4().hex * 2,
             "FEEDBACK_PHONE_HMAC_KEY": uuid.uuid4().hex * 2,
+            "FEEDBACK_SMS_CODE_KEY": uuid.uuid4().hex * 2,
             "FEEDBACK_LOG_LEVEL": "WARNING",
         }
         server = _start([sys.executable, "-m", "feedback", "serve", "--app", "staff"], env, port)

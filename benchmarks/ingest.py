@@ -166,6 +166,7 @@ def ingest_sealed_submissions() -> dict[str, Any]:
             "FEEDBACK_DATABASE_URL": url,
             "FEEDBACK_SESSION_SECRET": uuid.uuid4().hex * 2,
             "FEEDBACK_PHONE_HMAC_KEY": uuid.uuid4().hex * 2,
+            "FEEDBACK_SMS_CODE_KEY": uuid.uuid4().hex * 2,
             "BENCH_TOKENS": str(tokens_path),
             "BENCH_BODY": str(body_path),
         }

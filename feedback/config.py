@@ -67,6 +67,14 @@ SETTINGS: tuple[Variable, ...] = (
         "`DATA_DIR/secrets/phone_hmac_key` (mode 0600).",
     ),
     Variable(
+        "SMS_CODE_KEY",
+        "",
+        "Key for the HMAC that SMS start codes are stored under (at least 32 characters); the "
+        "staff app (which makes codes) and the survivor app (which reads them) must share it, "
+        "and it stays out of the database. Empty: generated once into "
+        "`DATA_DIR/secrets/sms_code_key` (mode 0600).",
+    ),
+    Variable(
         "SMS_AUTH_TOKEN",
         "",
         "The SMS gateway's auth token, which signs its webhooks (Twilio: the account's auth "
@@ -132,6 +140,7 @@ class Settings:
     pool_size: int
     session_secret: bytes | None
     phone_hmac_key: bytes | None
+    sms_code_key: bytes | None
     sms_auth_token: bytes | None
     sms_idle_minutes: int
     vonage: tuple[str, str, bytes, str] | None  # api key, api secret, signature secret, URL
@@ -173,6 +182,7 @@ class Settings:
             pool_size=_integer(get("POOL_SIZE"), "POOL_SIZE", low=2, high=1000),
             session_secret=_secret(get("SESSION_SECRET"), "SESSION_SECRET"),
             phone_hmac_key=_secret(get("PHONE_HMAC_KEY"), "PHONE_HMAC_KEY"),
+            sms_code_key=_secret(get("SMS_CODE_KEY"), "SMS_CODE_KEY"),
             sms_auth_token=get("SMS_AUTH_TOKEN").encode() or None,
             vonage=_vonage(get),
             sms_idle_minutes=_integer(

@@ -118,9 +118,11 @@ ROLE_ERRORS = (asyncpg.InvalidParameterValueError, asyncpg.InsufficientPrivilege
 
 
 def _no_role(url: str, role: Role | None, exc: BaseException) -> BaseException:
+    login = urlsplit(url).username or "this login"
     return DatabaseUnavailable(
-        f"the database login of {redact(url)} cannot take the role {role} ({exc}): run "
-        "`feedback migrate` (it creates the roles), or grant the role to that login"
+        f"the database login {login} cannot take the role {role} ({exc}): run `feedback "
+        f"migrate` as the schema's owner (it creates the roles), then, as the owner or a "
+        f"superuser: GRANT {role} TO {login}"
     )
 
 

@@ -8,27 +8,26 @@ so that sessions and phone-number HMACs survive restarts.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from feedback.config import Settings
-from feedback.errors import DataDirError
-from feedback.tokens import sms_code_key
+from feedback.db import Connection
+from feedback.errors import ConfigError, DataDirError
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSecrets:
     session: bytes
     phone_hmac: bytes
+    sms_code_key: bytes
     sms_auth_token: bytes  # used as text by the gateways (Twilio's is 32 hex characters)
-
-    @property
-    def sms_code_key(self) -> bytes:
-        """What SMS start codes are hashed under (derived: see ``tokens.sms_code_key``)."""
-        return sms_code_key(self.phone_hmac)
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -54,11 +53,34 @@ def resolve_secrets(settings: Settings) -> ServiceSecrets:
     return ServiceSecrets(
         session=pick(settings.session_secret, "session_secret"),
         phone_hmac=pick(settings.phone_hmac_key, "phone_hmac_key"),
+        sms_code_key=pick(settings.sms_code_key, "sms_code_key"),
         sms_auth_token=settings.sms_auth_token
         or load_or_create_secret(prepare_data_dir(settings.data_dir), "sms_auth_token")
         .hex()
         .encode(),
     )
+
+
+async def check_shared(conn: Connection, secrets: Mapping[str, bytes]) -> None:
+    """Refuse secrets (setting name -> value) that differ from those this database was first
+    used with: every host must share them. Only a keyed fingerprint is stored."""
+    for name, value in secrets.items():
+        fingerprint = hmac.new(value, b"feedback.fingerprint.v1", hashlib.sha256).digest()[:16]
+        await conn.execute(
+            "INSERT INTO secret_fingerprints (name, fingerprint) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO NOTHING",
+            name,
+            fingerprint,
+        )
+        stored = await conn.fetchval(
+            "SELECT fingerprint FROM secret_fingerprints WHERE name = $1", name
+        )
+        if not hmac.compare_digest(stored, fingerprint):
+            raise ConfigError(
+                f"FEEDBACK_{name} is not the one this database was set up with: every host "
+                f"must use the same (set FEEDBACK_{name} to the first host's, or copy its "
+                f"DATA_DIR/secrets/{name.lower()})"
+            )
 
 
 def load_or_create_secret(data_dir: Path, name: str) -> bytes:

@@ -34,12 +34,6 @@ def is_sms_code(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) == SMS_CODE_DIGITS
 
 
-def sms_code_key(phone_secret: bytes) -> bytes:
-    """The key of SMS code hashes, derived from the phone HMAC secret: the staff side, which
-    makes codes, is given this key and never the secret that keys phone numbers."""
-    return hmac.new(phone_secret, b"feedback.sms-code-key.v1", hashlib.sha256).digest()
-
-
 def hash_sms_code(key: bytes, code: str) -> bytes:
     return hmac.new(key, b"feedback.sms-code.v1\0" + code.encode(), hashlib.sha256).digest()
 

@@ -26,6 +26,7 @@ from feedback.config import Settings
 from feedback.db import Pool, Role, create_pool
 from feedback.errors import ConfigError
 from feedback.logs import ACCESS_LOGGER
+from feedback.secretfiles import check_shared
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -186,15 +187,22 @@ StateLifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[dic
 
 
 def pool_lifespan(
-    settings: Settings, pool: Pool | None, role: Role, pool_key: str
+    settings: Settings,
+    pool: Pool | None,
+    role: Role,
+    pool_key: str,
+    shared: Mapping[str, bytes],
 ) -> StateLifespan:
     """Give handlers ``request.state.<pool_key>`` and ``.settings``; open and close a pool of
     our own, whose connections take ``role``, unless one is given (tests give pools with the
-    role). Each app has a key of its own: mounted together, their states are merged."""
+    role). Each app has a key of its own: mounted together, their states are merged. The
+    ``shared`` secrets are checked against those the database was set up with."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if pool is not None:
+            async with pool.acquire() as conn:
+                await check_shared(conn, shared)
             yield {pool_key: pool, "settings": settings}
             return
         if settings.database_url is None:
@@ -205,6 +213,8 @@ def pool_lifespan(
             statement_timeout_ms=settings.statement_timeout_ms,
             max_size=settings.pool_size,
         ) as owned:
+            async with owned.acquire() as conn:
+                await check_shared(conn, shared)
             yield {pool_key: owned, "settings": settings}
 
     return lifespan

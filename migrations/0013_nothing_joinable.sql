@@ -147,6 +147,15 @@ ALTER TABLE sms_sessions
 -- exact counts (PRIVACY.md, Against differencing). Stored releases are immutable, so readers
 -- ignore those keys where old releases still hold them.
 
+-- Secrets that several processes must share (the phone HMAC key, the SMS code key, the
+-- session secret) stay out of the database; a fingerprint of each lets a process that was
+-- given a different one refuse to start, rather than silently fail to read what the others
+-- wrote (an SMS code made on one host that no survivor app can find).
+CREATE TABLE secret_fingerprints (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Z_]+$'),
+    fingerprint bytea NOT NULL CHECK (octet_length(fingerprint) = 16)
+);
+
 -- The privacy unit across programs. By default every program may serve the same survivors, so
 -- all releases of an organisation compose. An admin may declare groups of programs that serve
 -- different people: programs with the same group name form one group, and groups compose in

@@ -65,6 +65,7 @@ GRANT SELECT, DELETE ON invitations TO feedback_survivor;
 GRANT INSERT ON submissions TO feedback_survivor;
 GRANT EXECUTE ON FUNCTION withdraw_submission(bytea) TO feedback_survivor;
 GRANT SELECT, INSERT, UPDATE, DELETE ON sms_sessions TO feedback_survivor;
+GRANT SELECT, INSERT ON secret_fingerprints TO feedback_survivor, feedback_staff;
 
 -- Staff app ---------------------------------------------------------------------------------
 GRANT SELECT ON organisations, programs, surveys TO feedback_staff;

@@ -49,13 +49,13 @@ def free_port() -> int:
 class LiveServer:
     """`feedback serve` in a subprocess, its log in a file the tests can read."""
 
-    def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+    def __init__(self, database_url: str, log_path: Path, *, app: str = "both", **env: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "feedback", "serve"],
+            [sys.executable, "-m", "feedback", "serve", "--app", app],
             env={
                 **os.environ,
                 "FEEDBACK_DATABASE_URL": database_url,
@@ -63,6 +63,7 @@ class LiveServer:
                 "FEEDBACK_LOG_LEVEL": "DEBUG",
                 "FEEDBACK_SESSION_SECRET": "s" * 40,
                 "FEEDBACK_PHONE_HMAC_KEY": "p" * 40,
+                "FEEDBACK_SMS_CODE_KEY": "c" * 40,
                 **env,
             },
             stdout=self._log,
@@ -73,7 +74,9 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError("server exited:\n" + log_path.read_text())
             try:
-                httpx.get(self.base_url + "/healthz", timeout=2)
+                httpx.get(
+                    self.base_url + ("/staff" if app == "staff" else "") + "/healthz", timeout=2
+                )
                 return
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 from feedback.config import SETTINGS, Settings
 from feedback.errors import ConfigError, DataDirError
 from feedback.secretfiles import load_or_create_secret, prepare_data_dir, resolve_secrets
+from tests.cli import run_feedback
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -109,12 +111,14 @@ def test_secrets_from_settings_win_and_are_not_written(tmp_path: Path) -> None:
             "FEEDBACK_DATA_DIR": str(tmp_path / "data"),
             "FEEDBACK_SESSION_SECRET": given,
             "FEEDBACK_PHONE_HMAC_KEY": "p" * 40,
+            "FEEDBACK_SMS_CODE_KEY": "c" * 40,
             "FEEDBACK_SMS_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
         }
     )
     resolved = resolve_secrets(settings)
     assert resolved.session == given.encode()
     assert resolved.phone_hmac == b"p" * 40
+    assert resolved.sms_code_key == b"c" * 40
     assert resolved.sms_auth_token == b"0123456789abcdef0123456789abcdef"
     assert not (tmp_path / "data").exists()
 
@@ -133,3 +137,17 @@ def test_unwritable_data_directory_is_reported(tmp_path: Path) -> None:
     with pytest.raises(DataDirError, match="FEEDBACK_DATA_DIR") as raised:
         prepare_data_dir(blocker / "data")
     assert str(blocker / "data") in str(raised.value)
+
+
+def test_feedback_settings_shows_every_setting_and_no_secret() -> None:
+    shown = run_feedback(
+        "settings", env={"FEEDBACK_SMS_CODE_KEY": "k" * 40, "FEEDBACK_MIX_HOURS": "6"}
+    )
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    names = {v.name.lower() for v in SETTINGS}
+    names = {"vonage" if n.startswith("vonage_") else n for n in names}
+    assert names <= set(document), names - set(document)
+    assert document["mix_hours"] == 6
+    assert document["sms_code_key"] == "(set)"
+    assert "kkkk" not in shown.stdout

@@ -4,19 +4,18 @@ import subprocess
 from pathlib import Path
 
 from feedback.db import Connection
-from feedback.tokens import hash_sms_code, hash_token, sms_code_key
+from feedback.tokens import hash_sms_code, hash_token
 from tests import factories
 from tests.cli import run_feedback
 
-PHONE_KEY = "p" * 40
+CODE_KEY = "c" * 40
 
 
-def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def feedback(
+    database_url: str, *args: str, key: str = CODE_KEY
+) -> subprocess.CompletedProcess[str]:
     return run_feedback(
-        "invitations",
-        *args,
-        database_url=database_url,
-        env={"FEEDBACK_PHONE_HMAC_KEY": PHONE_KEY},
+        "invitations", *args, database_url=database_url, env={"FEEDBACK_SMS_CODE_KEY": key}
     )
 
 
@@ -70,13 +69,18 @@ async def test_sms_start_codes(conn: Connection, database_url: str, tmp_path: Pa
     assert {(r["kind"], r["medium"]) for r in rows} == {("single", "sms")}
     # Keyed with a secret that is not in the database: ten digits are too few to hash bare
     # (a copy of the database would give up every unused code in seconds).
-    key = sms_code_key(PHONE_KEY.encode())
+    key = CODE_KEY.encode()
     assert {r["token_hash"] for r in rows} == {hash_sms_code(key, c) for c in codes}
     assert not {r["token_hash"] for r in rows} & {hash_token(c) for c in codes}
     wide = feedback(database_url, "open-link", "-p", "shelter", "--sms")
     assert wide.returncode == 0
     assert wide.stdout.strip().isdigit()
     assert await conn.fetchval("SELECT count(*) FROM invitation_batches WHERE kind = 'open'") == 1
+    # Made with another key, codes would never be found by the survivor app: refused.
+    other = feedback(database_url, "batch", "-p", "shelter", "--sms", key="d" * 40)
+    assert other.returncode == 1
+    assert "FEEDBACK_SMS_CODE_KEY is not the one this database was set up with" in other.stderr
+    assert await conn.fetchval("SELECT count(*) FROM invitations") == 4
     sheet = feedback(
         database_url, "batch", "-p", "shelter", "--sms", "--sheet", str(tmp_path / "x")
     )

@@ -14,7 +14,9 @@ from feedback.config import Settings
 from feedback.db import ROLES, STAFF, SURVIVOR, WORKER, Connection, Role, connect
 from feedback.secretfiles import ServiceSecrets
 
-SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32, sms_auth_token=b"t" * 32)
+SECRETS = ServiceSecrets(
+    session=b"s" * 32, phone_hmac=b"p" * 32, sms_code_key=b"c" * 32, sms_auth_token=b"t" * 32
+)
 
 # Which tables each role can read at all (any column). A table missing here fails the test:
 # a new table is granted in its migration, and placed here, on purpose.
@@ -43,6 +45,7 @@ READABLE: dict[str, set[Role]] = {
     "audit_log": {STAFF, WORKER},
     "job_runs": {WORKER},
     "schema_migrations": {SURVIVOR, STAFF, WORKER},  # each process checks it at start
+    "secret_fingerprints": {SURVIVOR, STAFF},
 }
 
 # Columns that a role which can read the table still may not.

@@ -16,7 +16,9 @@ from feedback.db import SURVIVOR, Pool, create_pool
 from feedback.secretfiles import ServiceSecrets
 from tests.asgi import client_for
 
-SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32, sms_auth_token=b"t" * 32)
+SECRETS = ServiceSecrets(
+    session=b"s" * 32, phone_hmac=b"p" * 32, sms_code_key=b"c" * 32, sms_auth_token=b"t" * 32
+)
 
 
 def settings_for(database_url: str) -> Settings:

@@ -5,15 +5,16 @@ for the worst-off survivor (see ``budget``), at READ COMMITTED whatever the data
 isolation, so that the ledger read after the lock sees every release committed before it.
 
 A release is refused for a period that has not ended: the week of receipt is the database's,
-so once a period has ended no submission can arrive in it, and the rows a release marks as
-counted are the rows it counted. Asking again for a released period returns the stored
-release: never fresh noise.
+so once a period has ended no submission can arrive in it. Its rows are marked counted before
+they are counted, so that a withdrawal meanwhile is refused rather than quietly counted.
+Asking again for a released period returns the stored release: never fresh noise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,12 +22,21 @@ from decimal import Decimal
 from typing import Any
 
 from feedback.aggregate.privacy import MECHANISM, Counted, GroupRelease, Noise, release
-from feedback.budget import accounting, cost_of, plus, program_names, spent_by_program
+from feedback.budget import (
+    Accounting,
+    accounting,
+    cost_of,
+    plus,
+    program_names,
+    spent_by_program,
+)
 from feedback.cells import SUPPRESSED, Layout
 from feedback.db import Connection
 from feedback.errors import FeedbackError
 from feedback.locks import MOVING_SUBMISSIONS
 from feedback.periods import Period
+
+log = logging.getLogger(__name__)
 
 
 class BudgetExceeded(FeedbackError):
@@ -112,73 +122,93 @@ async def make_release(
 ) -> StoredRelease:
     """The release for ``scope``: the stored one if it exists, else a new one. ``count``
     opens and tallies the period's submissions (exact counts stay in memory) and returns
-    metadata to publish beside the release (definitions only)."""
+    metadata to publish beside the release (definitions only).
+
+    The period's submissions are marked counted before they are counted, so that a survivor
+    who withdraws meanwhile is told the truth (the answers are in the release); when no
+    release comes of it, the marks of rows no release covers are taken back."""
     existing = await _stored(conn, scope)
     if existing is not None:
         return existing
     await _check_ended(conn, scope.period)
     noise = Noise(epsilon, layout.sensitivity)
-    counted, metadata = await count()
+    cost = cost_of(noise.spent())
     async with conn.transaction(isolation="read_committed"):
-        budget = await conn.fetchval(
-            "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE",
-            scope.organisation_id,
-        )
-        existing = await _stored(conn, scope)  # another worker may have released meanwhile
+        await _secure_budget(conn, scope, cost)  # a refused release marks nothing
+        existing = await _stored(conn, scope)
         if existing is not None:
             return existing
-        year = scope.period.budget_year
-        rules = await accounting(conn, scope.organisation_id)
-        spent = await spent_by_program(conn, scope.organisation_id, year)
-        cost = cost_of(noise.spent())
-        if rules.worst(plus(spent, scope.program_id, cost)) > budget:
-            left = max(budget - rules.worst(spent), Decimal(0))
-            raise BudgetExceeded(
-                f"this release would spend epsilon {cost} but only {left} of the {year} budget "
-                f"of {budget} is left for the worst-off survivor; the budget renews on "
-                f"{dt.date(year + 1, 1, 1)}. Nothing was released or spent."
-            )
-        groups = release(counted.tally, noise, threshold=threshold)
-        quarantined = counted.quarantined
-        del counted  # the exact counts go no further
-        composition = rules.describe(await program_names(conn, scope.organisation_id))
-        release_id: uuid.UUID = await conn.fetchval(
-            """
-            INSERT INTO releases (organisation_id, program_id, survey_id, granularity,
-                                  period_start, period_end, breakdown, mechanism, epsilon,
-                                  noise_scale, threshold, cells, metadata)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-            RETURNING id
-            """,
-            scope.organisation_id,
-            scope.program_id,
-            scope.survey_id,
-            scope.period.granularity,
-            scope.period.start,
-            scope.period.end,
-            scope.breakdown,
-            MECHANISM,
-            cost,
-            Decimal(noise.scale),
-            threshold,
-            cells_document(groups, noise),
-            {**metadata, "composition": composition},
-        )
-        await conn.execute(
-            "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "
-            "VALUES ($1, $2, $3, $4)",
-            scope.organisation_id,
-            year,
-            release_id,
-            cost,
-        )
         await _mark_counted(conn, scope)
-        if before_commit is not None:
-            await before_commit()
+    try:
+        counted, metadata = await count()
+        async with conn.transaction(isolation="read_committed"):
+            rules = await _secure_budget(conn, scope, cost)
+            existing = await _stored(conn, scope)  # another worker may have released meanwhile
+            if existing is not None:
+                return existing
+            groups = release(counted.tally, noise, threshold=threshold)
+            quarantined = counted.quarantined
+            del counted  # the exact counts go no further
+            composition = rules.describe(await program_names(conn, scope.organisation_id))
+            release_id: uuid.UUID = await conn.fetchval(
+                """
+                INSERT INTO releases (organisation_id, program_id, survey_id, granularity,
+                                      period_start, period_end, breakdown, mechanism, epsilon,
+                                      noise_scale, threshold, cells, metadata)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                RETURNING id
+                """,
+                scope.organisation_id,
+                scope.program_id,
+                scope.survey_id,
+                scope.period.granularity,
+                scope.period.start,
+                scope.period.end,
+                scope.breakdown,
+                MECHANISM,
+                cost,
+                Decimal(noise.scale),
+                threshold,
+                cells_document(groups, noise),
+                {**metadata, "composition": composition},
+            )
+            await conn.execute(
+                "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "
+                "VALUES ($1, $2, $3, $4)",
+                scope.organisation_id,
+                scope.period.budget_year,
+                release_id,
+                cost,
+            )
+            if before_commit is not None:
+                await before_commit()
+    except Exception:
+        await _unmark_uncounted(conn, scope)
+        raise
     stored = await _stored(conn, scope)
     if stored is None:  # cannot happen: committed just above, and releases are immutable
         raise FeedbackError(f"release {release_id} vanished after it was stored")
     return dataclasses.replace(stored, created=True, quarantined=quarantined)
+
+
+async def _secure_budget(conn: Connection, scope: Scope, cost: Decimal) -> Accounting:
+    """Lock the organisation (until the caller's transaction ends) and refuse a cost the
+    worst-off survivor's budget cannot bear; the accounting in force."""
+    budget = await conn.fetchval(
+        "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE",
+        scope.organisation_id,
+    )
+    year = scope.period.budget_year
+    rules = await accounting(conn, scope.organisation_id)
+    spent = await spent_by_program(conn, scope.organisation_id, year)
+    if rules.worst(plus(spent, scope.program_id, cost)) > budget:
+        left = max(budget - rules.worst(spent), Decimal(0))
+        raise BudgetExceeded(
+            f"this release would spend epsilon {cost} but only {left} of the {year} budget "
+            f"of {budget} is left for the worst-off survivor; the budget renews on "
+            f"{dt.date(year + 1, 1, 1)}. Nothing was released or spent."
+        )
+    return rules
 
 
 async def _check_ended(conn: Connection, period: Period) -> None:
@@ -195,8 +225,8 @@ async def _check_ended(conn: Connection, period: Period) -> None:
 
 async def _mark_counted(conn: Connection, scope: Scope) -> None:
     """Mark the period's submissions as counted (withdrawal then says so, and retention may
-    delete them). The period has ended, so no row can arrive in it; the lock waits for a mix
-    that is moving rows, which would otherwise hide them from this statement."""
+    delete them once the release is made). The period has ended, so no row can arrive in it;
+    the lock waits for a mix that is moving rows, which would otherwise hide them."""
     await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", MOVING_SUBMISSIONS)
     first, last = scope.period.weeks()
     await conn.execute(
@@ -212,3 +242,30 @@ async def _mark_counted(conn: Connection, scope: Scope) -> None:
         first,
         last,
     )
+
+
+async def _unmark_uncounted(conn: Connection, scope: Scope) -> None:
+    """Take back the marks of the period's rows that no release covers (this one was not
+    made). Best effort: a run killed before it leaves marks that the next run uses."""
+    first, last = scope.period.weeks()
+    try:
+        await conn.execute(
+            """
+            UPDATE submissions s SET included_in_release = false
+             WHERE s.organisation_id = $1 AND s.survey_id = $2
+               AND ($3::uuid IS NULL OR s.program_id = $3)
+               AND s.received_week >= $4 AND s.received_week < $5 AND s.included_in_release
+               AND NOT EXISTS (
+                   SELECT 1 FROM releases r
+                    WHERE r.organisation_id = s.organisation_id AND r.survey_id = s.survey_id
+                      AND (r.program_id IS NULL OR r.program_id = s.program_id)
+                      AND s.received_week >= r.period_start AND s.received_week < r.period_end)
+            """,
+            scope.organisation_id,
+            scope.survey_id,
+            scope.program_id,
+            first,
+            last,
+        )
+    except Exception:  # the original failure is what the caller needs to see
+        log.exception("taking back the counted marks of %s failed", scope.period)

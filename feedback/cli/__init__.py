@@ -33,7 +33,7 @@ from feedback.cli.sms_sim import sms_sim
 from feedback.cli.users import users
 from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs
 from feedback.config import Settings
-from feedback.db import WORKER, connect
+from feedback.db import STAFF, SURVIVOR, WORKER, Role, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import build_scheduler
 from feedback.migrate import apply_migrations, pending
@@ -42,6 +42,7 @@ from feedback.secretfiles import resolve_secrets
 __all__ = ["build_web_app", "main", "worker_jobs"]
 
 log = logging.getLogger("feedback")
+SCHEMA_CHECKED_AS: dict[AppChoice, Role] = {"both": SURVIVOR, "survivor": SURVIVOR, "staff": STAFF}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +95,7 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
         async with database(settings) as url:
-            await check_schema(url, migrate_first=False)
+            await check_schema(url, role=SCHEMA_CHECKED_AS[which], migrate_first=False)
             click.echo(f"serving {which} on {settings.public_url}")
             settings = dataclasses.replace(settings, database_url=url)
             app = build_web_app(settings, resolve_secrets(settings), which)
@@ -168,6 +169,14 @@ def show_settings() -> None:
         "pool_size": settings.pool_size,
         "session_secret": "(set)" if settings.session_secret else "(generated)",
         "phone_hmac_key": "(set)" if settings.phone_hmac_key else "(generated)",
+        "sms_code_key": "(set)" if settings.sms_code_key else "(generated)",
+        "sms_auth_token": "(set)" if settings.sms_auth_token else "(generated)",
+        "vonage": "(set)" if settings.vonage else "(off)",
+        "sms_idle_minutes": settings.sms_idle_minutes,
+        "key_passphrase_dir": str(settings.key_passphrase_dir or ""),
+        "mix_hours": int(settings.mix_every.total_seconds() // 3600),
+        "insecure_test_kdf": settings.insecure_test_kdf,
+        "quick_exit_url": settings.quick_exit_url,
         "log_level": settings.log_level,
         "debug": settings.debug,
     }

@@ -16,7 +16,7 @@ from feedback.config import Settings
 from feedback.db import STAFF, Connection
 from feedback.errors import FeedbackError
 from feedback.publish.invitations import create_batch, create_open_link, qr_sheet_svg, survey_url
-from feedback.secretfiles import resolve_secrets
+from feedback.secretfiles import check_shared, resolve_secrets
 
 
 @click.group()
@@ -31,6 +31,13 @@ async def _program_id(conn: Connection, organisation_id: uuid.UUID, slug: str) -
     if program_id is None:
         raise FeedbackError(f"no program {slug!r} in this organisation")
     return program_id
+
+
+async def _sms_code_key(conn: Connection, settings: Settings) -> bytes:
+    """The key SMS codes are hashed under: the survivor app must have the same one."""
+    key = resolve_secrets(settings).sms_code_key
+    await check_shared(conn, {"SMS_CODE_KEY": key})
+    return key
 
 
 @invitations.command()
@@ -67,7 +74,7 @@ async def batch(
             count=count,
             medium="sms" if sms else "link",
             lifetime=dt.timedelta(days=days),
-            sms_code_key=resolve_secrets(settings).sms_code_key,
+            sms_code_key=await _sms_code_key(conn, settings) if sms else None,
         )
     if sms:
         click.echo("\n".join(made.tokens))
@@ -100,6 +107,6 @@ async def open_link(settings: Settings, organisation: str | None, program: str, 
             conn,
             program_id=program_id,
             medium="sms" if sms else "link",
-            sms_code_key=resolve_secrets(settings).sms_code_key,
+            sms_code_key=await _sms_code_key(conn, settings) if sms else None,
         )
     click.echo(token if sms else survey_url(settings.public_url, token))

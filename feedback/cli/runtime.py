@@ -10,11 +10,12 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import uvicorn
 from starlette.types import ASGIApp
 
 from feedback.config import Settings
-from feedback.db import Pool, Role, connect, create_pool, ensure_database
+from feedback.db import Pool, Role, connect, create_pool, ensure_database, redact
 from feedback.embedded import embedded_postgres
 from feedback.errors import FeedbackError, PortInUse
 from feedback.migrate import apply_migrations, pending
@@ -52,7 +53,7 @@ async def ready_database(
 ) -> AsyncIterator[tuple[str, Pool]]:
     """``ready_pool``, with the database URL (for worker processes' own connections)."""
     async with database(settings) as url:
-        await check_schema(url, migrate_first=migrate_first)
+        await check_schema(url, role=role, migrate_first=migrate_first)
         async with create_pool(
             url,
             role=role,
@@ -62,14 +63,22 @@ async def ready_database(
             yield url, pool
 
 
-async def check_schema(url: str, *, migrate_first: bool) -> None:
-    """Migrate (when ``migrate_first``), or refuse a database that lacks migrations; warn
-    about server settings that would undo what the schema promises."""
-    conn = await connect(url)
+async def check_schema(url: str, *, role: Role | None, migrate_first: bool) -> None:
+    """Migrate (when ``migrate_first``, as the login's own role), or refuse a database that
+    lacks migrations (checked in ``role``); warn about server settings that would undo what
+    the schema promises."""
+    conn = await connect(url, role=None if migrate_first else role)
     try:
         if migrate_first:
             await apply_migrations(conn)
-        todo = await pending(conn)
+        try:
+            todo = await pending(conn)
+        except asyncpg.InsufficientPrivilegeError:
+            raise FeedbackError(
+                f"the database login of {redact(url)} may not read the schema's version: run "
+                "`feedback migrate` as the schema's owner first (it grants what each role "
+                "needs)"
+            ) from None
         if await conn.fetchval("SHOW track_commit_timestamp") == "on":
             log.warning(
                 "PostgreSQL's track_commit_timestamp is on: it records when every transaction "

@@ -69,7 +69,13 @@ def create_app(
     catalogues = load_catalogues()
     surveys = SurveyCache()
     pages = Pages(catalogues, exit_url=settings.quick_exit_url)
-    base = web.pool_lifespan(settings, pool, SURVIVOR, "survivor_pool")
+    base = web.pool_lifespan(
+        settings,
+        pool,
+        SURVIVOR,
+        "survivor_pool",
+        {"PHONE_HMAC_KEY": secrets.phone_hmac, "SMS_CODE_KEY": secrets.sms_code_key},
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -94,6 +100,7 @@ def create_app(
                     Context(
                         catalogues=catalogues,
                         phone_secret=secrets.phone_hmac,
+                        sms_code_key=secrets.sms_code_key,
                         surveys=surveys,
                         idle=dt.timedelta(minutes=settings.sms_idle_minutes),
                     ),

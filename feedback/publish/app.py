@@ -102,7 +102,13 @@ def create_app(
     sessions = Sessions(
         session_secret, https=settings.public_url.startswith("https:"), path=prefix or "/"
     )
-    database = web.pool_lifespan(settings, pool, STAFF, "staff_pool")
+    database = web.pool_lifespan(
+        settings,
+        pool,
+        STAFF,
+        "staff_pool",
+        {"SESSION_SECRET": session_secret, "SMS_CODE_KEY": sms_code_key},
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

@@ -17,7 +17,7 @@ from feedback.aggregate.keys import UnlockedKey, create_collection_key
 from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import BudgetExceeded, Scope, make_release
 from feedback.aggregate.scheduled import due, make_planned, scheduled_releases_job
-from feedback.aggregate.unseal import counter
+from feedback.aggregate.unseal import KeysMissing, counter
 from feedback.budget import year_budget
 from feedback.cells import Layout
 from feedback.db import SURVIVOR, Connection, Pool, connect
@@ -422,3 +422,64 @@ async def test_an_answer_arriving_while_a_period_is_counted_stays_withdrawable(
     assert late["received_week"] == await conn.fetchval("SELECT current_iso_week()")
     assert late["included_in_release"] is False  # it counts in its own period, later
     assert await conn.fetchval("SELECT count(*) FROM submissions WHERE included_in_release") == 3
+
+
+async def test_a_withdrawal_while_a_period_is_counted_is_told_the_answers_are_counted(
+    conn: Connection, worker_conn: Connection, database_url: str
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t = keyed.tenant
+    line = await plan(worker_conn, t, program_id=t.program_id)
+    receipt = os.urandom(32)
+    envelope = Envelope("rights-based", 1, "en", {"believed": 4})
+    await conn.execute(
+        "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
+        "received_week, ciphertext, receipt_hash) VALUES ($1, $2, $3, $4, 'web', $5, $6, $7)",
+        t.organisation_id,
+        t.program_id,
+        t.survey_id,
+        t.key_id,
+        dt.date(2026, 8, 3),
+        seal(keyed.private_key.public_key, envelope.to_plaintext()),
+        receipt,
+    )
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    real = counter(worker_conn, scope, layout=line.layout, keys=await _unlocked(keyed))
+    told = []
+
+    async def count_while_one_withdraws() -> Any:
+        counted = await real()
+        survivor = await connect(database_url, role=SURVIVOR)
+        try:
+            told.append(await survivor.fetchval("SELECT withdraw_submission($1)", receipt))
+        finally:
+            await survivor.close()
+        return counted
+
+    await make_release(
+        worker_conn,
+        scope,
+        layout=line.layout,
+        epsilon=line.epsilon,
+        threshold=11,
+        count=count_while_one_withdraws,
+    )
+    assert told == ["counted"]  # the truth: the answer is in the release
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+
+
+async def test_a_refused_release_takes_back_its_counted_marks(
+    conn: Connection, worker_conn: Connection
+) -> None:
+    keyed = await factories.keyed_tenant(conn)
+    t = keyed.tenant
+    line = await plan(worker_conn, t, program_id=t.program_id)
+    await factories.submission(conn, t, week=dt.date(2026, 8, 3), ciphertext=os.urandom(1072))
+    scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
+    count = counter(worker_conn, scope, layout=line.layout, keys=await _unlocked(keyed))
+    with pytest.raises(KeysMissing):  # nothing opens: refused after the rows were marked
+        await make_release(
+            worker_conn, scope, layout=line.layout, epsilon=line.epsilon, threshold=11, count=count
+        )
+    assert not await conn.fetchval("SELECT bool_or(included_in_release) FROM submissions")
+    assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 0

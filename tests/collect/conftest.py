@@ -11,7 +11,9 @@ from feedback.config import Settings
 from feedback.db import Pool
 from feedback.secretfiles import ServiceSecrets
 
-SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32, sms_auth_token=b"t" * 32)
+SECRETS = ServiceSecrets(
+    session=b"s" * 32, phone_hmac=b"p" * 32, sms_code_key=b"c" * 32, sms_auth_token=b"t" * 32
+)
 
 
 @pytest.fixture

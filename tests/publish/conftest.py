@@ -27,7 +27,9 @@ from tests import factories
 from tests.asgi import client_for
 
 PASSWORD = "lantern quietly orbit mossy teapot"
-SECRETS = ServiceSecrets(session=b"s" * 32, phone_hmac=b"p" * 32, sms_auth_token=b"t" * 32)
+SECRETS = ServiceSecrets(
+    session=b"s" * 32, phone_hmac=b"p" * 32, sms_code_key=b"c" * 32, sms_auth_token=b"t" * 32
+)
 SURVEY = load_survey()
 TREATMENT = [q.id for q in SURVEY.questions if q.section == "treatment"]
 OUTCOMES = ["safe_now", "housing", "income", "trust_help", "legal_help"]

@@ -27,7 +27,7 @@ from feedback.i18n import LANGUAGE_NAMES, Catalogues
 from feedback.phones import fragment_key, open_answer, seal_answer
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import Question, Survey
-from feedback.tokens import hash_sms_code, is_sms_code, sms_code_key
+from feedback.tokens import hash_sms_code, is_sms_code
 
 SKIP = object()
 
@@ -38,10 +38,7 @@ class Context:
     phone_secret: bytes
     surveys: SurveyCache
     idle: dt.timedelta
-
-    @property
-    def sms_code_key(self) -> bytes:
-        return sms_code_key(self.phone_secret)
+    sms_code_key: bytes
 
 
 def sms_questions(survey: Survey) -> list[Question]:
