@@ -267,6 +267,7 @@ async def declare_groups(
         await conn.execute(
             "SELECT 1 FROM organisations WHERE id = $1 FOR UPDATE", organisation_id
         )  # as a release does: no budget check runs half under the old declaration
+        await _refuse_moving_spent(conn, organisation_id, chosen, programs)
         await conn.execute(
             "UPDATE programs SET privacy_group = NULL WHERE organisation_id = $1", organisation_id
         )
@@ -284,3 +285,34 @@ async def declare_groups(
             },
         )
     return rules
+
+
+async def _refuse_moving_spent(
+    conn: Connection,
+    organisation_id: uuid.UUID,
+    chosen: Mapping[uuid.UUID, str],
+    names: Mapping[uuid.UUID, str],
+) -> None:
+    """A program whose releases of this year or last were counted in one group (or in none)
+    cannot join another group: its spending would then stop counting for survivors it may
+    have been about. It may always leave its group for none, which counts it against
+    everyone."""
+    rows = await conn.fetch(
+        """
+        SELECT p.id, p.privacy_group FROM programs p
+         WHERE p.organisation_id = $1
+           AND EXISTS (SELECT 1 FROM privacy_ledger l JOIN releases r ON r.id = l.release_id
+                        WHERE r.program_id = p.id
+                          AND l.budget_year >= extract(year FROM now())::int - 1)
+        """,
+        organisation_id,
+    )
+    for row in rows:
+        new, old = chosen.get(row["id"]), row["privacy_group"]
+        if new is not None and new != old:
+            counted = f"in group {old!r}" if old else "in no group"
+            raise PlanError(
+                f"program {names[row['id']]!r} has releases counted {counted} this year or "
+                f"last: it may leave its group for none, or join {new!r} once those years "
+                "are over"
+            )

@@ -167,29 +167,46 @@ async def test_programs_declared_to_serve_different_people_compose_in_parallel(
 async def test_a_survivor_invited_by_two_programs_is_bounded_by_the_organisation_budget(
     conn: Connection, worker_conn: Connection
 ) -> None:
-    t = await factories.tenant(conn)
-    other = await second_program(conn, t)
-    await conn.execute("UPDATE organisations SET epsilon_per_year = 10")
-    mine = await plan(worker_conn, t, program_id=t.program_id, epsilon="1")
-    theirs = await plan(worker_conn, t, program_id=other, epsilon="1")  # planned 8 of 10
-    await conn.execute("UPDATE organisations SET epsilon_per_year = 2")  # lowered since
-    await release_of(worker_conn, mine, "2026-Q1")
-    await release_of(worker_conn, theirs, "2026-Q1")  # the same survivor may be in both
-    with pytest.raises(BudgetExceeded, match=r"only 0\.000000 of the 2026 budget of 2 is left"):
+    for declared in (False, True):
+        t = await factories.tenant(conn, f"org-{declared}".lower())
+        other = await second_program(conn, t)
+        if declared:  # before any release: each program's survivors are its own
+            await declare_groups(
+                worker_conn, t.organisation_id, {"a": ["shelter"], "b": ["outreach"]}
+            )
+        await conn.execute(
+            "UPDATE organisations SET epsilon_per_year = 10 WHERE id = $1", t.organisation_id
+        )
+        mine = await plan(worker_conn, t, program_id=t.program_id, epsilon="1")
+        theirs = await plan(worker_conn, t, program_id=other, epsilon="1")  # 8 of 10 planned
+        await conn.execute(
+            "UPDATE organisations SET epsilon_per_year = 2 WHERE id = $1", t.organisation_id
+        )  # lowered since
+        await release_of(worker_conn, mine, "2026-Q1")
+        await release_of(worker_conn, theirs, "2026-Q1")  # by default, about the same people
+        if not declared:
+            with pytest.raises(BudgetExceeded, match=r"only 0\.000000 of the 2026 budget of 2"):
+                await release_of(worker_conn, mine, "2026-Q2")
+            assert (await year_budget(worker_conn, t.organisation_id, 2026)).spent == 2
+            # Once counted against everyone, a program cannot be declared apart this year.
+            with pytest.raises(PlanError, match="'shelter' has releases counted in no group"):
+                await declare_groups(worker_conn, t.organisation_id, {"a": ["shelter"]})
+            continue
+        # Declared disjoint, each program's survivors have lost 1 of 2: one more each.
         await release_of(worker_conn, mine, "2026-Q2")
-    assert (await year_budget(worker_conn, t.organisation_id, 2026)).spent == Decimal("2.0")
-    # Declared disjoint, each program's survivors have lost 1 of 2: each may release once more.
-    await declare_groups(worker_conn, t.organisation_id, {"a": ["shelter"], "b": ["outreach"]})
-    await release_of(worker_conn, mine, "2026-Q2")
-    await release_of(worker_conn, theirs, "2026-Q2")
-    with pytest.raises(BudgetExceeded):
-        await release_of(worker_conn, theirs, "2026-Q3")
-    assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 4
-    [release] = await conn.fetch(
-        "SELECT metadata FROM releases WHERE period_start = '2026-04-01' AND program_id = $1",
-        t.program_id,
-    )
-    assert "groups of programs declared" in release["metadata"]["composition"]
+        await release_of(worker_conn, theirs, "2026-Q2")
+        with pytest.raises(BudgetExceeded):
+            await release_of(worker_conn, theirs, "2026-Q3")
+        [release] = await conn.fetch(
+            "SELECT metadata FROM releases WHERE period_start = '2026-04-01' AND program_id = $1",
+            t.program_id,
+        )
+        assert "groups of programs declared" in release["metadata"]["composition"]
+        # Its releases counted in one group, a program cannot move to another this year (its
+        # spending would count for other survivors), only to no group.
+        with pytest.raises(PlanError, match="'shelter' has releases counted in group 'a'"):
+            await declare_groups(worker_conn, t.organisation_id, {"b": ["shelter", "outreach"]})
+        await declare_groups(worker_conn, t.organisation_id, {"b": ["outreach"]})
 
 
 async def test_a_budget_of_zero_releases_nothing(conn: Connection, worker_conn: Connection) -> None:
