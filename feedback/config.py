@@ -8,6 +8,7 @@ network; ``secretfiles`` resolves the secrets that may live in the data director
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from feedback.errors import ConfigError
 
 PREFIX = "FEEDBACK_"
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,13 @@ SETTINGS: tuple[Variable, ...] = (
         "",
         "Base URL people and SMS gateways use to reach the server (behind a proxy). "
         "Empty: `http://HOST:PORT`.",
+    ),
+    Variable(
+        "TRUSTED_PROXIES",
+        "",
+        "Addresses or networks (comma-separated, such as `127.0.0.1,10.0.0.0/8`) of the reverse "
+        "proxies in front of the server: from them, the client's address for rate limits is "
+        "read from X-Forwarded-For (it is never logged or stored). Empty: the peer's address.",
     ),
     Variable(
         "QUICK_EXIT_URL",
@@ -135,6 +144,7 @@ class Settings:
     host: str
     port: int
     public_url: str
+    trusted_proxies: tuple[IPNetwork, ...]
     quick_exit_url: str
     statement_timeout_ms: int
     pool_size: int
@@ -175,6 +185,7 @@ class Settings:
             host=host,
             port=port,
             public_url=public_url,
+            trusted_proxies=_networks(get("TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
             quick_exit_url=_https_url(get("QUICK_EXIT_URL"), "QUICK_EXIT_URL"),
             statement_timeout_ms=_integer(
                 get("STATEMENT_TIMEOUT_MS"), "STATEMENT_TIMEOUT_MS", low=100, high=3_600_000
@@ -227,6 +238,15 @@ def _integer(raw: str, name: str, *, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{PREFIX}{name} must be between {low} and {high}; got {value}")
     return value
+
+
+def _networks(raw: str, name: str) -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{PREFIX}{name} must be addresses or networks, such as 127.0.0.1,10.0.0.0/8 ({exc})"
+        ) from None
 
 
 def _https_url(raw: str, name: str) -> str:

@@ -1,19 +1,17 @@
-"""Staff passwords: argon2id strings from libsodium, hashed and checked off the event loop.
-A core module, so that the staff app reaches libsodium only through core modules."""
+"""Staff passwords: argon2id strings from libsodium, hashed and checked off the event loop, in
+the bounded ``PASSWORDS`` lane (past it, ``offload.Busy``). A core module, so that the staff
+app reaches libsodium only through core modules."""
 
 from __future__ import annotations
-
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 import nacl.exceptions
 import nacl.pwhash
 
+from feedback.offload import PASSWORDS
+
 # argon2id at libsodium's INTERACTIVE limits: about 60 ms and 64 MiB here (RECIPES.md).
 _OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
-# At most this many hashes at once, so that a burst of logins cannot exhaust memory.
-_HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="argon2id")
 
 
 def hash_password_sync(password: str) -> str:
@@ -30,10 +28,8 @@ def verify_password_sync(password_hash: str, password: str) -> bool:
 
 
 async def hash_password(password: str) -> str:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_HASHERS, hash_password_sync, password)
+    return await PASSWORDS.run(hash_password_sync, password)
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_HASHERS, verify_password_sync, password_hash, password)
+    return await PASSWORDS.run(verify_password_sync, password_hash, password)

@@ -1,5 +1,6 @@
 """What both web applications share: security headers, request logs without addresses,
-/healthz, and the lifespan that gives handlers a database pool.
+deadlines on request bodies and on waiting for a database connection, /healthz, and the
+lifespan that gives handlers a database pool.
 
 Each application (survivor-facing ``collect``, staff-facing ``publish``) has its own
 ``create_app``; ``combine`` mounts several on one port and runs their lifespans together.
@@ -9,26 +10,94 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedback.config import Settings
-from feedback.db import Pool, Role, create_pool
+from feedback.config import IPNetwork, Settings
+from feedback.db import Connection, Pool, Role, create_pool
 from feedback.errors import ConfigError
 from feedback.logs import ACCESS_LOGGER
 from feedback.secretfiles import check_shared
 
 access_log = logging.getLogger(ACCESS_LOGGER)
+
+# A client has this long to send its whole request body; a handler waits at most this long for
+# a pooled connection. Past either, the request ends (408 or 503): no client can hold a
+# connection or a worker by being slow.
+BODY_DEADLINE_S = 10.0
+ACQUIRE_TIMEOUT_S = 3.0
+RETRY_AFTER_S = 30
+
+
+class SlowBody(Exception):
+    """The client did not send its request body in time."""
+
+
+class Unavailable(Exception):
+    """No database connection could be had in time (all busy, or the server unreachable)."""
+
+
+# What asyncpg raises when the server goes away or refuses work mid-request: answered like
+# Unavailable (503, try again), never as a server error.
+DATABASE_GONE: tuple[type[BaseException], ...] = (
+    Unavailable,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now, query cancelled
+)
+
+
+def client_address(request: Request) -> str:
+    """The client's address, for rate limits only (never logged or stored): the peer's, or,
+    when the peer is a trusted proxy (FEEDBACK_TRUSTED_PROXIES), the last address in
+    X-Forwarded-For that is not one of them."""
+    peer = request.client.host if request.client else ""
+    trusted: tuple[IPNetwork, ...] = request.state.settings.trusted_proxies
+    if not trusted or not _among(peer, trusted):
+        return peer
+    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+    for address in reversed([a for a in forwarded if a]):
+        if not _among(address, trusted):
+            return address
+    return peer
+
+
+def _among(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+NO_CONNECTION: tuple[type[BaseException], ...] = (TimeoutError, *DATABASE_GONE)
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection, waited for at most ACQUIRE_TIMEOUT_S; Unavailable otherwise."""
+    try:
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
+    except NO_CONNECTION as exc:
+        raise Unavailable(f"no database connection ({type(exc).__name__})") from None
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
+
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -112,6 +181,21 @@ class Edge:
             return
         started = time.perf_counter()
         status = 500
+        body_done = False
+
+        async def receive_in_time() -> Message:
+            """The body's next part, if the whole body is still within its deadline."""
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            left = BODY_DEADLINE_S - (time.perf_counter() - started)
+            try:
+                async with asyncio.timeout(max(left, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                raise SlowBody from None
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -125,16 +209,25 @@ class Edge:
                 message["headers"] = raw
             await send(message)
 
+        failure: BaseException | None = None
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_in_time, send_with_headers)
+        except Exception as exc:
+            failure = exc
+            if self.log_all:
+                raise
+            # The survivor app: the error page was sent; the error is logged here, with the
+            # hour only, not by the server (which would stamp it to the second).
         finally:
             if self.log_all or status >= 500:
-                access_log.info(
+                access_log.log(
+                    logging.ERROR if failure else logging.INFO,
                     "%s %s %d %.1fms",
                     scope["method"],
                     route_template(scope),
                     status,
                     (time.perf_counter() - started) * 1000,
+                    exc_info=failure,
                 )
 
 
@@ -225,6 +318,22 @@ async def no_favicon(request: Request) -> Response:
     return Response(status_code=204, headers={"cache-control": "public, max-age=86400"})
 
 
+class App(Starlette):
+    """Starlette with ``Edge`` outside everything, even the server-error handler, so that a
+    500 gets the security headers too."""
+
+    def __init__(self, *, edge: Mapping[str, Any], **options: Any) -> None:
+        self.edge = dict(edge)
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Edge(super().build_middleware_stack(), **self.edge)
+
+
+async def slow_body(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("The request body did not arrive in time.", status_code=408)
+
+
 def create_web_app(
     settings: Settings,
     routes: Sequence[BaseRoute],
@@ -235,16 +344,13 @@ def create_web_app(
     exception_handlers: Mapping[Any, Any] | None = None,
     log_all: bool = True,
 ) -> Starlette:
-    return Starlette(
+    """``exception_handlers`` should answer ``DATABASE_GONE`` (503, Retry-After) and 500."""
+    return App(
+        edge={"csp": csp, "https": settings.public_url.startswith("https:"), "log_all": log_all},
         debug=settings.debug,
-        exception_handlers=exception_handlers,
+        exception_handlers={SlowBody: slow_body, **(exception_handlers or {})},
         routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
-        middleware=[
-            Middleware(
-                Edge, csp=csp, https=settings.public_url.startswith("https:"), log_all=log_all
-            ),
-            Middleware(CompressReads),
-        ],
+        middleware=[Middleware(CompressReads)],
         lifespan=lifespan,
         max_body_size=max_body_size,
     )

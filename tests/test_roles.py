@@ -40,6 +40,7 @@ READABLE: dict[str, set[Role]] = {
     "users": {STAFF},
     "user_programs": {STAFF},
     "staff_sessions": {STAFF},
+    "login_failures": {STAFF, WORKER},
     "password_links": {STAFF},
     "api_tokens": {STAFF},
     "audit_log": {STAFF, WORKER},

@@ -106,7 +106,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
             INSERT INTO users (organisation_id, email, display_name, role, password_hash)
             VALUES ($1, $2, 'Demo Admin', 'admin', $3)
             ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,
-                                              disabled_at = NULL, locked_until = NULL
+                                              disabled_at = NULL, next_try_at = NULL
             """,
             organisation_id,
             ADMIN_EMAIL,

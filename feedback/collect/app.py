@@ -15,7 +15,6 @@ from starlette.routing import Mount, Route
 from feedback import web
 from feedback.collect import views
 from feedback.collect.batching import SealedBatcher
-from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import STATIC, CachedStatic, Pages
 from feedback.collect.sms import webhook
 from feedback.collect.sms.conversation import Context
@@ -24,6 +23,7 @@ from feedback.collect.survey_cache import SurveyCache
 from feedback.config import Settings
 from feedback.db import SURVIVOR, Pool
 from feedback.i18n import load_catalogues
+from feedback.limits import RateLimiter
 from feedback.secretfiles import ServiceSecrets
 
 MAX_BODY = 32 * 1024  # a sealed envelope is at most 16 KiB (about 22 KiB as base64)
@@ -92,7 +92,8 @@ def create_app(
                     receipt_key=secrets.phone_hmac,
                     submit_limiter=RateLimiter(limit=5, window=600),
                     batcher=SealedBatcher(state["survivor_pool"]),
-                    withdraw_limiter=RateLimiter(limit=10, window=600),
+                    withdraw_limiter=RateLimiter(limit=30, window=600),
+                    receipt_limiter=RateLimiter(limit=5, window=600),
                     surveys=surveys,
                 ),
                 "sms": webhook.sms_state(
@@ -114,6 +115,9 @@ def create_app(
         ROUTES,
         lifespan=lifespan,
         max_body_size=MAX_BODY,
-        exception_handlers={500: views.server_error},
+        exception_handlers={
+            500: views.server_error,
+            **dict.fromkeys(web.DATABASE_GONE, views.unavailable),
+        },
         log_all=False,  # no line per survivor request: its time would date them
     )

@@ -8,12 +8,10 @@ accepted is lost."""
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from feedback.collect import queries
 from feedback.db import Pool
-
-log = logging.getLogger(__name__)
+from feedback.web import DATABASE_GONE, access_log, connection
 
 Result = queries.SealedStore | None
 Waiting = list[tuple[queries.SealedItem, asyncio.Future[Result]]]
@@ -51,11 +49,15 @@ class SealedBatcher:
 
     async def _flush(self, batch: Waiting) -> None:
         try:
-            async with self.pool.acquire() as conn:
+            async with connection(self.pool) as conn:
                 results = await queries.store_sealed_batch(conn, [item for item, _ in batch])
         except Exception as error:  # the whole batch failed, so nothing of it was stored
-            # No count: a log line's time with a number of posts would date survivors' answers.
-            log.exception("storing a batch of sealed submissions failed; nothing of it was kept")
+            # No count, and the hour only (the access log's stamp): a log line's time with a
+            # number of posts would date survivors' answers.
+            if isinstance(error, DATABASE_GONE):
+                access_log.warning("storing sealed answers failed: the database is unavailable")
+            else:
+                access_log.exception("storing sealed answers failed; nothing of them was kept")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)

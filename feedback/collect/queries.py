@@ -135,6 +135,7 @@ class SealedStore:
 
     stored: bool
     key_known: bool
+    open_link: bool
     notes: tuple[dict[str, str], ...]
 
     def notes_in(self, language: str) -> list[str]:
@@ -195,7 +196,7 @@ async def store_sealed_batch(conn: Connection, items: list[SealedItem]) -> list[
         )
         SELECT f.ord,
                f.ord IN (SELECT ord FROM storable) AS stored,
-               f.key_known, p.latest_notes AS notes
+               f.key_known, f.kind = 'open' AS open_link, p.latest_notes AS notes
           FROM found f
           JOIN programs p ON p.id = f.program_id
         """,

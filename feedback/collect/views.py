@@ -16,14 +16,15 @@ from starlette.responses import Response
 from feedback.collect import queries
 from feedback.collect.batching import SealedBatcher
 from feedback.collect.forms import BadForm, parse_plain, parse_sealed, parse_urlencoded
-from feedback.collect.limits import RateLimiter
 from feedback.collect.pages import Pages
 from feedback.collect.survey_cache import SurveyCache
 from feedback.db import Connection, Pool
 from feedback.i18n import N_, Catalogues, negotiate
+from feedback.limits import RateLimiter
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import LIKERT, PREFER_NOT, Question, Survey
 from feedback.tokens import hash_receipt, hash_token, is_token, make_receipt, normalise_receipt
+from feedback.web import DATABASE_GONE, RETRY_AFTER_S, client_address, connection
 
 MAX_FIELDS = 64  # a survey has at most a few dozen questions
 
@@ -46,7 +47,8 @@ class SurvivorState:
     receipt_key: bytes
     submit_limiter: RateLimiter  # posts per link and client: bounds open-link stuffing
     batcher: SealedBatcher
-    withdraw_limiter: RateLimiter
+    withdraw_limiter: RateLimiter  # withdrawal attempts per client (loosely)
+    receipt_limiter: RateLimiter  # withdrawal attempts per receipt code
     surveys: SurveyCache
 
 
@@ -171,7 +173,7 @@ def _unknown_language(request: Request, offered: tuple[str, ...]) -> Response:
 
 async def show_survey(request: Request) -> Response:
     state = _state(request)
-    async with state.pool.acquire() as conn:
+    async with connection(state.pool) as conn:
         found = await _open_invitation(request, conn)
     if isinstance(found, Response):
         return found
@@ -195,9 +197,9 @@ async def submit_survey(request: Request) -> Response:
         fields = await _fields(request)
     except BadForm:
         return _unreadable(request, _language(request, state.catalogues.languages) or "en")
-    if not state.submit_limiter.allow(
-        request.path_params["token"], request.client.host if request.client else ""
-    ):
+    # Posts to an open (poster) link are counted per client once stored (never before a token
+    # is known to be valid, so junk posts fill nothing), and refused past the limit.
+    if state.submit_limiter.blocked(request.path_params["token"], client_address(request)):
         language = _language(request, state.catalogues.languages) or "en"
         return _message(
             request,
@@ -206,9 +208,29 @@ async def submit_survey(request: Request) -> Response:
             N_("Please wait a little"),
             N_("Many answers were sent from here just now. Please try again in a few minutes."),
         )
-    if any(name == "sealed" for name, _ in fields):
-        return await _submit_sealed(request, fields)
-    return await _submit_plain(request, fields)
+    try:
+        if any(name == "sealed" for name, _ in fields):
+            return await _submit_sealed(request, fields)
+        return await _submit_plain(request, fields)
+    except DATABASE_GONE:
+        return _not_sent_yet(request, fields)
+
+
+def _not_sent_yet(request: Request, fields: list[tuple[str, str]]) -> Response:
+    """The database is away: nothing was stored. The answers go back to the browser in a form
+    (sealed as they came, or as typed without JavaScript) that sends them again, by itself
+    where scripts run."""
+    state = _state(request)
+    language = _language(request, state.catalogues.languages) or "en"
+    response = state.pages.render(
+        "retry.html",
+        language=language,
+        status=503,
+        action=f"{request.url.path}?lang={language}",
+        fields=fields,
+    )
+    response.headers["retry-after"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def _fields(request: Request) -> list[tuple[str, str]]:
@@ -249,6 +271,8 @@ async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Res
     if outcome is None:
         return _not_found(request, language)
     if outcome.stored:
+        if outcome.open_link:
+            state.submit_limiter.count(token, client_address(request))
         return state.pages.render_thanks(
             language=language, notes=outcome.notes_in(language), receipt=receipt
         )
@@ -260,7 +284,7 @@ async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Res
 async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Response:
     """The no-JavaScript form: read against the survey, sealed here, then stored."""
     state = _state(request)
-    async with state.pool.acquire() as conn:  # one connection for the lookup and the insert
+    async with connection(state.pool) as conn:  # one connection for the lookup and the insert
         found = await _open_invitation(request, conn)
         if isinstance(found, Response):
             return found
@@ -286,9 +310,32 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Resp
         )
     if not stored:
         return _not_found(request, found.language)
+    if found.invitation.kind == "open":
+        state.submit_limiter.count(request.path_params["token"], client_address(request))
     return state.pages.render_thanks(
         language=found.language, notes=found.invitation.notes_in(found.language), receipt=receipt
     )
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """The database is out of reach or every connection is busy: a neutral page that says so
+    and nothing was saved, and when to try again."""
+    state: SurvivorState | None = getattr(request.state, "survivor", None)
+    if state is None:
+        response: Response = Response(
+            "Not available right now.", status_code=503, media_type="text/plain"
+        )
+    else:
+        language = _language(request, state.catalogues.languages) or "en"
+        response = _message(
+            request,
+            language,
+            503,
+            N_("Please wait a little"),
+            N_("Nothing was saved. Please try again in a minute."),
+        )
+    response.headers["retry-after"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -335,7 +382,15 @@ async def withdraw(request: Request) -> Response:
     language = _language(request, state.catalogues.languages)
     if language is None:
         return _unknown_language(request, state.catalogues.languages)
-    if not state.withdraw_limiter.allow(request.client.host if request.client else ""):
+    form = await request.form(max_files=0, max_fields=4)
+    code = normalise_receipt(str(form.get("code", "")))
+    # Limited per code (no one can hammer one receipt) and, more loosely, per client: behind a
+    # proxy without FEEDBACK_TRUSTED_PROXIES every survivor is one client, and a flood of junk
+    # codes must not stop everyone's withdrawals.
+    if not (
+        state.receipt_limiter.allow(code or "")
+        and state.withdraw_limiter.allow(client_address(request))
+    ):
         return _message(
             request,
             language,
@@ -343,12 +398,10 @@ async def withdraw(request: Request) -> Response:
             N_("Please wait a little"),
             N_("Too many codes were tried from here just now. Please try again in a few minutes."),
         )
-    form = await request.form(max_files=0, max_fields=4)
-    code = normalise_receipt(str(form.get("code", "")))
     outcome: queries.WithdrawOutcome = "unknown"
     if code is not None:
         try:
-            async with state.pool.acquire() as conn:
+            async with connection(state.pool) as conn:
                 outcome = await queries.withdraw_submission(
                     conn, receipt_hash=hash_receipt(state.receipt_key, code)
                 )

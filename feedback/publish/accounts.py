@@ -3,9 +3,9 @@ invited user choose a passphrase.
 
 Admins see every program of their organisation; managers and viewers see only the programs
 assigned to them; viewers change nothing. A login answers the same, in about the same time,
-whether the account exists, is disabled, is locked or the passphrase is wrong: the passphrase
-is always checked against some argon2id hash. Five failures in a row lock an account for a
-quarter of an hour.
+whether the account exists, is disabled, is waiting or the passphrase is wrong: the passphrase
+is always checked against some argon2id hash. After three failures in a row, each further
+check of the account waits 1, 2, 4 ... seconds, at most a minute (see ``wait_after``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from typing import Literal
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
+from feedback.offload import STRENGTH
 from feedback.passphrases import WeakPassphrase, check_passphrase
 from feedback.passwords import hash_password, verify_password
 
 Role = Literal["admin", "manager", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "manager", "viewer")
-MAX_FAILURES = 5
-LOCKED_FOR = dt.timedelta(minutes=15)
 LINK_VALID_FOR = dt.timedelta(days=7)
 
 
@@ -65,40 +64,102 @@ async def _stand_in_hash() -> str:
     return _STAND_IN[0]
 
 
-async def authenticate(conn: Connection, email: str, password: str) -> uuid.UUID | None:
-    """The user's id when the passphrase is right and the account may log in; else None."""
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """The account an address names, as a login attempt finds it."""
+
+    user_id: uuid.UUID | None
+    organisation_id: uuid.UUID | None
+    password_hash: str | None  # None: no usable hash (unknown, disabled, not yet set, or waiting)
+
+
+# A check claims its account for this long: guessers in parallel get one check at a time.
+CLAIM = dt.timedelta(seconds=10)
+FREE_FAILURES = 3  # failures in a row before each further check is put off
+LONGEST_WAIT = dt.timedelta(minutes=1)
+
+
+def wait_after(failures: int) -> dt.timedelta:
+    """How long the next check of an account waits after ``failures`` in a row: nothing for
+    the first few, then 1, 2, 4 ... seconds, never more than a minute (a guesser who keeps
+    failing keeps the owner waiting a minute at most, never out)."""
+    if failures < FREE_FAILURES:
+        return dt.timedelta(0)
+    return min(LONGEST_WAIT, dt.timedelta(seconds=2 ** (failures - FREE_FAILURES)))
+
+
+async def claim(conn: Connection, email: str) -> Candidate:
+    """Find the account and claim its next check, in one statement: an account whose check is
+    put off (or claimed by a check in flight) yields no hash, like an unknown address."""
     row = await conn.fetchrow(
         """
-        SELECT id, password_hash,
-               disabled_at IS NULL AND password_hash IS NOT NULL
-               AND (locked_until IS NULL OR locked_until < now()) AS usable
-          FROM users WHERE email = $1
-        """,
-        email.strip().lower(),
-    )
-    usable = row is not None and row["usable"]
-    known = row["password_hash"] if row is not None and usable else await _stand_in_hash()
-    right = await verify_password(known, password)
-    if row is None or not usable:
-        return None
-    if right:
-        await conn.execute(
-            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", row["id"]
+        WITH claimed AS (
+            UPDATE users SET next_try_at = now() + $2
+             WHERE email = $1 AND disabled_at IS NULL AND password_hash IS NOT NULL
+               AND (next_try_at IS NULL OR next_try_at <= now())
+            RETURNING id, organisation_id, password_hash
         )
-        user_id: uuid.UUID = row["id"]
-        return user_id
+        SELECT u.id, u.organisation_id, c.password_hash
+          FROM users u LEFT JOIN claimed c ON c.id = u.id
+         WHERE u.email = $1
+        """,
+        email,
+        CLAIM,
+    )
+    if row is None:
+        return Candidate(None, None, None)
+    return Candidate(row["id"], row["organisation_id"], row["password_hash"])
+
+
+async def check(candidate: Candidate, password: str) -> bool:
+    """Whether the passphrase opens the claimed account: one argon2id whatever the case, off
+    the event loop and holding no database connection."""
+    right = await verify_password(candidate.password_hash or await _stand_in_hash(), password)
+    return right and candidate.password_hash is not None
+
+
+async def settle(conn: Connection, candidate: Candidate, *, right: bool) -> None:
+    """Record the check's outcome: a success clears the account's failures; a failure puts
+    off its next check and is counted, per account and hour, for its organisation's admins."""
+    if candidate.user_id is not None and candidate.password_hash is not None:
+        if right:
+            await conn.execute(
+                "UPDATE users SET failed_logins = 0, next_try_at = NULL WHERE id = $1",
+                candidate.user_id,
+            )
+            return
+        failures = await conn.fetchval(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 "
+            "RETURNING failed_logins",
+            candidate.user_id,
+        )
+        await conn.execute(
+            "UPDATE users SET next_try_at = now() + $2 WHERE id = $1",
+            candidate.user_id,
+            wait_after(failures),
+        )
     await conn.execute(
         """
-        UPDATE users
-           SET failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + $3 END
-         WHERE id = $1
+        INSERT INTO login_failures (organisation_id, user_id, hour, attempts)
+        VALUES ($1, $2, date_trunc('hour', now()), 1)
+        ON CONFLICT (user_id, hour) DO UPDATE SET attempts = login_failures.attempts + 1
         """,
-        row["id"],
-        MAX_FAILURES,
-        LOCKED_FOR,
+        candidate.organisation_id,
+        candidate.user_id,
     )
-    return None
+
+
+async def unlock(conn: Connection, *, organisation_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    """Clear an account's failures and waiting (an admin's action); returns its email."""
+    email: str | None = await conn.fetchval(
+        "UPDATE users SET failed_logins = 0, next_try_at = NULL "
+        "WHERE organisation_id = $1 AND id = $2 RETURNING email",
+        organisation_id,
+        user_id,
+    )
+    if email is None:
+        raise AccountError("no such user in this organisation")
+    return email
 
 
 async def load_staff(conn: Connection, user_id: uuid.UUID) -> Staff | None:
@@ -125,9 +186,11 @@ async def load_staff(conn: Connection, user_id: uuid.UUID) -> Staff | None:
     )
 
 
-def check_new_password(password: str) -> None:
+async def check_new_password(password: str) -> None:
+    """zxcvbn's judgement, off the event loop in its narrow lane (seconds of CPU for a hostile
+    input); ``offload.Busy`` when too many are waiting."""
     try:
-        check_passphrase(password)
+        await STRENGTH.run(check_passphrase, password)
     except WeakPassphrase as exc:
         raise AccountError(str(exc)) from None
 
@@ -150,7 +213,7 @@ async def create_user(
         raise AccountError(f"the role is one of {', '.join(ROLES)}")
     password_hash = None
     if password is not None:
-        check_new_password(password)
+        await check_new_password(password)
         password_hash = await hash_password(password)
     async with conn.transaction():
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE email = $1)", email):
@@ -208,11 +271,10 @@ async def link_user(conn: Connection, token: str) -> str | None:
     return email
 
 
-async def use_password_link(conn: Connection, token: str, password: str) -> uuid.UUID:
-    """Set the passphrase and spend the link, in one transaction; a reused link changes
-    nothing."""
-    check_new_password(password)
-    password_hash = await hash_password(password)
+async def use_password_link(conn: Connection, token: str, password_hash: str) -> uuid.UUID:
+    """Set the passphrase (already checked and hashed: see ``set_password`` in auth_pages,
+    which does both holding no connection) and spend the link, in one transaction; a reused
+    link changes nothing."""
     async with conn.transaction():
         user_id: uuid.UUID | None = await conn.fetchval(
             """
@@ -227,7 +289,7 @@ async def use_password_link(conn: Connection, token: str, password: str) -> uuid
         if user_id is None:
             raise AccountError("this link has been used or has expired: ask an admin for a new one")
         await conn.execute(
-            "UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL "
+            "UPDATE users SET password_hash = $2, failed_logins = 0, next_try_at = NULL "
             "WHERE id = $1",
             user_id,
             password_hash,

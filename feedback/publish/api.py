@@ -22,6 +22,7 @@ from feedback.publish.audit import record
 from feedback.publish.guard import Context, staff_page, visible_program
 from feedback.publish.render import page
 from feedback.publish.reports import Release, program_releases
+from feedback.web import connection
 
 TOKEN_PREFIX = "fbk_"  # noqa: S105 - a prefix, so that leaked tokens are recognisable
 Api = Callable[[Request, Connection, Staff], Awaitable[Any]]
@@ -55,7 +56,7 @@ def api(handler: Api) -> Callable[[Request], Awaitable[Response]]:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
             return _error(401, "send a personal access token: Authorization: Bearer fbk_...")
-        async with request.state.staff_pool.acquire() as conn:
+        async with connection(request.state.staff_pool) as conn:
             user_id = await conn.fetchval(
                 "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
                 hash_api_token(token.strip()),

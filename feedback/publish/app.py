@@ -17,6 +17,8 @@ from starlette.staticfiles import StaticFiles
 from feedback import web
 from feedback.config import Settings
 from feedback.db import STAFF, Pool
+from feedback.limits import RateLimiter
+from feedback.offload import Busy
 from feedback.publish import admin_pages, api, auth_pages, charts, dashboard, program_pages
 from feedback.publish.render import STATIC, page
 from feedback.publish.sessions import Sessions
@@ -65,6 +67,13 @@ def routes() -> list[Route | Mount]:
             methods=["POST"],
             name="disable_user",
         ),
+        Route("/admin/users/{user}/reset", admin_pages.reset, methods=["POST"], name="reset_user"),
+        Route(
+            "/admin/users/{user}/unlock",
+            admin_pages.unlock_user,
+            methods=["POST"],
+            name="unlock_user",
+        ),
         Route("/admin/audit", admin_pages.audit, name="audit"),
         Route("/admin/budget", admin_pages.budget, name="budget"),
         Route("/tokens", api.tokens, methods=["GET", "POST"], name="tokens"),
@@ -87,6 +96,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
         title=TITLES.get(status, "Something went wrong"),
         message=detail or "There is nothing here, or it is not yours to see.",
     )
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """The database is away, or too much costly work is waiting: 503, and when to try again."""
+    response = page(
+        request,
+        "message.html",
+        status_code=503,
+        title="Busy",
+        message="The service is busy or cannot reach its database. Please try again in a minute.",
+    )
+    response.headers["retry-after"] = str(web.RETRY_AFTER_S)
+    return response
 
 
 def create_app(
@@ -114,11 +136,21 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with database(app) as state:
             await asyncio.to_thread(charts.warm_up)
-            yield {**state, "sessions": sessions, "sms_code_key": sms_code_key}
+            yield {
+                **state,
+                "sessions": sessions,
+                "sms_code_key": sms_code_key,
+                # login attempts per client (behind trusted proxies, the real client's)
+                "login_limiter": RateLimiter(limit=20, window=600),
+            }
 
     return web.create_web_app(
         settings,
         routes(),
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={
+            HTTPException: http_error,
+            Busy: unavailable,
+            **dict.fromkeys(web.DATABASE_GONE, unavailable),
+        },
     )

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from feedback.publish.accounts import AccountError, authenticate, link_user, load_staff
+from feedback.passwords import hash_password
+from feedback.publish.accounts import (
+    AccountError,
+    check,
+    check_new_password,
+    claim,
+    link_user,
+    load_staff,
+    settle,
+)
 from feedback.publish.accounts import use_password_link as spend_link
 from feedback.publish.audit import record
 from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
 from feedback.publish.sessions import Sessions, same_origin
+from feedback.web import client_address, connection
 
-LOGIN_FAILED = "That email and passphrase do not open an account. Check both and try again."
+LOGIN_FAILED = (
+    "That email and passphrase do not open an account. Check both and try again; after a few "
+    "tries, wait a minute between them."
+)
+TOO_MANY = "Too many logins were tried from here just now. Please wait a few minutes."
 
 
 def _next(request: Request, wanted: str) -> str:
@@ -26,25 +41,34 @@ def _next(request: Request, wanted: str) -> str:
 
 
 async def login(request: Request) -> Response:
+    """Read the form, claim the account's next check, check the passphrase holding no
+    connection (argon2id in its bounded lane), then record the outcome."""
     wanted = request.query_params.get("next", "")
     if request.method == "GET":
         return page(request, "login.html", error=None, email="", next=wanted)
     if not same_origin(request, request.state.settings.public_url):
         raise HTTPException(403, "This form has expired: reload the page.")
-    form = await request.form()
+    form = await request.form(max_files=0, max_fields=8)
     email = str(form.get("email") or "").strip().lower()[:254]
     password = str(form.get("password") or "")[:1024]
     wanted = str(form.get("next") or "")
-    sessions: Sessions = request.state.sessions
-    async with request.state.staff_pool.acquire() as conn:
-        user_id = await authenticate(conn, email, password)
-        staff = None if user_id is None else await load_staff(conn, user_id)
+    if not request.state.login_limiter.allow(client_address(request)):
+        return page(
+            request, "login.html", status_code=429, error=TOO_MANY, email=email, next=wanted
+        )
+    pool = request.state.staff_pool
+    async with connection(pool) as conn:
+        candidate = await claim(conn, email)
+    right = await check(candidate, password)
+    async with connection(pool) as conn:
+        await settle(conn, candidate, right=right)
+        staff = await load_staff(conn, candidate.user_id) if right and candidate.user_id else None
         if staff is None:
-            await record(conn, organisation_id=None, user_id=None, action="login.failed")
             return page(
                 request, "login.html", status_code=401, error=LOGIN_FAILED, email=email, next=wanted
             )
         response = RedirectResponse(_next(request, wanted), status_code=303)
+        sessions: Sessions = request.state.sessions
         await sessions.start(conn, staff, response)
         await record(conn, organisation_id=staff.organisation_id, user_id=staff.id, action="login")
     return response
@@ -58,46 +82,44 @@ async def logout(ctx: Context) -> Response:
     return response
 
 
+LINK_NOT_VALID = "This link has been used or has expired: ask an admin for a new one."
+
+
 async def set_password(request: Request) -> Response:
+    """Choose a passphrase from a one-time link. The link is checked before anything costly;
+    the passphrase's strength (zxcvbn) and its hash (argon2id) are worked out in their bounded
+    lanes, holding no connection."""
     token = request.path_params["token"]
-    async with request.state.staff_pool.acquire() as conn:
-        if request.method == "GET":
-            email = await link_user(conn, token)
-            if email is None:
-                return page(
-                    request,
-                    "message.html",
-                    status_code=404,
-                    title="Link not valid",
-                    message="This link has been used or has expired: ask an admin for a new one.",
-                )
-            return page(request, "set_password.html", email=email, error=None)
+    form = FormData()
+    if request.method == "POST":
         if not same_origin(request, request.state.settings.public_url):
             raise HTTPException(403, "This form has expired: reload the page.")
-        form = await request.form()
-        password = str(form.get("password") or "")[:1024]
+        form = await request.form(max_files=0, max_fields=8)
+    pool = request.state.staff_pool
+    async with connection(pool) as conn:
+        email = await link_user(conn, token)
+    if email is None:
+        return page(
+            request, "message.html", status_code=404, title="Link not valid", message=LINK_NOT_VALID
+        )
+    if request.method == "GET":
+        return page(request, "set_password.html", email=email, error=None)
+    password = str(form.get("password") or "")[:1024]
+    try:
         if password != str(form.get("again") or ""):
-            email = await link_user(conn, token)
-            return page(
-                request,
-                "set_password.html",
-                status_code=400,
-                email=email or "",
-                error="The two passphrases differ.",
-            )
-        try:
-            user_id = await spend_link(conn, token, password)
-        except AccountError as exc:
-            email = await link_user(conn, token)
-            return page(
-                request, "set_password.html", status_code=400, email=email or "", error=str(exc)
-            )
-        staff = await load_staff(conn, user_id)
-        if staff is not None:
-            await record(
-                conn,
-                organisation_id=staff.organisation_id,
-                user_id=staff.id,
-                action="user.password_set",
-            )
+            raise AccountError("The two passphrases differ.")
+        await check_new_password(password)
+        password_hash = await hash_password(password)
+        async with connection(pool) as conn:
+            user_id = await spend_link(conn, token, password_hash)
+            staff = await load_staff(conn, user_id)
+            if staff is not None:
+                await record(
+                    conn,
+                    organisation_id=staff.organisation_id,
+                    user_id=staff.id,
+                    action="user.password_set",
+                )
+    except AccountError as exc:
+        return page(request, "set_password.html", status_code=400, email=email, error=str(exc))
     return RedirectResponse(request.url_for("login"), status_code=303)

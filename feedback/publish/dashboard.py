@@ -3,14 +3,15 @@ tables and CSV. It reads releases only."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
+import threading
 import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from feedback.offload import DRAWING
 from feedback.periods import BadPeriod, Period
 from feedback.publish import charts
 from feedback.publish.guard import Context, staff_page
@@ -49,20 +50,24 @@ def _charts(found: Report) -> list[charts.Chart]:
         for r in (found.overall, found.previous, *found.trend, *found.equity, found.by_time)
         if r is not None
     )
-    cached = _CHARTS.get(key)
+    with _CHARTS_LOCK:  # drawing runs in threads
+        cached = _CHARTS.get(key)
     if cached is None:
-        if len(_CHARTS) >= 256:
-            _CHARTS.pop(next(iter(_CHARTS)))
-        cached = _CHARTS[key] = _draw(found)
+        cached = _draw(found)
+        with _CHARTS_LOCK:
+            if len(_CHARTS) >= 256:
+                _CHARTS.pop(next(iter(_CHARTS)))
+            _CHARTS[key] = cached
     return cached
 
 
 _CHARTS: dict[tuple[uuid.UUID, ...], list[charts.Chart]] = {}
+_CHARTS_LOCK = threading.Lock()
 
 
 async def _charts_off_loop(found: Report) -> list[charts.Chart]:
     """Drawing takes tens of milliseconds when not cached: not on the event loop."""
-    return await asyncio.to_thread(_charts, found)
+    return await DRAWING.run(_charts, found)
 
 
 def _draw(found: Report) -> list[charts.Chart]:

@@ -20,7 +20,9 @@ from feedback.db import Connection
 from feedback.publish.accounts import Role, Staff
 from feedback.publish.audit import record
 from feedback.publish.sessions import Session, Sessions, csrf_ok, same_origin
+from feedback.web import connection
 
+MAX_FIELDS = 200  # the users page posts a box per program
 Handler = Callable[["Context"], Awaitable[Response]]
 
 
@@ -89,6 +91,13 @@ class Context:
         return program
 
 
+def _posted_by_us(request: Request, session: Session, form: FormData) -> bool:
+    """From our own origin, with the session's CSRF token."""
+    return same_origin(request, request.state.settings.public_url) and csrf_ok(
+        session, form.get("csrf")
+    )
+
+
 def staff_page(*roles: Role) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a handler; ``roles`` (default: any) may use it, others get a 404 (audited)."""
 
@@ -96,7 +105,12 @@ def staff_page(*roles: Role) -> Callable[[Handler], Callable[[Request], Awaitabl
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             sessions: Sessions = request.state.sessions
-            async with request.state.staff_pool.acquire() as conn:
+            # The body first (bounded in size and time), and only then a connection: a client
+            # that sends its body slowly holds nobody's connection.
+            form = FormData()
+            if request.method == "POST":
+                form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+            async with connection(request.state.staff_pool) as conn:
                 session = await sessions.load(conn, request)
                 if session is None:
                     back = quote(request.url.path)
@@ -104,20 +118,15 @@ def staff_page(*roles: Role) -> Callable[[Handler], Callable[[Request], Awaitabl
                         f"{request.url_for('login')}?next={back}", status_code=303
                     )
                 request.state.session = session
-                form = FormData()
-                if request.method == "POST":
-                    form = await request.form()
-                    if not same_origin(request, request.state.settings.public_url) or not (
-                        csrf_ok(session, form.get("csrf"))
-                    ):
-                        await record(
-                            conn,
-                            organisation_id=session.staff.organisation_id,
-                            user_id=session.staff.id,
-                            action="csrf.refused",
-                            subject=request.url.path,
-                        )
-                        raise HTTPException(403, "This form has expired: reload the page.")
+                if request.method == "POST" and not _posted_by_us(request, session, form):
+                    await record(
+                        conn,
+                        organisation_id=session.staff.organisation_id,
+                        user_id=session.staff.id,
+                        action="csrf.refused",
+                        subject=request.url.path,
+                    )
+                    raise HTTPException(403, "This form has expired: reload the page.")
                 context = Context(request, conn, session, form)
                 if roles and session.staff.role not in roles:
                     await context.audit("access.denied", request.url.path)

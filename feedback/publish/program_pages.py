@@ -7,6 +7,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
+from feedback.offload import DRAWING
 from feedback.publish.guard import Context, Program, staff_page
 from feedback.publish.invitations import (
     MAX_BATCH,
@@ -65,7 +66,7 @@ async def invitations(ctx: Context) -> Response:
                 survey_url(base, token) if medium == "link" else token for token in batch.tokens
             ]
             if ctx.field("output") == "sheet":
-                svg = qr_sheet_svg(links, title=program.name)
+                svg = await DRAWING.run(qr_sheet_svg, links, title=program.name)
                 return Response(
                     svg,
                     media_type="image/svg+xml",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import re
 import time
 
 from feedback.db import Connection
+from feedback.publish.accounts import FREE_FAILURES, wait_after
 from tests.publish.conftest import (
     PASSWORD,
     StaffClient,
@@ -60,18 +63,54 @@ async def test_a_wrong_login_says_the_same_whether_or_not_the_account_exists(
         assert min(timings.values()) > 0.02
 
 
-async def test_five_failures_lock_the_account_for_a_while(
+async def test_failures_put_off_the_next_check_but_never_lock_the_owner_out(
     world: World, staff_client: StaffClient, conn: Connection
 ) -> None:
     async with staff_client(None) as client:
-        for _ in range(5):
+        for _ in range(FREE_FAILURES):
             assert (await login(client, world.viewer, "wrong guess")).status_code == 401
-        assert (await login(client, world.viewer)).status_code == 401  # locked, same answer
-        assert await conn.fetchval(
-            "SELECT locked_until > now() FROM users WHERE email = $1", world.viewer
+        waiting = await conn.fetchval(
+            "SELECT next_try_at - now() FROM users WHERE email = $1", world.viewer
         )
-        await conn.execute("UPDATE users SET locked_until = now() WHERE email = $1", world.viewer)
-        assert (await login(client, world.viewer)).status_code == 303
+        assert dt.timedelta(0) < waiting <= dt.timedelta(seconds=1)
+        # During the wait, even the right passphrase is not checked: the same answer.
+        assert (await login(client, world.viewer)).status_code == 401
+        await conn.execute("UPDATE users SET next_try_at = now() WHERE email = $1", world.viewer)
+        assert (await login(client, world.viewer)).status_code == 303  # never locked out
+    assert (
+        await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 0
+    )
+    # Counted per account and hour, for the organisation's admins; no audit row per guess.
+    counted = await conn.fetchrow(
+        "SELECT organisation_id, attempts FROM login_failures WHERE user_id IS NOT NULL"
+    )
+    assert counted is not None
+    assert (counted["organisation_id"], counted["attempts"]) == (
+        world.org.organisation_id,
+        FREE_FAILURES + 1,
+    )
+    assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'login.failed'")
+
+
+def test_the_wait_grows_to_a_minute_and_no_further() -> None:
+    waits = [wait_after(n).total_seconds() for n in range(12)]
+    assert waits[:FREE_FAILURES] == [0] * FREE_FAILURES
+    assert waits[FREE_FAILURES : FREE_FAILURES + 4] == [1, 2, 4, 8]
+    assert max(waits) == 60
+
+
+async def test_parallel_guessers_get_one_check_at_a_time(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(None) as client:
+        answers = await asyncio.gather(
+            *(login(client, world.viewer, f"guess {i}") for i in range(8))
+        )
+    assert [a.status_code for a in answers] == [401] * 8
+    # Of eight at once, one claimed the account and was checked; the others found it claimed.
+    assert (
+        await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 1
+    )
 
 
 async def test_forms_need_the_session_token_and_our_origin(
@@ -121,7 +160,7 @@ async def test_an_admin_invites_a_user_who_sets_a_passphrase_then_is_disabled(
         chosen = await fresh.post(path, data={"password": PASSWORD, "again": PASSWORD})
         assert chosen.status_code == 303
         again = await fresh.post(path, data={"password": PASSWORD, "again": PASSWORD})
-        assert again.status_code == 400  # a used link changes nothing
+        assert again.status_code == 404  # a used link is no link: it changes nothing
         assert (await login(fresh, "new@org.example")).status_code == 303
         home = await fresh.get("/staff/")
         assert "Outreach" in home.text
@@ -149,3 +188,38 @@ async def test_an_expired_session_goes_back_to_the_login_page(
         assert value is not None
         client.cookies.set("staff_session", value[:-2] + "AA", path="/staff")
         assert (await client.get("/staff/")).status_code == 303
+
+
+async def test_an_admin_sees_failed_logins_lets_a_user_in_again_and_resets_a_passphrase(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    viewer = await conn.fetchval("SELECT id FROM users WHERE email = $1", world.viewer)
+    async with staff_client(None) as client:
+        for _ in range(FREE_FAILURES):
+            await login(client, world.viewer, "wrong guess")
+    async with staff_client(world.stranger) as stranger:  # another organisation's admin
+        for action in ("unlock", "reset"):
+            refused = await post_form(
+                stranger, "/staff/admin/users", f"/staff/admin/users/{viewer}/{action}"
+            )
+            assert refused.status_code == 404
+    async with staff_client(world.admin) as admin:
+        audit = await admin.get("/staff/admin/audit")
+        assert f"<td>{world.viewer}</td><td>{FREE_FAILURES}</td>" in audit.text
+        users = await admin.get("/staff/admin/users")
+        assert "waiting after failed logins" in users.text
+        unlocked = await post_form(
+            admin, "/staff/admin/users", f"/staff/admin/users/{viewer}/unlock"
+        )
+        assert f"{world.viewer} can log in again now." in unlocked.text
+        reset = await post_form(admin, "/staff/admin/users", f"/staff/admin/users/{viewer}/reset")
+        link = re.search(r"http://[^<\s]+/set-password/[A-Za-z0-9_-]+", reset.text)
+        assert link
+    new = "marmot lantern quietly orbits teapot"
+    async with staff_client(None) as fresh:
+        path = link[0].split("8000", 1)[1]
+        chosen = await fresh.post(path, data={"password": new, "again": new})
+        assert chosen.status_code == 303
+        assert (await login(fresh, world.viewer, new)).status_code == 303
+    actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log")]
+    assert {"user.unlock", "user.reset_link", "user.password_set"} <= set(actions)

@@ -17,7 +17,7 @@ from tests.publish.conftest import StaffClient, World, csrf_of, post_form
 # Routes with no program in them, and who may use them.
 OPEN = {"staff_healthz", "login", "set_password", "openapi"}
 ANY_STAFF = {"home", "logout", "tokens", "revoke_token"}
-ADMIN_ONLY = {"users", "disable_user", "audit", "budget"}
+ADMIN_ONLY = {"users", "disable_user", "reset_user", "unlock_user", "audit", "budget"}
 API = {"api_programs", "api_releases", "api_release"}
 EXAMPLE = {"chart": "scorecard", "batch": str(uuid.uuid4()), "note": str(uuid.uuid4())}
 

@@ -8,7 +8,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const outdir = process.argv[2] || path.join(here, "..", "static");
 
 await build({
-  entryPoints: [path.join(here, "survey.js"), path.join(here, "exit.js")],
+  entryPoints: [
+    path.join(here, "survey.js"),
+    path.join(here, "exit.js"),
+    path.join(here, "retry.js"),
+  ],
   outdir,
   bundle: true,
   minify: true,

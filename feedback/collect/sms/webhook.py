@@ -14,12 +14,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from feedback.collect.limits import RateLimiter
 from feedback.collect.sms import store
 from feedback.collect.sms.conversation import Context, reply_to
 from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway, Inbound
 from feedback.db import Connection, Pool
+from feedback.limits import RateLimiter
 from feedback.phones import message_key, phone_key
+from feedback.web import connection
 
 
 class RecentReplies:
@@ -80,7 +81,7 @@ async def inbound(request: Request) -> Response:
     if not state.limiter.allow(number.hex()):
         return await gateway.respond(message, None)  # a flood: read nothing more, say nothing
     handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
-    async with state.pool.acquire() as conn:
+    async with connection(state.pool) as conn:
         text = await _handle(conn, state, message, number, handled)
     return await gateway.respond(message, text)  # after the commit: nothing accepted is lost
 

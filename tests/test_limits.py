@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from feedback.collect.limits import RateLimiter
+from feedback.limits import RateLimiter
 
 
 class Clock:

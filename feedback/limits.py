@@ -29,18 +29,33 @@ class RateLimiter:
 
     def allow(self, *parts: str) -> bool:
         """Count one hit for ``parts``; False once they reach ``limit`` within about a window."""
+        if self.blocked(*parts):
+            return False
+        self.count(*parts)
+        return True
+
+    def blocked(self, *parts: str) -> bool:
+        """Whether ``parts`` have reached ``limit`` within about a window (counts nothing)."""
+        self._rotate()
+        key = self._key_of(parts)
+        return self._current.get(key, 0) + self._previous.get(key, 0) >= self.limit
+
+    def count(self, *parts: str) -> None:
+        """Count one hit for ``parts``: after the fact, once it is known to be a real one."""
+        self._rotate()
+        key = self._key_of(parts)
+        self._current[key] = self._current.get(key, 0) + 1
+
+    def _key_of(self, parts: tuple[str, ...]) -> bytes:
+        return hashlib.blake2b("\0".join(parts).encode(), key=self._key, digest_size=16).digest()
+
+    def _rotate(self) -> None:
         now = self._clock()
         if now - self._rotated >= self.window or len(self._current) >= MAX_KEYS:
             stale = now - self._rotated >= 2 * self.window
             self._previous = {} if stale else self._current
             self._current = {}
             self._rotated = now
-        key = hashlib.blake2b("\0".join(parts).encode(), key=self._key, digest_size=16).digest()
-        count = self._current.get(key, 0)
-        if count + self._previous.get(key, 0) >= self.limit:
-            return False
-        self._current[key] = count + 1
-        return True
 
     def __len__(self) -> int:
         """How many keys are remembered (both generations)."""

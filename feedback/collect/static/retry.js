@@ -1,0 +1,1 @@
+(()=>{function o(){let t=document.querySelector("form[data-retry]");if(!t)return;let e=t.querySelector("[data-retry-note]");e&&(e.hidden=!1);let r=Number(t.dataset.retry)||20;window.setTimeout(()=>{t.querySelector("button[type=submit]").disabled=!0,t.submit()},r*1e3)}o();})();
