@@ -57,6 +57,7 @@ DATABASE_GONE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now, query cancelled
+    asyncpg.exceptions._base.InternalClientError,  # a connection that broke mid-operation
 )
 
 
@@ -83,15 +84,13 @@ def _among(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
-NO_CONNECTION: tuple[type[BaseException], ...] = (TimeoutError, *DATABASE_GONE)
-
-
 @contextlib.asynccontextmanager
 async def connection(pool: Pool) -> AsyncIterator[Connection]:
-    """A pooled connection, waited for at most ACQUIRE_TIMEOUT_S; Unavailable otherwise."""
+    """A pooled connection, waited for at most ACQUIRE_TIMEOUT_S; Unavailable otherwise,
+    whatever kept it (every one busy, the server down, starting, refusing this database)."""
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
-    except NO_CONNECTION as exc:
+    except Exception as exc:  # any failure to connect is the same answer
         raise Unavailable(f"no database connection ({type(exc).__name__})") from None
     try:
         yield conn

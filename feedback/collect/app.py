@@ -34,7 +34,7 @@ ROUTES = [
     Route("/s/{token}", views.submit_survey, methods=["POST"], name="submit_survey"),
     Route("/withdraw", views.show_withdraw, methods=["GET"], name="withdraw"),
     Route("/withdraw", views.withdraw, methods=["POST"], name="submit_withdraw"),
-    Route("/sms/{gateway}", webhook.inbound, methods=["GET", "POST"], name="sms_inbound"),
+    Route("/sms/{gateway}", webhook.inbound, methods=["POST"], name="sms_inbound"),
     Mount("/static", app=CachedStatic(directory=STATIC), name="static"),
 ]
 

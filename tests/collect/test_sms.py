@@ -362,3 +362,19 @@ async def test_a_conversation_row_holds_no_exact_time(
     assert row is not None
     assert row["past_bin"] == 0  # a five-minute boundary, not the minute of the message
     assert dt.timedelta(minutes=30) <= row["left"] <= dt.timedelta(minutes=35)
+
+
+# (Fullwidth and superscript digits fold to ASCII ones, NFKD, and are read as numbers.)
+@pytest.mark.parametrize("digit", ["\u1369", "\u0662", "\u09e8"])  # Ethiopic, Arabic, Bengali
+async def test_digits_of_other_scripts_are_text_not_numbers(
+    conn: Connection, survivor: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, digit: str
+) -> None:
+    keyed = await sms_tenant(conn, ["en", "es"])
+    await text(survivor, await sms_code(conn, keyed))
+    for _ in range(2):  # at the language menu, then at a question
+        status, reply = await text(survivor, digit)
+        assert status == 200
+        assert reply is not None
+        assert reply.startswith(("Sorry, I could not read that.", "1/6 "))
+        await text(survivor, "1")
+    assert digit not in "\\n".join(r.getMessage() for r in caplog.records)

@@ -89,7 +89,8 @@ async def vonage(
             yield client
 
 
-def signed(text: str, *, sender: str = "15550104477") -> dict[str, str]:
+def signed(text: str, *, sender: str = "15550104477", sent: float | None = None) -> dict[str, str]:
+    when = time.time() if sent is None else sent
     params = {
         "msisdn": sender,
         "to": "15550009999",
@@ -97,8 +98,8 @@ def signed(text: str, *, sender: str = "15550104477") -> dict[str, str]:
         "text": text,
         "type": "text",
         "keyword": text.split(" ")[0].upper() if text else "",
-        "message-timestamp": "2026-11-24 10:00:00",
-        "timestamp": str(int(time.time())),
+        "message-timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when)),
+        "timestamp": str(int(when)),
         "nonce": "b3b8a7e0-2c4f-4f8e-9f4e-7d1c2b3a4d5e",
     }
     return {**params, "sig": vonage_signature(SIGNATURE_SECRET, params)}
@@ -124,7 +125,7 @@ async def test_a_conversation_through_vonage(
     assert api.sent[-1]["text"].startswith("1/6 Staff believed me.")
     assert "type" not in api.sent[-1]  # GSM-7: no unicode flag
     for answer in ("5", "5", "4", "0", "3", "2"):
-        response = await vonage.get(URL, params=signed(answer))  # Vonage may use GET too
+        response = await vonage.post(URL, data=signed(answer))
         assert response.status_code == 204
     assert api.sent[-1]["text"].startswith("Thank you")
     envelope = opened(keyed, await conn.fetchval("SELECT ciphertext FROM submissions"))
@@ -162,3 +163,26 @@ async def test_a_gateway_that_is_not_configured_is_404(
 ) -> None:
     assert (await survivor.post(URL, data=signed("HELP"))).status_code == 404
     assert (await survivor.post("http://127.0.0.1:8000/sms/nobody", data={})).status_code == 404
+
+
+async def test_replays_and_get_webhooks_do_nothing(
+    conn: Connection, vonage: httpx.AsyncClient, api: FakeVonageApi
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    code = await sms_code(conn, keyed)
+    # A GET would carry the number and the answer in the URL, into every proxy's log.
+    assert (await vonage.get(URL, params=signed(code))).status_code == 405
+    # A correctly signed message from two hours ago (a replay): answered, nothing done or sent.
+    old = await vonage.post(URL, data=signed(code, sent=time.time() - 7200))
+    assert old.status_code == 204
+    future = await vonage.post(URL, data=signed(code, sent=time.time() + 7200))
+    assert future.status_code == 204
+    assert api.sent == []
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+    undated = {k: v for k, v in signed(code).items() if k not in ("timestamp", "sig")}
+    undated.pop("message-timestamp")
+    undated["sig"] = vonage_signature(SIGNATURE_SECRET, undated)
+    assert (await vonage.post(URL, data=undated)).status_code == 400
+    fresh = await vonage.post(URL, data=signed(code))
+    assert fresh.status_code == 204
+    assert api.sent[-1]["text"].startswith("1/6 ")

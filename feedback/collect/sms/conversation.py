@@ -165,7 +165,8 @@ async def _choose_language(
 ) -> str:
     languages = _offered(conversation.languages, context)
     digits = texts.normalise(body)
-    if digits.isdigit() and 1 <= int(digits) <= len(languages):
+    # ASCII digits only: "፩" is a digit to str.isdigit(), and int() would raise on it.
+    if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= len(languages):
         chosen = languages[int(digits) - 1]
         await _save(conn, context, conversation, language=chosen, step=0, retries=0)
         return fit(prompt(survey, 0, chosen, context.catalogues.gettext(chosen)))

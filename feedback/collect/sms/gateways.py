@@ -5,6 +5,7 @@ logged) and writes the provider's reply. The conversation never sees which gatew
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -30,6 +31,11 @@ class BadSignature(FeedbackError):
 
 class BadMessage(FeedbackError):
     pass
+
+
+class Stale(FeedbackError):
+    """A correctly signed message from too long ago (a replay, or a retry the conversation
+    cannot use any more): answered, and nothing is done or sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,22 @@ class Twilio:
         )
 
 
+def _check_fresh(fields: Mapping[str, str]) -> None:
+    """The signed time of a Vonage message (``timestamp``, else ``message-timestamp``) must be
+    within FRESH_FOR of now."""
+    try:
+        if "timestamp" in fields:
+            sent = dt.datetime.fromtimestamp(int(fields["timestamp"]), dt.UTC)
+        else:
+            sent = dt.datetime.strptime(fields["message-timestamp"], "%Y-%m-%d %H:%M:%S").replace(
+                tzinfo=dt.UTC
+            )
+    except (KeyError, ValueError, OverflowError, OSError):
+        raise BadMessage("the message carries no readable timestamp") from None
+    if abs(dt.datetime.now(dt.UTC) - sent) > FRESH_FOR:
+        raise Stale("the message's signed time is too far from now")
+
+
 def vonage_signature(secret: bytes, params: Mapping[str, str]) -> str:
     """Vonage's signed webhooks, SHA-256 HMAC method: the parameters but ``sig``, sorted by
     name, each as ``&name=value`` (with & and = in values written as _), keyed by the
@@ -119,10 +141,17 @@ def vonage_signed_text(params: Mapping[str, str]) -> str:
     )
 
 
+# A signed message older than this (or this far in the future) is not acted on: a replay would
+# otherwise send its reply to the survivor's phone again. Longer than any conversation stays
+# idle, shorter than Vonage's day of retries.
+FRESH_FOR = dt.timedelta(hours=1)
+
+
 class Vonage:
-    """Vonage's SMS API: the inbound webhook (GET query or POST form, signed with ``sig``)
-    is answered 200 with no body, and the reply is sent through the SMS API
-    (POST {api_url}/sms/json), as Vonage does not read replies from the webhook."""
+    """Vonage's SMS API: the inbound webhook (a POST form, signed with ``sig``; never GET,
+    whose query string would carry the number and the answer into every proxy's log) is
+    answered 204 with no body, and the reply is sent through the SMS API (POST
+    {api_url}/sms/json), as Vonage does not read replies from the webhook."""
 
     name = "vonage"
 
@@ -141,13 +170,13 @@ class Vonage:
         self._client = client
 
     async def receive(self, request: Request, url: str) -> Inbound:
-        if request.method == "GET":
-            fields = dict(request.query_params)
-        else:
-            fields = _fields(await request.form(max_files=0, max_fields=64))
+        if request.method != "POST":
+            raise BadMessage("set the Vonage webhook to POST: a GET puts the message in the URL")
+        fields = _fields(await request.form(max_files=0, max_fields=64))
         expected = vonage_signature(self._signature_secret, fields)
         if not hmac.compare_digest(fields.get("sig", "").upper().encode(), expected.encode()):
             raise BadSignature("the sig parameter does not match")
+        _check_fresh(fields)
         try:
             return Inbound(
                 self.name,

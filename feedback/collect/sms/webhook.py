@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from feedback.collect.sms import store
 from feedback.collect.sms.conversation import Context, reply_to
-from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway, Inbound
+from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway, Inbound, Stale
 from feedback.db import Connection, Pool
 from feedback.limits import RateLimiter
 from feedback.phones import message_key, phone_key
@@ -75,6 +75,8 @@ async def inbound(request: Request) -> Response:
         message = await gateway.receive(request, called_url(request, state.public_url))
     except BadSignature:
         return PlainTextResponse("The request signature does not match.", status_code=403)
+    except Stale:
+        return Response(status_code=204)  # answered, so it is not sent again; nothing done
     except BadMessage as exc:
         return PlainTextResponse(f"Not a message: {exc}", status_code=400)
     number = phone_key(state.context.phone_secret, message.sender)
