@@ -88,6 +88,13 @@ class LiveServer:
         self._log.close()
         return self.log_path.read_text()
 
+    def kill(self) -> str:
+        """SIGKILL: what a crash or an out-of-memory kill does, requests in flight cut."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self._log.close()
+        return self.log_path.read_text()
+
 
 def run_async(coroutine: Any) -> Any:
     """Run a coroutine to its end from synchronous test code. Sync Playwright keeps an event
