@@ -165,7 +165,7 @@ async def test_junk_posts_fill_no_limit_and_posters_are_limited_per_client(
     )
     async with app.router.lifespan_context(app) as state:
 
-        async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def asgi(scope, receive, send):
             scope["state"] = dict(state or {})
             await app(scope, receive, send)
 
