@@ -123,6 +123,7 @@ def live_site(
     template_database: str,
     log_dir: Path,
     seed: Callable[[Connection], Awaitable[T]],
+    **env: str,
 ) -> Iterator[tuple[LiveServer, str, T]]:
     """A database of its own (from the migrated template), seeded, with `feedback serve` on
     it: (server, database URL, what ``seed`` returned). Both go away afterwards."""
@@ -139,7 +140,7 @@ def live_site(
     url = with_database(admin_url, name)
     try:
         seeded = run_with_connection(url, seed)
-        server = LiveServer(url, log_dir / "server.log")
+        server = LiveServer(url, log_dir / "server.log", **env)
         try:
             yield server, url, seeded
         finally:

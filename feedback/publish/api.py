@@ -221,7 +221,11 @@ async def release(request: Request, conn: Connection, staff: Staff) -> Any:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(SCHEMAS.get_schema(routes=request.app.routes))
+    """The schema, with the prefix the staff app is mounted at as its server (the paths are
+    the app's own)."""
+    schema = SCHEMAS.get_schema(routes=request.app.routes)
+    schema["servers"] = [{"url": request.scope.get("root_path") or "/"}]
+    return JSONResponse(schema)
 
 
 @staff_page()
