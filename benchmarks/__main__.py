@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("benchmarks.ingest", "ingest_sealed_submissions"),
     ("benchmarks.aggregate", "aggregation_figures"),
     ("benchmarks.dashboard", "dashboard_figures"),
+    ("benchmarks.attack", "attack_figures"),
 ]
 
 

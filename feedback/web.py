@@ -20,7 +20,7 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -333,6 +333,12 @@ async def slow_body(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("The request body did not arrive in time.", status_code=408)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body had arrived: nothing to answer (this
+    reaches no one) and nothing to log as an error."""
+    return PlainTextResponse("The request was not received in full.", status_code=400)
+
+
 def create_web_app(
     settings: Settings,
     routes: Sequence[BaseRoute],
@@ -347,7 +353,11 @@ def create_web_app(
     return App(
         edge={"csp": csp, "https": settings.public_url.startswith("https:"), "log_all": log_all},
         debug=settings.debug,
-        exception_handlers={SlowBody: slow_body, **(exception_handlers or {})},
+        exception_handlers={
+            SlowBody: slow_body,
+            ClientDisconnect: client_gone,
+            **(exception_handlers or {}),
+        },
         routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
         middleware=[Middleware(CompressReads)],
         lifespan=lifespan,

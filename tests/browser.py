@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-import httpx
 from playwright.sync_api import Browser, sync_playwright
 
 from feedback.db import Connection, connect, with_database
+from tests.live import LiveServer
 
 T = TypeVar("T")
 
@@ -38,62 +34,6 @@ CHROMIUM_ARGS = [
 ]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class LiveServer:
-    """`feedback serve` in a subprocess, its log in a file the tests can read."""
-
-    def __init__(self, database_url: str, log_path: Path, *, app: str = "both", **env: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "feedback", "serve", "--app", app],
-            env={
-                **os.environ,
-                "FEEDBACK_DATABASE_URL": database_url,
-                "FEEDBACK_PORT": str(self.port),
-                "FEEDBACK_LOG_LEVEL": "DEBUG",
-                "FEEDBACK_SESSION_SECRET": "s" * 40,
-                "FEEDBACK_PHONE_HMAC_KEY": "p" * 40,
-                "FEEDBACK_SMS_CODE_KEY": "c" * 40,
-                **env,
-            },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("server exited:\n" + log_path.read_text())
-            try:
-                httpx.get(
-                    self.base_url + ("/staff" if app == "staff" else "") + "/healthz", timeout=2
-                )
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start:\n" + log_path.read_text())
-
-    def stop(self) -> str:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self._log.close()
-        return self.log_path.read_text()
-
-    def kill(self) -> str:
-        """SIGKILL: what a crash or an out-of-memory kill does, requests in flight cut."""
-        self.process.kill()
-        self.process.wait(timeout=30)
-        self._log.close()
-        return self.log_path.read_text()
 
 
 def run_async(coroutine: Any) -> Any:

@@ -34,7 +34,7 @@ from feedback.migrate import apply_migrations
 from feedback.publish.invitations import create_batch
 from feedback.sealing import seal
 from tests import factories
-from tests.browser import LiveServer
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset

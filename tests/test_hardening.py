@@ -6,6 +6,7 @@ real and read the client behind a trusted proxy."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from starlette.requests import Request
+from starlette.types import Message
 
 from feedback.cli.wiring import build_web_app
 from feedback.collect.app import create_app
@@ -119,6 +121,54 @@ async def test_every_response_carries_the_security_headers_errors_included(
         for header in SECURITY_HEADERS:
             assert header in response.headers, (response.status_code, header)
         assert response.headers["cache-control"] == "no-store"
+
+
+async def test_a_client_that_leaves_mid_body_is_no_server_error(
+    survivor_pool: Pool, staff_pool: Pool, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = build_web_app(
+        settings_for(database_url), SECRETS, survivor_pool=survivor_pool, staff_pool=staff_pool
+    )
+    arriving: list[Message] = [
+        {"type": "http.request", "body": b"email=a%40b.org&pass", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return arriving.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"400"),
+    ]
+    async with app.router.lifespan_context(app) as state:
+        for path in ("/staff/login", "/withdraw"):
+            arriving[:] = arriving or [
+                {"type": "http.request", "body": b"code=AB", "more_body": True},
+                {"type": "http.disconnect"},
+            ]
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": path,
+                "raw_path": path.encode(),
+                "root_path": "",
+                "query_string": b"",
+                "headers": headers,
+                "client": ("127.0.0.1", 40000),
+                "server": ("127.0.0.1", 8000),
+                "scheme": "http",
+                "http_version": "1.1",
+                "state": dict(state or {}),
+            }
+            await app(scope, receive, send)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400, 400]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def request_from(peer: str, forwarded: str | None, trusted: str) -> Request:

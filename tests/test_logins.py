@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from feedback.embedded import embedded_postgres
-from tests.browser import LiveServer
 from tests.cli import run_feedback
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 

@@ -118,6 +118,13 @@ async def check(candidate: Candidate, password: str) -> bool:
     return right and candidate.password_hash is not None
 
 
+async def release(conn: Connection, candidate: Candidate) -> None:
+    """Give back a claim whose check never ran (the server was too busy): the owner's next
+    login need not wait for it."""
+    if candidate.user_id is not None and candidate.password_hash is not None:
+        await conn.execute("UPDATE users SET next_try_at = NULL WHERE id = $1", candidate.user_id)
+
+
 async def settle(conn: Connection, candidate: Candidate, *, right: bool) -> None:
     """Record the check's outcome: a success clears the account's failures; a failure puts
     off its next check and is counted, per account and hour, for its organisation's admins."""

@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from feedback.offload import PASSWORDS, STRENGTH, Busy
 from feedback.passwords import hash_password
 from feedback.publish.accounts import (
     AccountError,
@@ -15,6 +16,7 @@ from feedback.publish.accounts import (
     claim,
     link_user,
     load_staff,
+    release,
     settle,
 )
 from feedback.publish.accounts import use_password_link as spend_link
@@ -56,10 +58,16 @@ async def login(request: Request) -> Response:
         return page(
             request, "login.html", status_code=429, error=TOO_MANY, email=email, next=wanted
         )
+    PASSWORDS.refuse_if_full()  # before claiming: a refused check must not delay the owner
     pool = request.state.staff_pool
     async with connection(pool) as conn:
         candidate = await claim(conn, email)
-    right = await check(candidate, password)
+    try:
+        right = await check(candidate, password)
+    except Busy:
+        async with connection(pool) as conn:
+            await release(conn, candidate)
+        raise
     async with connection(pool) as conn:
         await settle(conn, candidate, right=right)
         staff = await load_staff(conn, candidate.user_id) if right and candidate.user_id else None
@@ -95,6 +103,7 @@ async def set_password(request: Request) -> Response:
         if not same_origin(request, request.state.settings.public_url):
             raise HTTPException(403, "This form has expired: reload the page.")
         form = await request.form(max_files=0, max_fields=8)
+        STRENGTH.refuse_if_full()
     pool = request.state.staff_pool
     async with connection(pool) as conn:
         email = await link_user(conn, token)

@@ -23,11 +23,11 @@ from tests.browser import (
     AXE,
     ROOT,
     WCAG_21_AA,
-    LiveServer,
     chromium,
     live_site,
     run_with_connection,
 )
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 PG_DUMP = next(

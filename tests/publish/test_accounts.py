@@ -8,7 +8,7 @@ import re
 import time
 
 from feedback.db import Connection
-from feedback.publish.accounts import FREE_FAILURES, wait_after
+from feedback.publish.accounts import FREE_FAILURES, claim, release, wait_after
 from tests.publish.conftest import (
     PASSWORD,
     StaffClient,
@@ -110,6 +110,17 @@ async def test_parallel_guessers_get_one_check_at_a_time(
     # Of eight at once, one claimed the account and was checked; the others found it claimed.
     assert (
         await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 1
+    )
+
+
+async def test_a_claim_whose_check_never_ran_is_given_back(world: World, conn: Connection) -> None:
+    first = await claim(conn, world.viewer)
+    assert first.password_hash is not None
+    assert (await claim(conn, world.viewer)).password_hash is None  # claimed: no second check
+    await release(conn, first)  # the server was too busy to check it
+    assert (await claim(conn, world.viewer)).password_hash == first.password_hash
+    assert (
+        await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 0
     )
 
 

@@ -15,7 +15,8 @@ from playwright.sync_api import Browser, Page
 from feedback.db import Connection
 from feedback.publish.accounts import create_user
 from tests import factories
-from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, LiveServer, chromium, live_site
+from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, chromium, live_site
+from tests.live import LiveServer
 from tests.publish.conftest import PASSWORD, add_release
 
 pytestmark = pytest.mark.slow
