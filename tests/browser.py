@@ -15,11 +15,10 @@ import asyncpg
 from playwright.sync_api import Browser, sync_playwright
 
 from feedback.db import Connection, connect, with_database
-from tests.live import LiveServer
+from tests.live import ROOT, LiveServer
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("FEEDBACK_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

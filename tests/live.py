@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +12,12 @@ import time
 from pathlib import Path
 
 import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+# pgserver's pg_dump: a dependency, so always there, and no older than the servers tested on.
+PG_DUMP = next(
+    (ROOT / ".venv" / "lib").glob("python3*/site-packages/pgserver/pginstall/bin/pg_dump")
+)
 
 
 def free_port() -> int:
@@ -66,3 +74,48 @@ class LiveServer:
         self.process.wait(timeout=30)
         self._log.close()
         return self.log_path.read_text()
+
+
+class Demo:
+    """`feedback demo` in a subprocess: its stdout (what a newcomer reads) kept, its log in
+    a file beside the data directory."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log = data_dir.parent / "demo.log"
+        self.log_handle = self.log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "feedback", "demo"],
+            env={
+                **os.environ,
+                "FEEDBACK_DATA_DIR": str(data_dir),
+                "FEEDBACK_PORT": str(self.port),
+                **env,
+            },
+            stdout=subprocess.PIPE,
+            stderr=self.log_handle,
+            text=True,
+        )
+
+    def wait_until_serving(self) -> dict[str, str]:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("demo did not start serving in 90 s:\n" + self.log.read_text())
+        facts: dict[str, str] = json.loads((self.data_dir / "demo.json").read_text())
+        return facts
+
+    def stop(self, sig: int = signal.SIGINT) -> str:
+        self.process.send_signal(sig)
+        try:
+            stdout, _ = self.process.communicate(timeout=30)
+        finally:
+            self.log_handle.close()
+        return stdout

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -17,56 +14,9 @@ import httpx
 import pytest
 
 from feedback.passwords import verify_password_sync
+from tests.live import Demo
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Demo:
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log = data_dir.parent / "demo.log"
-        self.log_handle = self.log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "feedback", "demo"],
-            env={
-                **os.environ,
-                "FEEDBACK_DATA_DIR": str(data_dir),
-                "FEEDBACK_PORT": str(self.port),
-                **env,
-            },
-            stdout=subprocess.PIPE,
-            stderr=self.log_handle,
-            text=True,
-        )
-
-    def wait_until_serving(self) -> dict[str, str]:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("demo did not start serving in 90 s:\n" + self.log.read_text())
-        facts: dict[str, str] = json.loads((self.data_dir / "demo.json").read_text())
-        return facts
-
-    def stop(self, sig: int = signal.SIGINT) -> str:
-        self.process.send_signal(sig)
-        try:
-            stdout, _ = self.process.communicate(timeout=30)
-        finally:
-            self.log_handle.close()
-        return stdout
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from tests import factories
 from tests.cli import run_feedback
 from tests.collect.conftest import SECRETS
 from tests.collect.test_sms import text
-from tests.collect.test_survivor_browser import PG_DUMP
+from tests.live import PG_DUMP
 
 SURVEY = load_survey()
 ENCODED = ("believed", "respected", "safe_services", "safe_now")  # SMS questions 1, 2, 3, 4

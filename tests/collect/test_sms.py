@@ -26,7 +26,7 @@ from feedback.jobs import run_once
 from feedback.publish.invitations import create_batch, create_open_link
 from tests import factories
 from tests.collect.conftest import SECRETS
-from tests.collect.test_survivor_browser import PG_DUMP
+from tests.live import PG_DUMP
 
 URL = "http://127.0.0.1:8000/sms/twilio"
 PHONE = "+15550104477"
