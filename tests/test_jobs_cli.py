@@ -17,6 +17,7 @@ JOBS = (
     "purge-idle-sms-sessions",
     "mix-submissions",
     "delete-released-ciphertexts",
+    "delete-staff-leftovers",
 )
 
 

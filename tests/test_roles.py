@@ -39,9 +39,9 @@ READABLE: dict[str, set[Role]] = {
     "publications": {STAFF},
     "users": {STAFF},
     "user_programs": {STAFF},
-    "staff_sessions": {STAFF},
+    "staff_sessions": {STAFF, WORKER},  # the worker: expires_at only, to delete dead ones
     "login_failures": {STAFF, WORKER},
-    "password_links": {STAFF},
+    "password_links": {STAFF, WORKER},  # the worker: expires_at and used_at only
     "api_tokens": {STAFF},
     "audit_log": {STAFF, WORKER},
     "job_runs": {WORKER},

@@ -15,6 +15,7 @@ from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
 from feedback.db import Pool
 from feedback.jobs import Job
+from feedback.publish import jobs as publish_jobs
 from feedback.publish.app import STAFF_PREFIX
 from feedback.publish.app import create_app as create_staff_app
 from feedback.secretfiles import ServiceSecrets
@@ -47,7 +48,11 @@ def build_web_app(
 def worker_jobs(settings: Settings, database_url: str) -> tuple[Job, ...]:
     """Every scheduled job, whichever package owns it; scheduled releases only where the
     worker has been given passphrases."""
-    jobs: tuple[Job, ...] = (*collect_jobs.jobs(settings.mix_every), *aggregate_jobs.JOBS)
+    jobs: tuple[Job, ...] = (
+        *collect_jobs.jobs(settings.mix_every),
+        *aggregate_jobs.JOBS,
+        *publish_jobs.JOBS,
+    )
     if settings.key_passphrase_dir is not None:
         jobs += (scheduled_releases_job(settings.key_passphrase_dir, database_url),)
     return jobs
