@@ -17,9 +17,11 @@ HOUR = dt.timedelta(hours=1)
 async def test_expired_sessions_dead_links_and_old_failure_counts_are_deleted(
     world: World, conn: Connection, worker_conn: Connection
 ) -> None:
-    org, user = await conn.fetchrow(
+    row = await conn.fetchrow(
         "SELECT organisation_id, id FROM users WHERE email = $1", world.manager
     )
+    assert row is not None
+    org, user = row["organisation_id"], row["id"]
     for lifetime in (-HOUR, HOUR):
         await conn.execute(
             "INSERT INTO staff_sessions (id_hash, organisation_id, user_id, expires_at) "
