@@ -280,8 +280,8 @@ async def link_user(conn: Connection, token: str) -> str | None:
 
 async def use_password_link(conn: Connection, token: str, password_hash: str) -> uuid.UUID:
     """Set the passphrase (already checked and hashed: see ``set_password`` in auth_pages,
-    which does both holding no connection) and spend the link, in one transaction; a reused
-    link changes nothing."""
+    which does both holding no connection), spend the link and end the account's sessions,
+    in one transaction; a reused link changes nothing."""
     async with conn.transaction():
         user_id: uuid.UUID | None = await conn.fetchval(
             """
@@ -301,6 +301,9 @@ async def use_password_link(conn: Connection, token: str, password_hash: str) ->
             user_id,
             password_hash,
         )
+        # A new passphrase (a reset, perhaps after a compromise) ends every session opened
+        # with the old one.
+        await conn.execute("DELETE FROM staff_sessions WHERE user_id = $1", user_id)
     return user_id
 
 

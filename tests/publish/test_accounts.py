@@ -226,11 +226,14 @@ async def test_an_admin_sees_failed_logins_lets_a_user_in_again_and_resets_a_pas
         reset = await post_form(admin, "/staff/admin/users", f"/staff/admin/users/{viewer}/reset")
         link = re.search(r"http://[^<\s]+/set-password/[A-Za-z0-9_-]+", reset.text)
         assert link
-    new = "marmot lantern quietly orbits teapot"
-    async with staff_client(None) as fresh:
-        path = link[0].split("8000", 1)[1]
-        chosen = await fresh.post(path, data={"password": new, "again": new})
-        assert chosen.status_code == 303
-        assert (await login(fresh, world.viewer, new)).status_code == 303
+    async with staff_client(world.viewer) as before_reset:  # a session with the old passphrase
+        assert (await before_reset.get("/staff/")).status_code == 200
+        new = "marmot lantern quietly orbits teapot"
+        async with staff_client(None) as fresh:
+            path = link[0].split("8000", 1)[1]
+            chosen = await fresh.post(path, data={"password": new, "again": new})
+            assert chosen.status_code == 303
+            assert (await login(fresh, world.viewer, new)).status_code == 303
+        assert (await before_reset.get("/staff/")).status_code == 303  # ended by the reset
     actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log")]
     assert {"user.unlock", "user.reset_link", "user.password_set"} <= set(actions)
