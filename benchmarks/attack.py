@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -20,10 +19,15 @@ from typing import Any
 
 from benchmarks.database import bench_database
 from feedback.db import connect
-from feedback.publish.accounts import create_user, make_password_link
-from feedback.publish.invitations import create_batch
-from tests import factories
-from tests.attackers import Latencies, guessers, paced_latencies
+from tests.attackers import (
+    TARGET_EMAIL,
+    Latencies,
+    Targets,
+    checked_guesses,
+    guessers,
+    paced_latencies,
+    seed_targets,
+)
 from tests.live import LiveServer
 
 IDLE_S = 15
@@ -33,40 +37,20 @@ GUESSING_S = 60
 LINKS = 60
 TARGET_RATIO = 3.0
 TARGET_GUESSES = 10
-TARGET_EMAIL = "target@example.org"
 
 
-async def _seed(url: str) -> tuple[str, list[str]]:
-    """A survey link to measure, an account to guess at, and set-password links to post to."""
+async def _seed(url: str) -> Targets:
     conn = await connect(url)
     try:
-        keyed = await factories.keyed_tenant(conn, "attack")
-        batch = await create_batch(conn, program_id=keyed.tenant.program_id, count=1)
-        organisation = keyed.tenant.organisation_id
-        await create_user(
-            conn,
-            organisation_id=organisation,
-            email=TARGET_EMAIL,
-            role="admin",
-            password=secrets.token_urlsafe(18),
-        )
-        links = []
-        for n in range(LINKS):
-            user = await create_user(
-                conn, organisation_id=organisation, email=f"invited{n}@example.org", role="viewer"
-            )
-            links.append(await make_password_link(conn, organisation_id=organisation, user_id=user))
+        return await seed_targets(conn, LINKS)
     finally:
         await conn.close()
-    return batch.tokens[0], links
 
 
 async def _checked_guesses(url: str) -> int:
     conn = await connect(url)
     try:
-        return int(
-            await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", TARGET_EMAIL)
-        )
+        return await checked_guesses(conn)
     finally:
         await conn.close()
 
@@ -129,7 +113,7 @@ def _figures(idle: Latencies, attacked: Latencies, guesses: int, attempts: int) 
 
 def attack_figures() -> dict[str, Any]:
     with bench_database() as url, tempfile.TemporaryDirectory() as tmp:
-        token, links = asyncio.run(_seed(url))
+        targets = asyncio.run(_seed(url))
         server = LiveServer(
             url,
             Path(tmp) / "server.log",
@@ -137,10 +121,10 @@ def attack_figures() -> dict[str, Any]:
             FEEDBACK_LOG_LEVEL="WARNING",
         )
         try:
-            page = f"{server.base_url}/s/{token}"
+            page = f"{server.base_url}/s/{targets.survey_token}"
             asyncio.run(paced_latencies(page, 2))  # warm up
             idle = asyncio.run(paced_latencies(page, IDLE_S))
-            attacked = _under_attack(server, page, links, Path(tmp))
+            attacked = _under_attack(server, page, targets.password_links, Path(tmp))
             answered = asyncio.run(guessers(server.base_url, TARGET_EMAIL, GUESSING_S))
             guesses = asyncio.run(_checked_guesses(url))
         finally:

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import secrets
 import sys
 import time
 from collections import Counter
@@ -25,12 +26,55 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from feedback.db import Connection
+from feedback.publish.accounts import create_user, make_password_link
+from feedback.publish.invitations import create_batch
+from tests import factories
+
 # zxcvbn's slowest kind of input: many distinct "l33t" symbols, at the length it scores.
 WORST_PASSPHRASE = ("4@8({[<3691!|0$5+7%2" * 4)[:72]
 FLOOD_PER_S = 100  # login posts a second, each from an address of its own
 SLOW_CLIENTS = 20
 PASSPHRASES_PER_S = 5
 GUESSERS = 8
+
+
+TARGET_EMAIL = "target@example.org"  # the account the guessers go after
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    survey_token: str  # a survivor's single-use link, for the page whose latency is measured
+    password_links: list[str]  # valid set-password links, for the worst-case passphrases
+
+
+async def seed_targets(conn: Connection, links: int) -> Targets:
+    """An organisation with a survey link, the account at TARGET_EMAIL (with a passphrase
+    no guesser will find) and ``links`` invited users' set-password links."""
+    keyed = await factories.keyed_tenant(conn, "attacked")
+    organisation = keyed.tenant.organisation_id
+    batch = await create_batch(conn, program_id=keyed.tenant.program_id, count=1)
+    await create_user(
+        conn,
+        organisation_id=organisation,
+        email=TARGET_EMAIL,
+        role="admin",
+        password=secrets.token_urlsafe(18),
+    )
+    tokens = []
+    for n in range(links):
+        user = await create_user(
+            conn, organisation_id=organisation, email=f"invited{n}@example.org", role="viewer"
+        )
+        tokens.append(await make_password_link(conn, organisation_id=organisation, user_id=user))
+    return Targets(batch.tokens[0], tokens)
+
+
+async def checked_guesses(conn: Connection) -> int:
+    """Passphrases checked against the target account's hash so far (all wrong)."""
+    return int(
+        await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", TARGET_EMAIL)
+    )
 
 
 def _addresses() -> Iterator[str]:

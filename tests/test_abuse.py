@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -18,16 +17,17 @@ import httpx
 import pytest
 
 from feedback.db import Connection
-from feedback.publish.accounts import FREE_FAILURES, create_user, make_password_link, wait_after
-from feedback.publish.invitations import create_batch
+from feedback.publish.accounts import FREE_FAILURES, wait_after
 from feedback.web import ACQUIRE_TIMEOUT_S, BODY_DEADLINE_S
-from tests import factories
 from tests.attackers import (
+    TARGET_EMAIL,
     Latencies,
+    checked_guesses,
     guessers,
     hostile_passphrases,
     login_flood,
     paced_latencies,
+    seed_targets,
     slow_bodies,
 )
 from tests.live import LiveServer
@@ -35,7 +35,6 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.slow
 
 MEASURE_S = 5
-TARGET = "target@example.org"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +46,7 @@ class Site:
 
 @pytest.fixture
 async def site(conn: Connection, database_url: str, tmp_path: Path) -> AsyncIterator[Site]:
-    keyed = await factories.keyed_tenant(conn)
-    organisation = keyed.tenant.organisation_id
-    batch = await create_batch(conn, program_id=keyed.tenant.program_id, count=1)
-    await create_user(
-        conn,
-        organisation_id=organisation,
-        email=TARGET,
-        role="admin",
-        password=secrets.token_urlsafe(18),
-    )
-    links = []
-    for n in range(20):
-        user = await create_user(
-            conn, organisation_id=organisation, email=f"invited{n}@example.org", role="viewer"
-        )
-        links.append(await make_password_link(conn, organisation_id=organisation, user_id=user))
+    targets = await seed_targets(conn, links=20)
     server = LiveServer(
         database_url,
         tmp_path / "server.log",
@@ -70,9 +54,9 @@ async def site(conn: Connection, database_url: str, tmp_path: Path) -> AsyncIter
         FEEDBACK_LOG_LEVEL="WARNING",
     )
     try:
-        page = f"{server.base_url}/s/{batch.tokens[0]}"
+        page = f"{server.base_url}/s/{targets.survey_token}"
         await paced_latencies(page, 1)  # warm up
-        yield Site(server, page, links)
+        yield Site(server, page, targets.password_links)
     finally:
         log = server.stop()
     assert "Traceback" not in log, log
@@ -168,8 +152,8 @@ async def test_eight_parallel_guessers_get_a_handful_of_guesses(
     site: Site, conn: Connection
 ) -> None:
     seconds = 20
-    answers = await guessers(site.server.base_url, TARGET, seconds)
-    checked = await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", TARGET)
+    answers = await guessers(site.server.base_url, TARGET_EMAIL, seconds)
+    checked = await checked_guesses(conn)
     print(
         f"\neight parallel guessers, {seconds} s: {checked} passphrases checked of "
         f"{sum(answers.values())} attempts answered {dict(answers)}"
@@ -180,6 +164,6 @@ async def test_eight_parallel_guessers_get_a_handful_of_guesses(
     failures = await conn.fetchval(
         "SELECT sum(attempts) FROM login_failures f JOIN users u ON u.id = f.user_id "
         "WHERE u.email = $1",
-        TARGET,
+        TARGET_EMAIL,
     )
     assert failures == answers["401"]  # each refused guess counted for the admins
