@@ -116,6 +116,9 @@ class Lane:
 
 # argon2id at INTERACTIVE cost: about 60 ms and 64 MiB each.
 PASSWORDS = Lane("argon2id", workers=1, waiting=8)
+# The same for logins from a browser that logged into that account before (staff devices):
+# a flood of logins fills PASSWORDS, never this.
+KNOWN_DEVICES = Lane("argon2id-known", workers=1, waiting=4)
 # zxcvbn: up to seconds for a hostile 72-character input; pure Python, so in a process.
 STRENGTH = Lane("zxcvbn", workers=1, waiting=2, processes=True)
 # Charts (vl-convert) and QR sheets (segno): tens of milliseconds to seconds each.

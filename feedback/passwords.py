@@ -7,7 +7,7 @@ from __future__ import annotations
 import nacl.exceptions
 import nacl.pwhash
 
-from feedback.offload import PASSWORDS
+from feedback.offload import PASSWORDS, Lane
 
 # argon2id at libsodium's INTERACTIVE limits: about 60 ms and 64 MiB here (RECIPES.md).
 _OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
@@ -31,5 +31,5 @@ async def hash_password(password: str) -> str:
     return await PASSWORDS.run(hash_password_sync, password)
 
 
-async def verify_password(password_hash: str, password: str) -> bool:
-    return await PASSWORDS.run(verify_password_sync, password_hash, password)
+async def verify_password(password_hash: str, password: str, *, lane: Lane = PASSWORDS) -> bool:
+    return await lane.run(verify_password_sync, password_hash, password)

@@ -32,6 +32,7 @@ from feedback.logs import ACCESS_LOGGER
 from feedback.secretfiles import check_shared
 
 access_log = logging.getLogger(ACCESS_LOGGER)
+log = logging.getLogger(__name__)
 
 # A client has this long to send its whole request body; a handler waits at most this long for
 # a pooled connection. Past either, the request ends (408 or 503): no client can hold a
@@ -62,18 +63,45 @@ DATABASE_GONE: tuple[type[BaseException], ...] = (
 
 
 def client_address(request: Request) -> str:
-    """The client's address, for rate limits only (never logged or stored): the peer's, or,
+    """The client, for rate limits only (never logged or stored): the peer's address, or,
     when the peer is a trusted proxy (FEEDBACK_TRUSTED_PROXIES), the last address in
-    X-Forwarded-For that is not one of them."""
-    peer = request.client.host if request.client else ""
+    X-Forwarded-For (all its lines) that is not one of them. An IPv6 client is its /64, the
+    block one subscriber gets; an IPv4 address written as IPv6 (a dual-stack socket) is the
+    IPv4 address."""
+    peer = _normal(request.client.host if request.client else "")
     trusted: tuple[IPNetwork, ...] = request.state.settings.trusted_proxies
-    if not trusted or not _among(peer, trusted):
-        return peer
-    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
-    for address in reversed([a for a in forwarded if a]):
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    if not trusted:
+        if forwarded:
+            _warn_untrusted_proxy()
+        return _subscriber(peer)
+    if not _among(peer, trusted):
+        return _subscriber(peer)
+    for address in reversed([_normal(a.strip()) for a in forwarded.split(",") if a.strip()]):
         if not _among(address, trusted):
-            return address
-    return peer
+            return _subscriber(address)
+    return _subscriber(peer)
+
+
+def _normal(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _subscriber(address: str) -> str:
+    """An IPv6 address's /64 (one subscriber can use all of it); anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
 
 
 def _among(address: str, networks: tuple[IPNetwork, ...]) -> bool:
@@ -82,6 +110,18 @@ def _among(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+_WARNED: list[bool] = []
+
+
+def _warn_untrusted_proxy() -> None:
+    if not _WARNED:
+        _WARNED.append(True)
+        log.warning(
+            "requests carry X-Forwarded-For but FEEDBACK_TRUSTED_PROXIES is empty: every client "
+            "behind the proxy shares one rate limit. Set it to the proxy's address."
+        )
 
 
 @contextlib.asynccontextmanager

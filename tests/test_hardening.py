@@ -171,8 +171,9 @@ async def test_a_client_that_leaves_mid_body_is_no_server_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def request_from(peer: str, forwarded: str | None, trusted: str) -> Request:
-    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+def request_from(peer: str, forwarded: str | list[str] | None, trusted: str) -> Request:
+    lines = [forwarded] if isinstance(forwarded, str) else forwarded or []
+    headers = [(b"x-forwarded-for", line.encode()) for line in lines]
     settings = Settings.from_env({"FEEDBACK_TRUSTED_PROXIES": trusted})
     return Request(
         {
@@ -196,6 +197,11 @@ def request_from(peer: str, forwarded: str | None, trusted: str) -> Request:
         ("203.0.113.9", "198.51.100.1", "127.0.0.1", "203.0.113.9"),  # peer is no proxy
         ("127.0.0.1", "not an address", "127.0.0.1", "not an address"),
         ("127.0.0.1", None, "127.0.0.1", "127.0.0.1"),
+        # a proxy that adds a line of its own: every line is read, the client's forgery first
+        ("127.0.0.1", ["6.6.6.6", "198.51.100.1"], "127.0.0.1", "198.51.100.1"),
+        ("::ffff:127.0.0.1", "198.51.100.1", "127.0.0.1", "198.51.100.1"),  # dual-stack socket
+        ("2001:db8:0:1::7", None, "", "2001:db8:0:1::/64"),  # an IPv6 client is its /64
+        ("127.0.0.1", "2001:db8:0:1:abcd::9", "127.0.0.1", "2001:db8:0:1::/64"),
     ],
 )
 def test_the_client_behind_a_trusted_proxy_is_the_one_rate_limits_see(

@@ -40,6 +40,7 @@ READABLE: dict[str, set[Role]] = {
     "users": {STAFF},
     "user_programs": {STAFF},
     "staff_sessions": {STAFF, WORKER},  # the worker: expires_at only, to delete dead ones
+    "staff_devices": {STAFF, WORKER},  # the same
     "login_failures": {STAFF, WORKER},
     "password_links": {STAFF, WORKER},  # the worker: expires_at and used_at only
     "api_tokens": {STAFF},

@@ -20,7 +20,7 @@ from typing import Literal
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.offload import STRENGTH
+from feedback.offload import KNOWN_DEVICES, PASSWORDS, STRENGTH
 from feedback.passphrases import WeakPassphrase, check_passphrase
 from feedback.passwords import hash_password, verify_password
 
@@ -71,88 +71,118 @@ class Candidate:
     user_id: uuid.UUID | None
     organisation_id: uuid.UUID | None
     password_hash: str | None  # None: no usable hash (unknown, disabled, not yet set, or waiting)
+    device: bytes | None = None  # the known device's id hash, spent by this claim
 
 
 # A check claims its account for this long: guessers in parallel get one check at a time.
 CLAIM = dt.timedelta(seconds=10)
 FREE_FAILURES = 3  # failures in a row before each further check is put off
 LONGEST_WAIT = dt.timedelta(minutes=1)
+DEVICE_KNOWN_FOR = dt.timedelta(days=90)
 
 
 def wait_after(failures: int) -> dt.timedelta:
     """How long the next check of an account waits after ``failures`` in a row: nothing for
-    the first few, then 1, 2, 4 ... seconds, never more than a minute (a guesser who keeps
-    failing keeps the owner waiting a minute at most, never out)."""
+    the first few, then 1, 2, 4 ... seconds, never more than a minute. (The database's
+    ``login_wait`` applies it; a test holds the two to the same schedule.) The owner, logging
+    in from a browser where they logged in before, does not wait (see ``claim``)."""
     if failures < FREE_FAILURES:
         return dt.timedelta(0)
-    return min(LONGEST_WAIT, dt.timedelta(seconds=2 ** (failures - FREE_FAILURES)))
+    return min(LONGEST_WAIT, dt.timedelta(seconds=2 ** min(failures - FREE_FAILURES, 10)))
 
 
-async def claim(conn: Connection, email: str) -> Candidate:
+async def claim(conn: Connection, email: str, device: bytes | None = None) -> Candidate:
     """Find the account and claim its next check, in one statement: an account whose check is
-    put off (or claimed by a check in flight) yields no hash, like an unknown address."""
+    put off (or claimed by a check in flight) yields no hash, like an unknown address. A known
+    device of that account (``device``: the id hash from its cookie) skips the wait, once:
+    the claim spends it, and only a success makes a new one."""
     row = await conn.fetchrow(
         """
-        WITH claimed AS (
-            UPDATE users SET next_try_at = now() + $2
+        WITH known AS (
+            DELETE FROM staff_devices d USING users u
+             WHERE d.id_hash = $3 AND u.id = d.user_id AND u.email = $1
+               AND d.expires_at > now()
+            RETURNING d.user_id
+        ), claimed AS (
+            UPDATE users
+               SET next_try_at = CASE WHEN id IN (SELECT user_id FROM known) THEN next_try_at
+                                      ELSE now() + $2 END
              WHERE email = $1 AND disabled_at IS NULL AND password_hash IS NOT NULL
-               AND (next_try_at IS NULL OR next_try_at <= now())
+               AND (next_try_at IS NULL OR next_try_at <= now()
+                    OR id IN (SELECT user_id FROM known))
             RETURNING id, organisation_id, password_hash
         )
-        SELECT u.id, u.organisation_id, c.password_hash
+        SELECT u.id, u.organisation_id, c.password_hash,
+               EXISTS (SELECT 1 FROM known) AS known
           FROM users u LEFT JOIN claimed c ON c.id = u.id
          WHERE u.email = $1
         """,
         email,
         CLAIM,
+        device,
     )
     if row is None:
         return Candidate(None, None, None)
-    return Candidate(row["id"], row["organisation_id"], row["password_hash"])
+    spent = device if row["known"] and row["password_hash"] is not None else None
+    return Candidate(row["id"], row["organisation_id"], row["password_hash"], spent)
 
 
 async def check(candidate: Candidate, password: str) -> bool:
     """Whether the passphrase opens the claimed account: one argon2id whatever the case, off
-    the event loop and holding no database connection."""
-    right = await verify_password(candidate.password_hash or await _stand_in_hash(), password)
+    the event loop and holding no database connection; a known device's check in a lane of
+    its own, so that a flood of logins does not keep the owner waiting."""
+    stored = candidate.password_hash or await _stand_in_hash()
+    lane = KNOWN_DEVICES if candidate.device else PASSWORDS
+    right = await verify_password(stored, password, lane=lane)
     return right and candidate.password_hash is not None
 
 
 async def release(conn: Connection, candidate: Candidate) -> None:
     """Give back a claim whose check never ran (the server was too busy): the owner's next
-    login need not wait for it."""
-    if candidate.user_id is not None and candidate.password_hash is not None:
+    login need not wait for it, and a known device stays known."""
+    if candidate.user_id is None or candidate.password_hash is None:
+        return
+    if candidate.device is not None:
+        await remember_device(conn, candidate, candidate.device)
+    else:
         await conn.execute("UPDATE users SET next_try_at = NULL WHERE id = $1", candidate.user_id)
 
 
-async def settle(conn: Connection, candidate: Candidate, *, right: bool) -> None:
-    """Record the check's outcome: a success clears the account's failures; a failure puts
-    off its next check and is counted, per account and hour, for its organisation's admins."""
-    if candidate.user_id is not None and candidate.password_hash is not None:
-        if right:
-            await conn.execute(
-                "UPDATE users SET failed_logins = 0, next_try_at = NULL WHERE id = $1",
-                candidate.user_id,
-            )
-            return
-        failures = await conn.fetchval(
-            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 "
-            "RETURNING failed_logins",
-            candidate.user_id,
-        )
-        await conn.execute(
-            "UPDATE users SET next_try_at = now() + $2 WHERE id = $1",
-            candidate.user_id,
-            wait_after(failures),
-        )
+async def remember_device(conn: Connection, candidate: Candidate, device: bytes) -> None:
+    """Know this browser (its cookie's id hash) at the next login of the candidate's account."""
     await conn.execute(
         """
-        INSERT INTO login_failures (organisation_id, user_id, hour, attempts)
-        VALUES ($1, $2, date_trunc('hour', now()), 1)
-        ON CONFLICT (user_id, hour) DO UPDATE SET attempts = login_failures.attempts + 1
+        INSERT INTO staff_devices (id_hash, organisation_id, user_id, expires_at)
+        VALUES ($1, $2, $3, now() + $4)
         """,
+        device,
         candidate.organisation_id,
         candidate.user_id,
+        DEVICE_KNOWN_FOR,
+    )
+
+
+async def settle(conn: Connection, candidate: Candidate, *, right: bool) -> None:
+    """Record the check's outcome, in one statement whether or not the account exists: a
+    success clears the account's failures; a failure puts off its next check
+    (``login_wait``) and is counted, per account and hour, for its organisation's admins."""
+    await conn.execute(
+        """
+        WITH checked AS (
+            UPDATE users
+               SET failed_logins = CASE WHEN $3 THEN 0 ELSE failed_logins + 1 END,
+                   next_try_at = CASE WHEN $3 THEN NULL
+                                      ELSE now() + login_wait(failed_logins + 1) END
+             WHERE id = $1 AND $4
+        )
+        INSERT INTO login_failures (organisation_id, user_id, hour, attempts)
+        SELECT $2, $1, date_trunc('hour', now()), 1 WHERE NOT $3
+        ON CONFLICT (user_id, hour) DO UPDATE SET attempts = login_failures.attempts + 1
+        """,
+        candidate.user_id,
+        candidate.organisation_id,
+        right,
+        candidate.password_hash is not None,
     )
 
 
@@ -167,6 +197,12 @@ async def unlock(conn: Connection, *, organisation_id: uuid.UUID, user_id: uuid.
     if email is None:
         raise AccountError("no such user in this organisation")
     return email
+
+
+async def _forget_logins(conn: Connection, user_id: uuid.UUID) -> None:
+    """End the user's sessions and forget their known devices."""
+    await conn.execute("DELETE FROM staff_sessions WHERE user_id = $1", user_id)
+    await conn.execute("DELETE FROM staff_devices WHERE user_id = $1", user_id)
 
 
 async def load_staff(conn: Connection, user_id: uuid.UUID) -> Staff | None:
@@ -250,8 +286,11 @@ def _link_hash(token: str) -> bytes:
 async def make_password_link(
     conn: Connection, *, organisation_id: uuid.UUID, user_id: uuid.UUID
 ) -> str:
-    """A one-time token (shown once) with which the user chooses a passphrase."""
+    """A one-time token (shown once) with which the user chooses a passphrase; earlier unused
+    links for the user stop working."""
     token = secrets.token_urlsafe(24)
+    # The newest link is the only one: one shown before and perhaps leaked stops working.
+    await conn.execute("DELETE FROM password_links WHERE user_id = $1 AND used_at IS NULL", user_id)
     await conn.execute(
         """
         INSERT INTO password_links (token_hash, organisation_id, user_id, expires_at)
@@ -302,8 +341,8 @@ async def use_password_link(conn: Connection, token: str, password_hash: str) ->
             password_hash,
         )
         # A new passphrase (a reset, perhaps after a compromise) ends every session opened
-        # with the old one.
-        await conn.execute("DELETE FROM staff_sessions WHERE user_id = $1", user_id)
+        # with the old one, and forgets the browsers that logged in with it.
+        await _forget_logins(conn, user_id)
     return user_id
 
 
@@ -318,7 +357,7 @@ async def disable_user(conn: Connection, *, organisation_id: uuid.UUID, user_id:
         )
         if email is None:
             raise AccountError("no such user in this organisation")
-        await conn.execute("DELETE FROM staff_sessions WHERE user_id = $1", user_id)
+        await _forget_logins(conn, user_id)
         await conn.execute(
             "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
             user_id,

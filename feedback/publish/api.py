@@ -221,9 +221,10 @@ async def release(request: Request, conn: Connection, staff: Staff) -> Any:
 
 
 async def openapi(request: Request) -> Response:
-    """The schema, with the prefix the staff app is mounted at as its server (the paths are
-    the app's own)."""
-    schema = SCHEMAS.get_schema(routes=request.app.routes)
+    """The schema of the /api/v1 routes (only their docstrings are OpenAPI), with the prefix
+    the staff app is mounted at as its server (the paths are the app's own)."""
+    routes = [r for r in request.app.routes if getattr(r, "path", "").startswith("/api/v1/")]
+    schema = SCHEMAS.get_schema(routes=routes)
     schema["servers"] = [{"url": request.scope.get("root_path") or "/"}]
     return JSONResponse(schema)
 

@@ -7,7 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from feedback.offload import PASSWORDS, STRENGTH, Busy
+from feedback.offload import KNOWN_DEVICES, PASSWORDS, STRENGTH, Busy
 from feedback.passwords import hash_password
 from feedback.publish.accounts import (
     AccountError,
@@ -17,6 +17,7 @@ from feedback.publish.accounts import (
     link_user,
     load_staff,
     release,
+    remember_device,
     settle,
 )
 from feedback.publish.accounts import use_password_link as spend_link
@@ -42,26 +43,38 @@ def _next(request: Request, wanted: str) -> str:
     return home
 
 
+def _email(form: FormData) -> str:
+    """The address typed, as accounts store it; one with control characters names none."""
+    email = str(form.get("email") or "").strip().lower()[:254]
+    return "" if any(c < " " or c == "\x7f" for c in email) else email
+
+
 async def login(request: Request) -> Response:
     """Read the form, claim the account's next check, check the passphrase holding no
-    connection (argon2id in its bounded lane), then record the outcome."""
+    connection (argon2id in its bounded lane), then record the outcome. A browser that
+    logged into the account before (its known-device cookie) is limited on its own and
+    checked in a lane of its own: floods and guessers from elsewhere do not keep it out."""
     wanted = request.query_params.get("next", "")
     if request.method == "GET":
         return page(request, "login.html", error=None, email="", next=wanted)
     if not same_origin(request, request.state.settings.public_url):
         raise HTTPException(403, "This form has expired: reload the page.")
     form = await request.form(max_files=0, max_fields=8)
-    email = str(form.get("email") or "").strip().lower()[:254]
+    email = _email(form)
     password = str(form.get("password") or "")[:1024]
     wanted = str(form.get("next") or "")
-    if not request.state.login_limiter.allow(client_address(request)):
+    sessions: Sessions = request.state.sessions
+    device = sessions.device(request)
+    # Before counting or claiming anything: a refused check must cost the owner nothing.
+    (KNOWN_DEVICES if device else PASSWORDS).refuse_if_full()
+    client = ("device", device.hex()) if device else (client_address(request),)
+    if not request.state.login_limiter.allow(*client):
         return page(
             request, "login.html", status_code=429, error=TOO_MANY, email=email, next=wanted
         )
-    PASSWORDS.refuse_if_full()  # before claiming: a refused check must not delay the owner
     pool = request.state.staff_pool
     async with connection(pool) as conn:
-        candidate = await claim(conn, email)
+        candidate = await claim(conn, email, device)
     try:
         right = await check(candidate, password)
     except Busy:
@@ -76,8 +89,8 @@ async def login(request: Request) -> Response:
                 request, "login.html", status_code=401, error=LOGIN_FAILED, email=email, next=wanted
             )
         response = RedirectResponse(_next(request, wanted), status_code=303)
-        sessions: Sessions = request.state.sessions
         await sessions.start(conn, staff, response)
+        await remember_device(conn, candidate, sessions.know_device(response))
         await record(conn, organisation_id=staff.organisation_id, user_id=staff.id, action="login")
     return response
 

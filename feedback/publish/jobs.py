@@ -1,6 +1,6 @@
 """Housekeeping for what the staff side leaves in the database, run by the worker: sessions
-past their expiry, set-password links that can no longer be used, and the hourly counts of
-failed logins once admins no longer need them."""
+and known devices past their expiry, set-password links that can no longer be used, and the
+hourly counts of failed logins once admins no longer need them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ LOGIN_FAILURES_KEPT = dt.timedelta(days=90)
 async def delete_staff_leftovers(conn: Connection) -> str:
     async with conn.transaction():
         await conn.execute("DELETE FROM staff_sessions WHERE expires_at < now()")
+        await conn.execute("DELETE FROM staff_devices WHERE expires_at < now()")
         await conn.execute(
             "DELETE FROM password_links WHERE expires_at < now() OR used_at IS NOT NULL"
         )
@@ -22,8 +23,8 @@ async def delete_staff_leftovers(conn: Connection) -> str:
             "DELETE FROM login_failures WHERE hour < now() - $1::interval", LOGIN_FAILURES_KEPT
         )
     return (
-        "deleted expired staff sessions, spent or expired set-password links and failed-login "
-        f"counts older than {LOGIN_FAILURES_KEPT.days} days"
+        "deleted expired staff sessions and known devices, spent or expired set-password "
+        f"links and failed-login counts older than {LOGIN_FAILURES_KEPT.days} days"
     )
 
 

@@ -1,6 +1,7 @@
 """Staff sessions: a random id in a signed, HttpOnly, SameSite=Strict cookie (Secure outside
 local development), scoped to the staff app's path. Only the id's SHA-256 is stored, with the
-user and an expiry; logging out or disabling the user deletes it.
+user and an expiry; logging out or disabling the user deletes it. A second cookie of the same
+kind marks a browser that logged in before (a known device: see ``accounts.claim``).
 
 CSRF: every state-changing form carries a token derived from the session id (an HMAC under
 the session secret), compared in constant time; and the request must come from our own origin
@@ -21,9 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from feedback.db import Connection
-from feedback.publish.accounts import Staff, load_staff
+from feedback.publish.accounts import DEVICE_KNOWN_FOR, Staff, load_staff
 
 LIFETIME = dt.timedelta(hours=8)
+SESSION = b"feedback.session.v1"
+DEVICE = b"feedback.device.v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +42,43 @@ class Sessions:
         self.https = https
         self.path = path or "/"
         self.cookie = "__Secure-staff" if https else "staff_session"
+        self.device_cookie = "__Secure-staff-device" if https else "staff_device"
 
     def _mac(self, purpose: bytes, sid: bytes) -> bytes:
         return hmac.new(self._secret, purpose + b"\0" + sid, hashlib.sha256).digest()
 
-    def _sign(self, sid: bytes) -> str:
-        mac = self._mac(b"feedback.session.v1", sid)[:16]
+    def _sign(self, sid: bytes, purpose: bytes = SESSION) -> str:
+        mac = self._mac(purpose, sid)[:16]
         return _b64(sid) + "." + _b64(mac)
 
-    def _unsign(self, value: str) -> bytes | None:
+    def _unsign(self, value: str, purpose: bytes = SESSION) -> bytes | None:
         try:
             raw_sid, raw_mac = value.split(".", 1)
             sid, mac = _unb64(raw_sid), _unb64(raw_mac)
         except ValueError:
             return None
-        expected = self._mac(b"feedback.session.v1", sid)[:16]
+        expected = self._mac(purpose, sid)[:16]
         return sid if len(sid) == 32 and hmac.compare_digest(mac, expected) else None
+
+    def device(self, request: Request) -> bytes | None:
+        """The id hash of the known-device cookie the browser sent, if we signed it."""
+        value = request.cookies.get(self.device_cookie)
+        raw = self._unsign(value, DEVICE) if value else None
+        return hashlib.sha256(raw).digest() if raw else None
+
+    def know_device(self, response: Response) -> bytes:
+        """A new known-device cookie on ``response``; its id hash, to store."""
+        raw = secrets.token_bytes(32)
+        response.set_cookie(
+            self.device_cookie,
+            self._sign(raw, DEVICE),
+            max_age=int(DEVICE_KNOWN_FOR.total_seconds()),
+            path=self.path,
+            secure=self.https,
+            httponly=True,
+            samesite="strict",
+        )
+        return hashlib.sha256(raw).digest()
 
     def csrf_token(self, sid: bytes) -> str:
         return self._mac(b"feedback.csrf.v1", sid).hex()[:40]

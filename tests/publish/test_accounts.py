@@ -7,8 +7,18 @@ import datetime as dt
 import re
 import time
 
+import pytest
+
 from feedback.db import Connection
-from feedback.publish.accounts import FREE_FAILURES, claim, release, wait_after
+from feedback.publish.accounts import (
+    FREE_FAILURES,
+    AccountError,
+    claim,
+    make_password_link,
+    release,
+    use_password_link,
+    wait_after,
+)
 from tests.publish.conftest import (
     PASSWORD,
     StaffClient,
@@ -99,6 +109,74 @@ def test_the_wait_grows_to_a_minute_and_no_further() -> None:
     assert max(waits) == 60
 
 
+async def test_the_database_puts_off_checks_on_the_same_schedule(conn: Connection) -> None:
+    for failures in (*range(25), 10**6):
+        assert await conn.fetchval("SELECT login_wait($1)", failures) == wait_after(failures)
+
+
+async def test_the_owners_browser_gets_in_while_a_guesser_keeps_the_account_waiting(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(None) as owner, staff_client(None) as guesser:
+        assert (await login(owner, world.viewer)).status_code == 303
+        assert owner.cookies.get("staff_device", path="/staff")
+        assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1
+        for _ in range(FREE_FAILURES + 1):
+            await login(guesser, world.viewer, "wrong guess")
+            await conn.execute(
+                "UPDATE users SET next_try_at = now() WHERE email = $1", world.viewer
+            )
+        await conn.execute(
+            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
+            world.viewer,
+        )
+        # Elsewhere, even the right passphrase waits; from the owner's browser it gets in.
+        assert (await login(guesser, world.viewer)).status_code == 401
+        assert (await login(owner, world.viewer)).status_code == 303
+        # A new known device replaces the spent one; the guesser was given none.
+        assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1
+        assert not guesser.cookies.get("staff_device", path="/staff")
+
+        # The cookie is spent by a check, so a stolen one gives one guess, not many.
+        await conn.execute(
+            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
+            world.viewer,
+        )
+        assert (await login(owner, world.viewer, "a typo")).status_code == 401
+        assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 0
+        await conn.execute(
+            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
+            world.viewer,
+        )
+        assert (await login(owner, world.viewer)).status_code == 401  # waits like anyone
+        # Forged or foreign cookies are nobody's device.
+        owner.cookies.set("staff_device", "AAAA.AAAA", path="/staff")
+        assert (await login(owner, world.viewer)).status_code == 401
+
+
+async def test_a_known_device_is_for_its_own_account_only(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(None) as browser:
+        assert (await login(browser, world.manager)).status_code == 303
+        await conn.execute(
+            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
+            world.viewer,
+        )
+        assert (await login(browser, world.viewer)).status_code == 401
+    assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1  # not spent
+
+
+async def test_an_address_with_control_characters_is_a_failed_login(
+    world: World, staff_client: StaffClient
+) -> None:
+    async with staff_client(None) as client:
+        for email in ("\x00", world.viewer + "\x00", "a\nb@example.org"):
+            refused = await login(client, email)
+            assert refused.status_code == 401
+            assert "do not open an account" in refused.text
+
+
 async def test_parallel_guessers_get_one_check_at_a_time(
     world: World, staff_client: StaffClient, conn: Connection
 ) -> None:
@@ -122,6 +200,22 @@ async def test_a_claim_whose_check_never_ran_is_given_back(world: World, conn: C
     assert (
         await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 0
     )
+
+
+async def test_a_new_set_password_link_ends_the_users_earlier_ones(
+    world: World, conn: Connection
+) -> None:
+    row = await conn.fetchrow(
+        "SELECT organisation_id, id FROM users WHERE email = $1", world.viewer
+    )
+    assert row is not None
+    who = {"organisation_id": row["organisation_id"], "user_id": row["id"]}
+    first = await make_password_link(conn, **who)
+    second = await make_password_link(conn, **who)
+    new_hash = "$argon2id$v=19$m=65536,t=2,p=1$stand-in"
+    with pytest.raises(AccountError):
+        await use_password_link(conn, first, new_hash)
+    assert await use_password_link(conn, second, new_hash) == row["id"]
 
 
 async def test_forms_need_the_session_token_and_our_origin(

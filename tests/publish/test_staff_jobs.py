@@ -22,24 +22,30 @@ async def test_expired_sessions_dead_links_and_old_failure_counts_are_deleted(
     )
     assert row is not None
     org, user = row["organisation_id"], row["id"]
-    for lifetime in (-HOUR, HOUR):
-        await conn.execute(
-            "INSERT INTO staff_sessions (id_hash, organisation_id, user_id, expires_at) "
-            "VALUES ($1, $2, $3, now() + $4)",
-            os.urandom(32),
-            org,
-            user,
-            lifetime,
-        )
-    links = [await make_password_link(conn, organisation_id=org, user_id=user) for _ in range(3)]
+    for table in ("staff_sessions", "staff_devices"):
+        for lifetime in (-HOUR, HOUR):
+            await conn.execute(
+                f"INSERT INTO {table} (id_hash, organisation_id, user_id, expires_at) "
+                "VALUES ($1, $2, $3, now() + $4)",
+                os.urandom(32),
+                org,
+                user,
+                lifetime,
+            )
+    # One link per user (a new link replaces the user's earlier one): expired, used, usable.
+    links = {}
+    for email in (world.admin, world.viewer, world.manager):
+        other = await conn.fetchval("SELECT id FROM users WHERE email = $1", email)
+        links[email] = await make_password_link(conn, organisation_id=org, user_id=other)
     await conn.execute(
         "UPDATE password_links SET expires_at = now() - interval '1 minute' "
-        "WHERE token_hash = (SELECT token_hash FROM password_links LIMIT 1)"
+        "WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        world.admin,
     )
     await conn.execute(
         "UPDATE password_links SET used_at = now() "
-        "WHERE token_hash = (SELECT token_hash FROM password_links "
-        "WHERE expires_at > now() LIMIT 1)"
+        "WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        world.viewer,
     )
     for age in (LOGIN_FAILURES_KEPT * 2, LOGIN_FAILURES_KEPT / 2):
         await conn.execute(
@@ -49,19 +55,18 @@ async def test_expired_sessions_dead_links_and_old_failure_counts_are_deleted(
             user,
             age,
         )
-    assert len(links) == 3
+    assert len(set(links.values())) == 3
 
     outcome = await delete_staff_leftovers(worker_conn)
 
     assert "expired staff sessions" in outcome
     assert await conn.fetchval("SELECT count(*) FROM staff_sessions WHERE expires_at < now()") == 0
     assert await conn.fetchval("SELECT count(*) FROM staff_sessions") == 1  # the live one
+    assert await conn.fetchval("SELECT count(*) FROM staff_devices WHERE expires_at > now()") == 1
+    assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1
     assert await conn.fetchval("SELECT count(*) FROM password_links") == 1  # the usable one
-    assert (
-        await conn.fetchval(
-            "SELECT count(*) FROM password_links WHERE used_at IS NULL AND expires_at > now()"
-        )
-        == 1
+    assert await conn.fetchval("SELECT user_id FROM password_links") == await conn.fetchval(
+        "SELECT id FROM users WHERE email = $1", world.manager
     )
     assert await conn.fetchval("SELECT count(*) FROM login_failures") == 1
     assert await conn.fetchval(
