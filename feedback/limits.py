@@ -46,6 +46,16 @@ class RateLimiter:
         key = self._key_of(parts)
         self._current[key] = self._current.get(key, 0) + 1
 
+    def give_back(self, *parts: str) -> None:
+        """Undo one hit counted for ``parts`` (a reservation that turned out not to count)."""
+        key = self._key_of(parts)
+        for generation in (self._current, self._previous):
+            if generation.get(key, 0) > 0:
+                generation[key] -= 1
+                if not generation[key]:
+                    del generation[key]
+                return
+
     def _key_of(self, parts: tuple[str, ...]) -> bytes:
         return hashlib.blake2b("\0".join(parts).encode(), key=self._key, digest_size=16).digest()
 

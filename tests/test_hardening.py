@@ -234,6 +234,13 @@ async def test_junk_posts_fill_no_limit_and_posters_are_limited_per_client(
                 (await c.post(poster, data=ANSWERS, headers=first)).status_code for _ in range(6)
             ]
             other = await c.post(poster, data=ANSWERS, headers={"x-forwarded-for": "198.51.100.2"})
+            # A burst in parallel is limited like posts one after another.
+            burst = await asyncio.gather(
+                *(
+                    c.post(poster, data=ANSWERS, headers={"x-forwarded-for": "198.51.100.3"})
+                    for _ in range(12)
+                )
+            )
             codes = [
                 (await c.post("/withdraw", data={"code": "0000-0000-0001"})).status_code
                 for _ in range(6)
@@ -241,6 +248,7 @@ async def test_junk_posts_fill_no_limit_and_posters_are_limited_per_client(
             another = await c.post("/withdraw", data={"code": "0000-0000-0002"})
     assert statuses == [200] * 5 + [429]  # five stored per client, then refused
     assert other.status_code == 200  # another survivor behind the same proxy is not
+    assert sorted(r.status_code for r in burst) == [200] * 5 + [429] * 7
     assert codes == [404] * 5 + [429]  # one receipt code: five tries
     assert another.status_code == 404  # other codes are still tried
-    assert await conn.fetchval("SELECT count(*) FROM submissions") == 6
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 11

@@ -22,6 +22,24 @@ def test_limit_per_key_and_window() -> None:
     assert limiter.allow("link", "client")
 
 
+def test_a_hit_given_back_no_longer_counts_and_leaves_no_key() -> None:
+    clock = Clock()
+    limiter = RateLimiter(limit=2, window=60, clock=clock)
+    assert limiter.allow("link", "client")
+    assert limiter.allow("link", "client")
+    clock.now = 61  # one generation on: the hits are in the previous window
+    assert not limiter.allow("link", "client")
+    limiter.give_back("link", "client")
+    assert limiter.allow("link", "client")
+    limiter.give_back("link", "client")
+    limiter.give_back("link", "client")
+    limiter.give_back("link", "client")  # more than was counted: nothing below zero
+    assert len(limiter) == 0
+    assert limiter.allow("link", "client")
+    assert limiter.allow("link", "client")
+    assert not limiter.allow("link", "client")
+
+
 def test_everything_is_forgotten_within_two_windows() -> None:
     clock = Clock()
     limiter = RateLimiter(limit=3, window=60, clock=clock)

@@ -191,15 +191,21 @@ async def show_survey(request: Request) -> Response:
     )
 
 
+# A submission's page, and whether it was stored through an open link (so counted per client).
+Submitted = tuple[Response, bool]
+
+
 async def submit_survey(request: Request) -> Response:
     state = _state(request)
     try:
         fields = await _fields(request)
     except BadForm:
         return _unreadable(request, _language(request, state.catalogues.languages) or "en")
-    # Posts to an open (poster) link are counted per client once stored (never before a token
-    # is known to be valid, so junk posts fill nothing), and refused past the limit.
-    if state.submit_limiter.blocked(request.path_params["token"], client_address(request)):
+    # Posts to an open (poster) link are limited per link and client. The post is counted
+    # before it is stored, so that a burst of parallel posts cannot all pass, and given back
+    # unless it was stored through an open link: junk tokens and personal links fill nothing.
+    hit = (request.path_params["token"], client_address(request))
+    if not state.submit_limiter.allow(*hit):
         language = _language(request, state.catalogues.languages) or "en"
         return _message(
             request,
@@ -208,12 +214,18 @@ async def submit_survey(request: Request) -> Response:
             N_("Please wait a little"),
             N_("Many answers were sent from here just now. Please try again in a few minutes."),
         )
+    counted = False
     try:
         if any(name == "sealed" for name, _ in fields):
-            return await _submit_sealed(request, fields)
-        return await _submit_plain(request, fields)
+            response, counted = await _submit_sealed(request, fields)
+        else:
+            response, counted = await _submit_plain(request, fields)
+        return response
     except DATABASE_GONE:
         return _not_sent_yet(request, fields)
+    finally:
+        if not counted:
+            state.submit_limiter.give_back(*hit)
 
 
 def _not_sent_yet(request: Request, fields: list[tuple[str, str]]) -> Response:
@@ -246,19 +258,19 @@ async def _fields(request: Request) -> list[tuple[str, str]]:
     return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
 
 
-async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Response:
+async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Submitted:
     """A box sealed in the browser: checked and stored in one round trip (the hot path)."""
     state = _state(request)
     language = _language(request, state.catalogues.languages)
     if language is None:
-        return _unknown_language(request, state.catalogues.languages)
+        return _unknown_language(request, state.catalogues.languages), False
     token = request.path_params["token"]
     try:
         posted = parse_sealed(fields)
     except BadForm:
-        return _unreadable(request, language)
+        return _unreadable(request, language), False
     if not is_token(token):
-        return _not_found(request, language)
+        return _not_found(request, language), False
     receipt = make_receipt()
     outcome = await state.batcher.store(
         queries.SealedItem(
@@ -269,25 +281,24 @@ async def _submit_sealed(request: Request, fields: list[tuple[str, str]]) -> Res
         )
     )
     if outcome is None:
-        return _not_found(request, language)
+        return _not_found(request, language), False
     if outcome.stored:
-        if outcome.open_link:
-            state.submit_limiter.count(token, client_address(request))
-        return state.pages.render_thanks(
+        thanks = state.pages.render_thanks(
             language=language, notes=outcome.notes_in(language), receipt=receipt
         )
+        return thanks, outcome.open_link
     if not outcome.key_known:  # not the organisation's current key: the page loads again
-        return _unreadable(request, language)
-    return _not_found(request, language)  # spent by a concurrent post
+        return _unreadable(request, language), False
+    return _not_found(request, language), False  # spent by a concurrent post
 
 
-async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Response:
+async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Submitted:
     """The no-JavaScript form: read against the survey, sealed here, then stored."""
     state = _state(request)
     async with connection(state.pool) as conn:  # one connection for the lookup and the insert
         found = await _open_invitation(request, conn)
         if isinstance(found, Response):
-            return found
+            return found, False
         try:
             envelope = parse_plain(
                 fields,
@@ -296,7 +307,7 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Resp
                 comments=found.invitation.comments_enabled,
             )
         except BadForm:
-            return _unreadable(request, found.language)
+            return _unreadable(request, found.language), False
         ciphertext = seal(load_public_key(found.public_key), envelope.to_plaintext())
         del envelope  # the plain answers go no further than this line
         receipt = make_receipt()
@@ -309,12 +320,11 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Resp
             receipt_hash=hash_receipt(state.receipt_key, receipt),
         )
     if not stored:
-        return _not_found(request, found.language)
-    if found.invitation.kind == "open":
-        state.submit_limiter.count(request.path_params["token"], client_address(request))
-    return state.pages.render_thanks(
+        return _not_found(request, found.language), False
+    thanks = state.pages.render_thanks(
         language=found.language, notes=found.invitation.notes_in(found.language), receipt=receipt
     )
+    return thanks, found.invitation.kind == "open"
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:
@@ -384,12 +394,13 @@ async def withdraw(request: Request) -> Response:
         return _unknown_language(request, state.catalogues.languages)
     form = await request.form(max_files=0, max_fields=4)
     code = normalise_receipt(str(form.get("code", "")))
-    # Limited per code (no one can hammer one receipt) and, more loosely, per client: behind a
-    # proxy without FEEDBACK_TRUSTED_PROXIES every survivor is one client, and a flood of junk
-    # codes must not stop everyone's withdrawals.
+    # Limited, loosely, per client (behind a proxy without FEEDBACK_TRUSTED_PROXIES every
+    # survivor is one client, so a flood of junk codes must not stop everyone's withdrawals),
+    # then per well-formed code, so that no one can hammer one receipt; a client past its limit
+    # spends no code's attempts.
     if not (
-        state.receipt_limiter.allow(code or "")
-        and state.withdraw_limiter.allow(client_address(request))
+        state.withdraw_limiter.allow(client_address(request))
+        and (code is None or state.receipt_limiter.allow(code))
     ):
         return _message(
             request,
