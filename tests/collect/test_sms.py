@@ -223,6 +223,35 @@ async def test_a_retried_message_changes_nothing_and_gets_the_same_reply(
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
 
 
+async def test_a_replayed_earlier_message_changes_nothing_and_sends_nothing(
+    conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    code = await sms_code(conn, keyed)
+    await text(survivor, code, sid="SM-code")
+    await text(survivor, "5", sid="SM-first")
+    second = await text(survivor, "4", sid="SM-second")
+    # The first answer again, mid-conversation: no step taken, no reply to send.
+    assert await text(survivor, "5", sid="SM-first") == (200, None)
+    assert await conn.fetchval("SELECT step FROM sms_sessions") == 2
+    assert await text(survivor, "4", sid="SM-second") == second  # the last: a retry
+    for n in range(4):
+        await text(survivor, "3", sid=f"SM-more-{n}")
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+    # Ended: its code replayed starts nothing (an open code would begin again and text the
+    # phone), nor does any earlier message.
+    for sid, body in (("SM-code", code), ("SM-first", "5"), ("SM-more-1", "3")):
+        assert await text(survivor, body, sid=sid) == (200, None)
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+    # STOP ends a conversation too; its unspent code, replayed, begins nothing.
+    other = {"sender": "+15550104478"}
+    unspent = await sms_code(conn, keyed)
+    assert (await text(survivor, unspent, sid="SM-code-2", **other))[1]
+    await text(survivor, "STOP", sid="SM-stop", **other)
+    assert await text(survivor, unspent, sid="SM-code-2", **other) == (200, None)
+    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
+
+
 async def test_an_idle_session_is_purged_and_its_answers_discarded(
     conn: Connection, worker_conn: Connection, survivor: httpx.AsyncClient
 ) -> None:

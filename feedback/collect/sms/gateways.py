@@ -142,9 +142,11 @@ def vonage_signed_text(params: Mapping[str, str]) -> str:
 
 
 # A signed message older than this (or this far in the future) is not acted on: a replay would
-# otherwise send its reply to the survivor's phone again. Longer than any conversation stays
-# idle, shorter than Vonage's day of retries.
-FRESH_FOR = dt.timedelta(hours=1)
+# otherwise send its reply to the survivor's phone again. The webhook remembers the messages of
+# ended conversations in memory for as long (RecentReplies), so within it a replay is known.
+# A retry later than this (the service was away for longer) is answered and not acted on: the
+# survivor, who got no reply, texts again.
+FRESH_FOR = dt.timedelta(minutes=10)
 
 
 class Vonage:

@@ -154,28 +154,52 @@ async def submit(conn: Connection, conversation: Conversation, *, ciphertext: by
     return bool(stored)
 
 
-async def replied(conn: Connection, phone_key: bytes, message_key: bytes) -> str | None:
-    """What was replied to this gateway message, if it was the last one the number's
-    conversation handled (a retried webhook); None otherwise."""
-    reply: str | None = await conn.fetchval(
-        "SELECT last_reply FROM sms_sessions WHERE phone_hmac = $1 AND last_message = $2",
-        phone_key,
-        message_key,
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """The gateway messages a number's ongoing conversation has handled, and its last reply."""
+
+    keys: tuple[bytes, ...]
+    last_reply: str | None
+
+    def reply_to(self, message_key: bytes) -> tuple[bool, str | None]:
+        """Whether the message was handled (a retried or replayed webhook), and what to answer
+        it with: the last message gets its reply again; an earlier one, nothing."""
+        if message_key not in self.keys:
+            return False, None
+        return True, self.last_reply if message_key == self.keys[-1] else None
+
+
+async def handled(conn: Connection, phone_key: bytes) -> Handled:
+    row = await conn.fetchrow(
+        "SELECT handled, last_reply FROM sms_sessions WHERE phone_hmac = $1", phone_key
     )
-    return reply
+    return Handled(tuple(row["handled"]), row["last_reply"]) if row else Handled((), None)
+
+
+# A conversation keeps this many of its message keys (the per-number limit allows about 30
+# messages in ten minutes; a conversation is a few dozen at most).
+HANDLED_KEPT = 100
 
 
 async def remember_reply(
     conn: Connection, phone_key: bytes, message_key: bytes, reply: str | None
-) -> None:
-    """Keep the message's key and reply on the conversation's own row (which goes when the
-    conversation ends), for a retry of the same webhook."""
-    await conn.execute(
-        "UPDATE sms_sessions SET last_message = $2, last_reply = $3 WHERE phone_hmac = $1",
+) -> bool:
+    """Keep the message's key, and its reply as the last one, on the conversation's own row
+    (which goes when the conversation ends), for a retry of the same webhook; False when the
+    message ended the conversation (STOP), so there is no row to keep them on."""
+    status = await conn.execute(
+        """
+        UPDATE sms_sessions
+           SET handled = (handled || $2::bytea)[greatest(1, cardinality(handled) + 2 - $4):],
+               last_reply = $3
+         WHERE phone_hmac = $1
+        """,
         phone_key,
         message_key,
         reply,
+        HANDLED_KEPT,
     )
+    return bool(status == "UPDATE 1")
 
 
 async def latest_note(

@@ -1,8 +1,9 @@
 """The gateways' inbound webhook: /sms/{gateway}. A message is handled in one transaction,
-under a lock on its number, and its reply remembered under the gateway's message id, so that
-a retried webhook changes nothing and gets the same reply: on the conversation's own row while
-it lasts, and in this process's memory for a few minutes after the last answer (no row is
-left that could date it). A wrong signature stores nothing."""
+under a lock on its number, and remembered under the gateway's message id, so that a retried
+or replayed webhook changes nothing (the last message gets the same reply again, an earlier
+one nothing): on the conversation's own row while it lasts, and in this process's memory for
+a few minutes after it ends (no row is left that could date it). A wrong signature stores
+nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from starlette.responses import PlainTextResponse, Response
 
 from feedback.collect.sms import store
 from feedback.collect.sms.conversation import Context, reply_to
-from feedback.collect.sms.gateways import BadMessage, BadSignature, Gateway, Inbound, Stale
+from feedback.collect.sms.gateways import (
+    FRESH_FOR,
+    BadMessage,
+    BadSignature,
+    Gateway,
+    Inbound,
+    Stale,
+)
 from feedback.db import Connection, Pool
 from feedback.limits import RateLimiter
 from feedback.phones import message_key, phone_key
@@ -24,10 +32,11 @@ from feedback.web import connection
 
 
 class RecentReplies:
-    """Replies to the messages that ended a conversation, for a retry of the same webhook: in
-    memory only, for ``keep`` seconds, at most ``size`` of them."""
+    """The messages of conversations that have ended, with the reply to the last one, for a
+    retry or a replay of the same webhook: in memory only, for ``keep`` seconds (as long as a
+    Vonage message stays fresh), at most ``size`` of them."""
 
-    def __init__(self, *, keep: float = 600, size: int = 10_000) -> None:
+    def __init__(self, *, keep: float = FRESH_FOR.total_seconds(), size: int = 50_000) -> None:
         self.keep = keep
         self.size = size
         self._replies: OrderedDict[bytes, tuple[float, str | None]] = OrderedDict()
@@ -56,7 +65,7 @@ class SmsState:
     gateways: dict[str, Gateway]
     public_url: str
     limiter: RateLimiter  # messages per number (kept under a keyed hash, in memory only)
-    ended: RecentReplies  # replies to the last message of a conversation
+    ended: RecentReplies  # the messages of conversations that have ended
 
 
 def called_url(request: Request, public_url: str) -> str:
@@ -98,15 +107,21 @@ async def _handle(
         return text
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
-        text = await store.replied(conn, number, handled)
-        if text is not None:
+        earlier = await store.handled(conn, number)
+        done, text = earlier.reply_to(handled)
+        if done:
             return text
         reply = await reply_to(conn, state.context, message, number)
-        if reply.touched and not reply.submitted:
-            await store.remember_reply(conn, number, handled, reply.text)
-    if reply.submitted:
-        # The conversation's row went with the answer, and nothing else may be written with
-        # it: the reply is kept in memory, for a retry, and nowhere else.
+        # The submission's transaction writes nothing else (a reply kept beside it would be
+        # joinable to it); STOP leaves no row to keep it on.
+        ended = reply.submitted or (
+            reply.touched and not await store.remember_reply(conn, number, handled, reply.text)
+        )
+    if ended:
+        # The conversation's row is gone: its message keys are kept in memory, for retries
+        # and replays while the gateway would still act on them, and nowhere else.
+        for key in earlier.keys:
+            state.ended.put(key, None)
         state.ended.put(handled, reply.text)
     return reply.text
 
