@@ -71,7 +71,10 @@ FIELD_NAMES = st.sampled_from(
 ) | st.text(max_size=12)
 FIELD_VALUES = (
     st.text(max_size=120)
-    | st.sampled_from(["5", "0", "-1", "6", "prefer_not", "woman", "", "\u1369", "²", "x" * 3000])
+    | st.sampled_from(
+        ["5", "0", "-1", "6", "prefer_not", "woman", "", "\u1369", "²", "x" * 3000, "\x00", "5\x00"]
+    )
+    | st.sampled_from(["new@org.example\x00", "new@org.example", "\x00@org.example"])
     | st.from_regex(r"[A-Za-z0-9+/=]{0,140}", fullmatch=True)
 )
 FORMS = st.lists(st.tuples(FIELD_NAMES, FIELD_VALUES), max_size=10)
@@ -234,7 +237,9 @@ DIGIT_LIKE = [
 SMS_BODIES = (
     st.text(alphabet=st.sampled_from(DIGIT_LIKE), min_size=1, max_size=2)
     | st.text(alphabet=st.characters(categories=["Nd"]), min_size=1, max_size=3)
-    | st.sampled_from(["STOP", "HELP", "RESTART", "NEWS", "Ayuda", "0", "1", "2", "99", " 1 "])
+    | st.sampled_from(
+        ["STOP", "HELP", "RESTART", "NEWS", "Ayuda", "0", "1", "2", "99", " 1 ", "\x00", "1\x00"]
+    )
     | FIELD_VALUES
 )
 
