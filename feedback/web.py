@@ -34,10 +34,13 @@ from feedback.secretfiles import check_shared
 access_log = logging.getLogger(ACCESS_LOGGER)
 log = logging.getLogger(__name__)
 
-# A client has this long to send its whole request body; a handler waits at most this long for
-# a pooled connection. Past either, the request ends (408 or 503): no client can hold a
-# connection or a worker by being slow.
+# A client has BODY_DEADLINE_S, and a second more per BODY_RATE bytes it declares, to send its
+# whole request body (a full survivor post over 2G, a few kilobytes a second, fits); a handler
+# waits at most ACQUIRE_TIMEOUT_S for a pooled connection. Past either, the request ends (408 or
+# 503): no client can hold a connection or a worker by being slow, and bodies are read before
+# a connection is taken.
 BODY_DEADLINE_S = 10.0
+BODY_RATE = 1000
 ACQUIRE_TIMEOUT_S = 3.0
 RETRY_AFTER_S = 30
 
@@ -208,8 +211,10 @@ class Edge:
         csp: str = CONTENT_SECURITY_POLICY,
         https: bool = False,
         log_all: bool = True,
+        max_body: int = 64 * 1024,
     ):
         self.app = app
+        self.max_body = max_body
         self.headers = security_headers(csp=csp, https=https)
         self.names = {name for name, _ in self.headers} | {b"server"}
         self.log_all = log_all
@@ -221,13 +226,14 @@ class Edge:
         started = time.perf_counter()
         status = 500
         body_done = False
+        deadline = BODY_DEADLINE_S + min(_declared_length(scope), self.max_body) / BODY_RATE
 
         async def receive_in_time() -> Message:
             """The body's next part, if the whole body is still within its deadline."""
             nonlocal body_done
             if body_done:
                 return await receive()
-            left = BODY_DEADLINE_S - (time.perf_counter() - started)
+            left = deadline - (time.perf_counter() - started)
             try:
                 async with asyncio.timeout(max(left, 0.0)):
                     message = await receive()
@@ -268,6 +274,14 @@ class Edge:
                     (time.perf_counter() - started) * 1000,
                     exc_info=failure,
                 )
+
+
+def _declared_length(scope: Scope) -> int:
+    """The request's Content-Length, if it declares a sane one; else 0."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) <= 9 else 0
+    return 0
 
 
 class CompressReads:
@@ -391,7 +405,12 @@ def create_web_app(
 ) -> Starlette:
     """``exception_handlers`` should answer ``DATABASE_GONE`` (503, Retry-After) and 500."""
     return App(
-        edge={"csp": csp, "https": settings.public_url.startswith("https:"), "log_all": log_all},
+        edge={
+            "csp": csp,
+            "https": settings.public_url.startswith("https:"),
+            "log_all": log_all,
+            "max_body": max_body_size,
+        },
         debug=settings.debug,
         exception_handlers={
             SlowBody: slow_body,

@@ -14,8 +14,9 @@ import asyncpg
 import httpx
 import pytest
 from starlette.requests import Request
-from starlette.types import Message
+from starlette.types import Message, Receive, Scope, Send
 
+from feedback import web
 from feedback.cli.wiring import build_web_app
 from feedback.collect.app import create_app
 from feedback.config import Settings
@@ -252,3 +253,36 @@ async def test_junk_posts_fill_no_limit_and_posters_are_limited_per_client(
     assert codes == [404] * 5 + [429]  # one receipt code: five tries
     assert another.status_code == 404  # other codes are still tried
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 11
+
+
+@pytest.mark.parametrize(
+    ("declared", "allowed"),
+    [
+        (None, 0.2),  # no length: the base deadline
+        (b"300", 0.5),  # a second more per BODY_RATE bytes declared
+        (b"999999999", 0.2 + 640 / 1000),  # no more than the largest body allows
+        (b"junk", 0.2),
+    ],
+)
+async def test_the_body_deadline_grows_with_the_declared_length_up_to_the_cap(
+    monkeypatch: pytest.MonkeyPatch, declared: bytes | None, allowed: float
+) -> None:
+    monkeypatch.setattr(web, "BODY_DEADLINE_S", 0.2)
+    monkeypatch.setattr(web, "BODY_RATE", 1000)
+
+    async def reads_the_body(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+    edge = web.Edge(reads_the_body, max_body=640)
+    headers = [(b"content-length", declared)] if declared else []
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+
+    async def never() -> Message:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(web.SlowBody):
+        await edge(scope, never, lambda message: asyncio.sleep(0))
+    took = asyncio.get_running_loop().time() - started
+    assert allowed - 0.05 < took < allowed + 0.3
