@@ -49,6 +49,10 @@ class SlowBody(Exception):
     """The client did not send its request body in time."""
 
 
+class BodyTooLarge(Exception):
+    """The request body is (or says it is) larger than the app takes."""
+
+
 class Unavailable(Exception):
     """No database connection could be had in time (all busy, or the server unreachable)."""
 
@@ -226,19 +230,28 @@ class Edge:
         started = time.perf_counter()
         status = 500
         body_done = False
-        deadline = BODY_DEADLINE_S + min(_declared_length(scope), self.max_body) / BODY_RATE
+        declared = _declared_length(scope)
+        deadline = BODY_DEADLINE_S + min(declared, self.max_body) / BODY_RATE
+
+        received = 0
 
         async def receive_in_time() -> Message:
-            """The body's next part, if the whole body is still within its deadline."""
-            nonlocal body_done
+            """The body's next part, if the whole body is still within its deadline and size."""
+            nonlocal body_done, received
             if body_done:
                 return await receive()
+            if declared > self.max_body:
+                raise BodyTooLarge
             left = deadline - (time.perf_counter() - started)
             try:
                 async with asyncio.timeout(max(left, 0.0)):
                     message = await receive()
             except TimeoutError:
                 raise SlowBody from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge
             body_done = message["type"] != "http.request" or not message.get("more_body")
             return message
 
@@ -277,10 +290,11 @@ class Edge:
 
 
 def _declared_length(scope: Scope) -> int:
-    """The request's Content-Length, if it declares a sane one; else 0."""
+    """The request's Content-Length (0 if it declares none it can read; the body is counted
+    as it arrives either way)."""
     for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            return int(value) if value.isdigit() and len(value) <= 9 else 0
+        if name == b"content-length" and value.isdigit():
+            return int(value) if len(value) <= 18 else 10**18
     return 0
 
 
@@ -387,6 +401,10 @@ async def slow_body(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("The request body did not arrive in time.", status_code=408)
 
 
+async def too_large(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("The request body is too large.", status_code=413)
+
+
 async def client_gone(request: Request, exc: Exception) -> Response:
     """The client closed the connection before its body had arrived: nothing to answer (this
     reaches no one) and nothing to log as an error."""
@@ -414,13 +432,13 @@ def create_web_app(
         debug=settings.debug,
         exception_handlers={
             SlowBody: slow_body,
+            BodyTooLarge: too_large,
             ClientDisconnect: client_gone,
             **(exception_handlers or {}),
         },
         routes=[*routes, Route("/favicon.ico", no_favicon, include_in_schema=False)],
         middleware=[Middleware(CompressReads)],
         lifespan=lifespan,
-        max_body_size=max_body_size,
     )
 
 

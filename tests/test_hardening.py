@@ -256,16 +256,21 @@ async def test_junk_posts_fill_no_limit_and_posters_are_limited_per_client(
 
 
 @pytest.mark.parametrize(
-    ("declared", "allowed"),
+    ("declared", "allowed", "refusal"),
     [
-        (None, 0.2),  # no length: the base deadline
-        (b"300", 0.5),  # a second more per BODY_RATE bytes declared
-        (b"999999999", 0.2 + 640 / 1000),  # no more than the largest body allows
-        (b"junk", 0.2),
+        (None, 0.2, web.SlowBody),  # no length: the base deadline
+        (b"300", 0.5, web.SlowBody),  # a second more per BODY_RATE bytes declared
+        (b"640", 0.84, web.SlowBody),  # up to the largest body the app takes
+        (b"641", 0.0, web.BodyTooLarge),  # more: refused before anything is read
+        (b"9" * 40, 0.0, web.BodyTooLarge),
+        (b"junk", 0.2, web.SlowBody),
     ],
 )
 async def test_the_body_deadline_grows_with_the_declared_length_up_to_the_cap(
-    monkeypatch: pytest.MonkeyPatch, declared: bytes | None, allowed: float
+    monkeypatch: pytest.MonkeyPatch,
+    declared: bytes | None,
+    allowed: float,
+    refusal: type[Exception],
 ) -> None:
     monkeypatch.setattr(web, "BODY_DEADLINE_S", 0.2)
     monkeypatch.setattr(web, "BODY_RATE", 1000)
@@ -282,7 +287,7 @@ async def test_the_body_deadline_grows_with_the_declared_length_up_to_the_cap(
         raise AssertionError("unreachable")
 
     started = asyncio.get_running_loop().time()
-    with pytest.raises(web.SlowBody):
+    with pytest.raises(refusal):
         await edge(scope, never, lambda message: asyncio.sleep(0))
     took = asyncio.get_running_loop().time() - started
     assert allowed - 0.05 < took < allowed + 0.3

@@ -117,6 +117,8 @@ def create_app(
         max_body_size=MAX_BODY,
         exception_handlers={
             500: views.server_error,
+            web.SlowBody: views.slow_body,
+            web.BodyTooLarge: views.too_large,
             **dict.fromkeys(web.DATABASE_GONE, views.unavailable),
         },
         log_all=False,  # no line per survivor request: its time would date them

@@ -330,37 +330,53 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Subm
 async def unavailable(request: Request, exc: Exception) -> Response:
     """The database is out of reach or every connection is busy: a neutral page that says so
     and nothing was saved, and when to try again."""
-    state: SurvivorState | None = getattr(request.state, "survivor", None)
-    if state is None:
-        response: Response = Response(
-            "Not available right now.", status_code=503, media_type="text/plain"
-        )
-    else:
-        language = _language(request, state.catalogues.languages) or "en"
-        response = _message(
-            request,
-            language,
-            503,
-            N_("Please wait a little"),
-            N_("Nothing was saved. Please try again in a minute."),
-        )
+    response = _neutral(
+        request,
+        503,
+        N_("Please wait a little"),
+        N_("Nothing was saved. Please try again in a minute."),
+    )
     response.headers["retry-after"] = str(RETRY_AFTER_S)
     return response
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """Even when something breaks, a survivor sees a neutral page with the quick exit."""
-    state: SurvivorState | None = getattr(request.state, "survivor", None)
-    if state is None:
-        return Response("Something went wrong.", status_code=500, media_type="text/plain")
-    language = _language(request, state.catalogues.languages) or "en"
-    return _message(
+    return _neutral(
         request,
-        language,
         500,
         N_("Something went wrong"),
         N_("Nothing was saved. Please try again in a few minutes."),
     )
+
+
+async def slow_body(request: Request, exc: Exception) -> Response:
+    """The answers did not arrive in time (a very slow connection)."""
+    return _neutral(
+        request,
+        408,
+        N_("Please wait a little"),
+        N_("Nothing was saved. Please try again in a minute."),
+    )
+
+
+async def too_large(request: Request, exc: Exception) -> Response:
+    return _neutral(
+        request,
+        413,
+        N_("Your answers could not be read"),
+        N_("Nothing was saved. Please go back and send the form again."),
+    )
+
+
+def _neutral(request: Request, status: int, heading: str, paragraph: str) -> Response:
+    """A message page with the quick exit, in the page's language; plain text if the app's
+    state is not there (it failed to start)."""
+    state: SurvivorState | None = getattr(request.state, "survivor", None)
+    if state is None:
+        return Response(heading + ".", status_code=status, media_type="text/plain")
+    language = _language(request, state.catalogues.languages) or "en"
+    return _message(request, language, status, heading, paragraph)
 
 
 def _unreadable(request: Request, language: str) -> Response:
