@@ -61,7 +61,9 @@ SETTINGS: tuple[Variable, ...] = (
         "Where the quick-exit control on every survivor page goes: a neutral, everyday site.",
     ),
     Variable("STATEMENT_TIMEOUT_MS", "5000", "PostgreSQL statement timeout for every connection."),
-    Variable("POOL_SIZE", "10", "Largest number of database connections per process."),
+    Variable(
+        "POOL_SIZE", "10", "Largest number of database connections per app, in each process."
+    ),
     Variable(
         "SESSION_SECRET",
         "",
