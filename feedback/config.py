@@ -61,9 +61,7 @@ SETTINGS: tuple[Variable, ...] = (
         "Where the quick-exit control on every survivor page goes: a neutral, everyday site.",
     ),
     Variable("STATEMENT_TIMEOUT_MS", "5000", "PostgreSQL statement timeout for every connection."),
-    Variable(
-        "POOL_SIZE", "10", "Largest number of database connections per app, in each process."
-    ),
+    Variable("POOL_SIZE", "10", "Largest number of database connections per app, in each process."),
     Variable(
         "SESSION_SECRET",
         "",
@@ -110,7 +108,8 @@ SETTINGS: tuple[Variable, ...] = (
         "30",
         "An SMS conversation idle this long (rounded up to five minutes, so that no row holds "
         "the minute a survivor wrote) is ended and its sealed answers discarded (or, where a "
-        "program keeps partial answers, submitted).",
+        "program keeps partial answers, submitted). At least 10: a conversation's messages "
+        "must be remembered for as long as a gateway's message stays fresh.",
     ),
     Variable(
         "KEY_PASSPHRASE_DIR",
@@ -199,7 +198,7 @@ class Settings:
             sms_auth_token=get("SMS_AUTH_TOKEN").encode() or None,
             vonage=_vonage(get),
             sms_idle_minutes=_integer(
-                get("SMS_IDLE_MINUTES"), "SMS_IDLE_MINUTES", low=1, high=24 * 60
+                get("SMS_IDLE_MINUTES"), "SMS_IDLE_MINUTES", low=10, high=24 * 60
             ),
             key_passphrase_dir=Path(raw).expanduser()
             if (raw := get("KEY_PASSPHRASE_DIR"))

@@ -187,3 +187,26 @@ async def test_replays_and_get_webhooks_do_nothing(
     fresh = await vonage.post(URL, data=signed(code))
     assert fresh.status_code == 204
     assert api.sent[-1]["text"].startswith("1/6 ")
+
+
+async def test_a_replayed_message_texts_the_phone_nothing_and_uses_up_no_limit(
+    conn: Connection, vonage: httpx.AsyncClient, api: FakeVonageApi
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    help_ = signed("HELP")
+    assert (await vonage.post(URL, data=help_)).status_code == 204
+    begin = signed(await sms_code(conn, keyed))
+    await vonage.post(URL, data=begin)
+    answer = signed("5")
+    await vonage.post(URL, data=answer)
+    texted = len(api.sent)
+    assert texted == 3
+    # A captured webhook replayed, more often than the number's limit allows messages: the
+    # phone gets nothing, the conversation does not move, and the survivor's next answer counts.
+    for replayed in [answer] * 30 + [begin, help_]:
+        assert (await vonage.post(URL, data=replayed)).status_code == 204
+    assert len(api.sent) == texted
+    assert await conn.fetchval("SELECT step FROM sms_sessions") == 1
+    assert (await vonage.post(URL, data=signed("4"))).status_code == 204
+    assert len(api.sent) == texted + 1
+    assert api.sent[-1]["text"].startswith("3/6 ")

@@ -49,6 +49,9 @@ class Inbound:
 
 class Gateway(Protocol):
     name: str
+    # Whether the reply goes back in the webhook's response, to whoever called (Twilio's
+    # TwiML), rather than out to the phone through the gateway's API (Vonage).
+    replies_in_response: bool
 
     async def receive(self, request: Request, url: str) -> Inbound:
         """The message, once its signature for ``url`` (what the gateway called) holds."""
@@ -79,6 +82,7 @@ class Twilio:
     """Twilio's Messaging webhook (form-encoded POST) and TwiML replies."""
 
     name = "twilio"
+    replies_in_response = True
 
     def __init__(self, auth_token: bytes) -> None:
         self._auth_token = auth_token
@@ -156,6 +160,7 @@ class Vonage:
     {api_url}/sms/json), as Vonage does not read replies from the webhook."""
 
     name = "vonage"
+    replies_in_response = False
 
     def __init__(
         self,

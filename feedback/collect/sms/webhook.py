@@ -32,9 +32,10 @@ from feedback.web import connection
 
 
 class RecentReplies:
-    """The messages of conversations that have ended, with the reply to the last one, for a
-    retry or a replay of the same webhook: in memory only, for ``keep`` seconds (as long as a
-    Vonage message stays fresh), at most ``size`` of them."""
+    """Messages that no conversation row remembers (those of conversations that have ended,
+    and HELP, NEWS or unknown codes), with their replies, for a retry or a replay of the
+    same webhook: in memory only, for ``keep`` seconds (as long as a Vonage message stays
+    fresh), at most ``size`` of them."""
 
     def __init__(self, *, keep: float = FRESH_FOR.total_seconds(), size: int = 50_000) -> None:
         self.keep = keep
@@ -65,7 +66,7 @@ class SmsState:
     gateways: dict[str, Gateway]
     public_url: str
     limiter: RateLimiter  # messages per number (kept under a keyed hash, in memory only)
-    ended: RecentReplies  # the messages of conversations that have ended
+    recent: RecentReplies  # messages no conversation row remembers (see _handle)
 
 
 def called_url(request: Request, public_url: str) -> str:
@@ -89,41 +90,59 @@ async def inbound(request: Request) -> Response:
     except BadMessage as exc:
         return PlainTextResponse(f"Not a message: {exc}", status_code=400)
     number = phone_key(state.context.phone_secret, message.sender)
+    handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
+    done, text = state.recent.get(handled)
+    if done:  # a retry or a replay: counted nowhere
+        return await _again(gateway, message, text)
+    # Counted before it is handled, so that a parallel burst is limited like a sequence, and
+    # given back if it turns out to have been handled before.
     if not state.limiter.allow(number.hex()):
         return await gateway.respond(message, None)  # a flood: read nothing more, say nothing
-    handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
     async with connection(state.pool) as conn:
-        text = await _handle(conn, state, message, number, handled)
+        again, text = await _handle(conn, state, message, number, handled)
+    if again:
+        state.limiter.give_back(number.hex())
+        return await _again(gateway, message, text)
     return await gateway.respond(message, text)  # after the commit: nothing accepted is lost
+
+
+async def _again(gateway: Gateway, message: Inbound, text: str | None) -> Response:
+    """The answer to a message handled before: the same reply where it goes back to whoever
+    called (a retried Twilio webhook); nothing where it would go out to the phone again (for
+    Vonage, the reply was sent when the message was first handled, and a replay must not
+    text the phone)."""
+    return await gateway.respond(message, text if gateway.replies_in_response else None)
 
 
 async def _handle(
     conn: Connection, state: SmsState, message: Inbound, number: bytes, handled: bytes
-) -> str | None:
-    """The reply to a message, handled in one transaction under a lock on its number (or the
-    reply already given, for a retried webhook)."""
-    done, text = state.ended.get(handled)
-    if done:
-        return text
+) -> tuple[bool, str | None]:
+    """Whether the message was handled before, and the reply to it: handled in one
+    transaction under a lock on its number, or the reply already given."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
         earlier = await store.handled(conn, number)
         done, text = earlier.reply_to(handled)
         if done:
-            return text
+            return True, text
         reply = await reply_to(conn, state.context, message, number)
         # The submission's transaction writes nothing else (a reply kept beside it would be
-        # joinable to it); STOP leaves no row to keep it on.
-        ended = reply.submitted or (
-            reply.touched and not await store.remember_reply(conn, number, handled, reply.text)
+        # joinable to it); STOP leaves no row to keep it on; HELP, NEWS and unknown codes
+        # change no conversation.
+        kept = (
+            reply.touched
+            and not reply.submitted
+            and await store.remember_reply(conn, number, handled, reply.text)
         )
-    if ended:
-        # The conversation's row is gone: its message keys are kept in memory, for retries
-        # and replays while the gateway would still act on them, and nowhere else.
-        for key in earlier.keys:
-            state.ended.put(key, None)
-        state.ended.put(handled, reply.text)
-    return reply.text
+    if not kept:
+        # No conversation row remembers this message (or, if it ended, the earlier ones):
+        # they are kept in this process's memory for as long as the gateway would still act
+        # on them, and nowhere else.
+        if reply.touched:
+            for key in earlier.keys:
+                state.recent.put(key, None)
+        state.recent.put(handled, reply.text)
+    return False, reply.text
 
 
 def sms_state(
@@ -135,5 +154,5 @@ def sms_state(
         gateways=gateways,
         public_url=public_url,
         limiter=RateLimiter(limit=30, window=600),
-        ended=RecentReplies(),
+        recent=RecentReplies(),
     )
