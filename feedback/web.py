@@ -34,8 +34,9 @@ from feedback.secretfiles import check_shared
 access_log = logging.getLogger(ACCESS_LOGGER)
 log = logging.getLogger(__name__)
 
-# A client has BODY_DEADLINE_S, and a second more per BODY_RATE bytes it declares, to send its
-# whole request body (a full survivor post over 2G, a few kilobytes a second, fits); a handler
+# A client has BODY_DEADLINE_S, and a second more for every BODY_RATE bytes it has sent, to send
+# its whole request body: a full survivor post over 2G (a few kilobytes a second) fits, and a
+# client that sends nothing, or less than BODY_RATE bytes a second, is cut off; a handler
 # waits at most ACQUIRE_TIMEOUT_S for a pooled connection. Past either, the request ends (408 or
 # 503): no client can hold a connection or a worker by being slow, and bodies are read before
 # a connection is taken.
@@ -77,13 +78,9 @@ def client_address(request: Request) -> str:
     IPv4 address."""
     peer = _normal(request.client.host if request.client else "")
     trusted: tuple[IPNetwork, ...] = request.state.settings.trusted_proxies
+    if not trusted or not _among(peer, trusted):
+        return _subscriber(peer)
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-    if not trusted:
-        if forwarded:
-            _warn_untrusted_proxy()
-        return _subscriber(peer)
-    if not _among(peer, trusted):
-        return _subscriber(peer)
     for address in reversed([_normal(a.strip()) for a in forwarded.split(",") if a.strip()]):
         if not _among(address, trusted):
             return _subscriber(address)
@@ -122,8 +119,13 @@ def _among(address: str, networks: tuple[IPNetwork, ...]) -> bool:
 _WARNED: list[bool] = []
 
 
-def _warn_untrusted_proxy() -> None:
-    if not _WARNED:
+def warn_if_proxied_untrusted(request: Request) -> None:
+    """Say once (in the log) that requests come through a proxy that is not trusted, so that
+    every client behind it shares one rate limit. Called from staff requests only: a line at
+    a survivor's request would date it."""
+    if _WARNED or request.state.settings.trusted_proxies:
+        return
+    if "x-forwarded-for" in request.headers:
         _WARNED.append(True)
         log.warning(
             "requests carry X-Forwarded-For but FEEDBACK_TRUSTED_PROXIES is empty: every client "
@@ -231,7 +233,6 @@ class Edge:
         status = 500
         body_done = False
         declared = _declared_length(scope)
-        deadline = BODY_DEADLINE_S + min(declared, self.max_body) / BODY_RATE
 
         received = 0
 
@@ -242,7 +243,7 @@ class Edge:
                 return await receive()
             if declared > self.max_body:
                 raise BodyTooLarge
-            left = deadline - (time.perf_counter() - started)
+            left = BODY_DEADLINE_S + received / BODY_RATE - (time.perf_counter() - started)
             try:
                 async with asyncio.timeout(max(left, 0.0)):
                     message = await receive()

@@ -146,9 +146,6 @@ async def login_flood(base_url: str, seconds: float, *, per_s: int = FLOOD_PER_S
     return statuses
 
 
-SLOW_BODY_LENGTH = 4096  # what each slow client promises to send
-
-
 async def slow_bodies(
     base_url: str, seconds: float, *, clients: int = SLOW_CLIENTS
 ) -> Counter[str]:
@@ -166,7 +163,7 @@ async def slow_bodies(
                     "POST /staff/login HTTP/1.1\r\n"
                     f"Host: {host}:{port}\r\n"
                     "Content-Type: application/x-www-form-urlencoded\r\n"
-                    f"Content-Length: {SLOW_BODY_LENGTH}\r\n"
+                    "Content-Length: 4096\r\n"
                     f"X-Forwarded-For: {next(_ADDRESSES)}\r\n\r\n"
                 ).encode()
             )

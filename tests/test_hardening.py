@@ -256,38 +256,85 @@ async def test_junk_posts_fill_no_limit_and_posters_are_limited_per_client(
 
 
 @pytest.mark.parametrize(
-    ("declared", "allowed", "refusal"),
+    ("declared", "chunks", "allowed", "refusal"),
     [
-        (None, 0.2, web.SlowBody),  # no length: the base deadline
-        (b"300", 0.5, web.SlowBody),  # a second more per BODY_RATE bytes declared
-        (b"640", 0.84, web.SlowBody),  # up to the largest body the app takes
-        (b"641", 0.0, web.BodyTooLarge),  # more: refused before anything is read
-        (b"9" * 40, 0.0, web.BodyTooLarge),
-        (b"junk", 0.2, web.SlowBody),
+        (None, 0, 0.2, web.SlowBody),  # nothing sent: the base deadline
+        (b"640", 0, 0.2, web.SlowBody),  # declaring a length buys no time
+        (b"500", 1, 0.4, web.SlowBody),  # a second more per BODY_RATE bytes sent, then stalls
+        (b"500", 5, 0.75, None),  # slow but steady: 100 bytes every 0.15 s, all read
+        (b"641", 0, 0.0, web.BodyTooLarge),  # more than the app takes: refused at once
+        (b"9" * 40, 0, 0.0, web.BodyTooLarge),
+        (b"junk", 0, 0.2, web.SlowBody),
     ],
 )
-async def test_the_body_deadline_grows_with_the_declared_length_up_to_the_cap(
+async def test_a_body_must_keep_arriving_and_stay_under_the_cap(
     monkeypatch: pytest.MonkeyPatch,
     declared: bytes | None,
+    chunks: int,
     allowed: float,
-    refusal: type[Exception],
+    refusal: type[Exception] | None,
 ) -> None:
     monkeypatch.setattr(web, "BODY_DEADLINE_S", 0.2)
-    monkeypatch.setattr(web, "BODY_RATE", 1000)
+    monkeypatch.setattr(web, "BODY_RATE", 500)
+    read: list[bytes] = []
 
     async def reads_the_body(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
+        while True:
+            message = await receive()
+            read.append(message.get("body", b""))
+            if not message.get("more_body"):
+                return
 
     edge = web.Edge(reads_the_body, max_body=640)
     headers = [(b"content-length", declared)] if declared else []
     scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+    sent = 0
 
-    async def never() -> Message:
+    async def client() -> Message:
+        nonlocal sent
+        if sent < chunks:
+            await asyncio.sleep(0.15)
+            sent += 1
+            last = sent == chunks and refusal is None  # else it stalls after its chunks
+            return {"type": "http.request", "body": b"x" * 100, "more_body": not last}
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
     started = asyncio.get_running_loop().time()
-    with pytest.raises(refusal):
-        await edge(scope, never, lambda message: asyncio.sleep(0))
+    if refusal is None:
+        await edge(scope, client, lambda message: asyncio.sleep(0))
+        assert len(b"".join(read)) == 500
+    else:
+        with pytest.raises(refusal):
+            await edge(scope, client, lambda message: asyncio.sleep(0))
     took = asyncio.get_running_loop().time() - started
     assert allowed - 0.05 < took < allowed + 0.3
+
+
+async def test_an_untrusted_proxy_is_named_once_from_staff_requests_only(
+    conn: Connection,
+    survivor_pool: Pool,
+    staff_pool: Pool,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(web, "_WARNED", [])
+    keyed = await factories.keyed_tenant(conn)
+    poster = f"/s/{await create_open_link(conn, program_id=keyed.tenant.program_id)}"
+    app = build_web_app(
+        settings_for(database_url), SECRETS, survivor_pool=survivor_pool, staff_pool=staff_pool
+    )
+    proxied = {"x-forwarded-for": "198.51.100.1"}
+    async with client_for(app) as client:
+        assert (await client.post(poster, data=ANSWERS, headers=proxied)).status_code == 200
+        assert (await client.post("/withdraw", data={"code": "x"}, headers=proxied)).is_error
+        # A line at a survivor's request would date it: nothing is said there.
+        assert not [r for r in caplog.records if r.name == "feedback.web"]
+        for _ in range(2):
+            await client.post(
+                "/staff/login", data={"email": "a@b.org", "password": "x"}, headers=proxied
+            )
+    warned = [r for r in caplog.records if r.name == "feedback.web"]
+    assert len(warned) == 1
+    assert "FEEDBACK_TRUSTED_PROXIES" in warned[0].getMessage()

@@ -361,11 +361,12 @@ async def slow_body(request: Request, exc: Exception) -> Response:
 
 
 async def too_large(request: Request, exc: Exception) -> Response:
+    """Only a very long comment makes a survey post this large."""
     return _neutral(
         request,
         413,
-        N_("Your answers could not be read"),
-        N_("Nothing was saved. Please go back and send the form again."),
+        N_("Your answers were too long to send"),
+        N_("Nothing was saved. Please go back, shorten your comment and send the form again."),
     )
 
 
@@ -410,10 +411,10 @@ async def withdraw(request: Request) -> Response:
         return _unknown_language(request, state.catalogues.languages)
     form = await request.form(max_files=0, max_fields=4)
     code = normalise_receipt(str(form.get("code", "")))
-    # Limited, loosely, per client (behind a proxy without FEEDBACK_TRUSTED_PROXIES every
-    # survivor is one client, so a flood of junk codes must not stop everyone's withdrawals),
-    # then per well-formed code, so that no one can hammer one receipt; a client past its limit
-    # spends no code's attempts.
+    # Limited, loosely, per client (30 tries in 10 minutes), then per well-formed code, so that
+    # no one can hammer one receipt; a client past its limit spends no code's attempts. Behind
+    # a proxy missing from FEEDBACK_TRUSTED_PROXIES every survivor is one client, and a flood
+    # of junk codes does stop everyone's withdrawals: name the proxy.
     if not (
         state.withdraw_limiter.allow(client_address(request))
         and (code is None or state.receipt_limiter.allow(code))

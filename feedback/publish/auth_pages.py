@@ -25,7 +25,7 @@ from feedback.publish.audit import record
 from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
 from feedback.publish.sessions import Sessions, same_origin
-from feedback.web import client_address, connection
+from feedback.web import client_address, connection, warn_if_proxied_untrusted
 
 LOGIN_FAILED = (
     "That email and passphrase do not open an account. Check both and try again; after a few "
@@ -59,15 +59,18 @@ async def login(request: Request) -> Response:
         return page(request, "login.html", error=None, email="", next=wanted)
     if not same_origin(request, request.state.settings.public_url):
         raise HTTPException(403, "This form has expired: reload the page.")
+    warn_if_proxied_untrusted(request)
     form = await request.form(max_files=0, max_fields=8)
     email = _email(form)
     password = str(form.get("password") or "")[:1024]
     wanted = str(form.get("next") or "")
     sessions: Sessions = request.state.sessions
-    device = sessions.device(request)
+    device = sessions.device(request, email) if email else None
     # Before counting or claiming anything: a refused check must cost the owner nothing.
     (KNOWN_DEVICES if device else PASSWORDS).refuse_if_full()
-    client = ("device", device.hex()) if device else (client_address(request),)
+    # Known devices are limited per account (their cookies are signed for it), so that no
+    # one account's devices can fill their lane; everyone else per client address.
+    client = ("known device of", email) if device else (client_address(request),)
     if not request.state.login_limiter.allow(*client):
         return page(
             request, "login.html", status_code=429, error=TOO_MANY, email=email, next=wanted
@@ -90,7 +93,7 @@ async def login(request: Request) -> Response:
             )
         response = RedirectResponse(_next(request, wanted), status_code=303)
         await sessions.start(conn, staff, response)
-        await remember_device(conn, candidate, sessions.know_device(response))
+        await remember_device(conn, candidate, sessions.know_device(response, email))
         await record(conn, organisation_id=staff.organisation_id, user_id=staff.id, action="login")
     return response
 

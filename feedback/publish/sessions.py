@@ -26,7 +26,12 @@ from feedback.publish.accounts import DEVICE_KNOWN_FOR, Staff, load_staff
 
 LIFETIME = dt.timedelta(hours=8)
 SESSION = b"feedback.session.v1"
-DEVICE = b"feedback.device.v1"
+DEVICE = b"feedback.device.v2"
+
+
+def _device_purpose(email: str) -> bytes:
+    """Known-device cookies are signed for one account."""
+    return DEVICE + b"\0" + hashlib.sha256(email.encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +65,20 @@ class Sessions:
         expected = self._mac(purpose, sid)[:16]
         return sid if len(sid) == 32 and hmac.compare_digest(mac, expected) else None
 
-    def device(self, request: Request) -> bytes | None:
-        """The id hash of the known-device cookie the browser sent, if we signed it."""
+    def device(self, request: Request, email: str) -> bytes | None:
+        """The id hash of the known-device cookie the browser sent, if we signed it for the
+        account ``email`` names (a cookie from another account is no device here)."""
         value = request.cookies.get(self.device_cookie)
-        raw = self._unsign(value, DEVICE) if value else None
+        raw = self._unsign(value, _device_purpose(email)) if value else None
         return hashlib.sha256(raw).digest() if raw else None
 
-    def know_device(self, response: Response) -> bytes:
-        """A new known-device cookie on ``response``; its id hash, to store."""
+    def know_device(self, response: Response, email: str) -> bytes:
+        """A new known-device cookie for the account ``email`` on ``response``; its id hash,
+        to store."""
         raw = secrets.token_bytes(32)
         response.set_cookie(
             self.device_cookie,
-            self._sign(raw, DEVICE),
+            self._sign(raw, _device_purpose(email)),
             max_age=int(DEVICE_KNOWN_FOR.total_seconds()),
             path=self.path,
             secure=self.https,

@@ -309,7 +309,7 @@ async def test_oversized_body_is_413_and_stores_nothing(conn, survivor) -> None:
     for response in (declared, streamed):
         assert response.status_code == 413
         assert "data-quick-exit" in response.text  # a neutral page, not a bare error
-        assert "could not be read" in response.text
+        assert "too long to send" in response.text
     assert await stored(conn) == []
 
 

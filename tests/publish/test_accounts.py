@@ -164,7 +164,11 @@ async def test_a_known_device_is_for_its_own_account_only(
             world.viewer,
         )
         assert (await login(browser, world.viewer)).status_code == 401
-    assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1  # not spent
+        assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1  # not spent
+        # Nor does it take the address's limit off: 20 tries from here, then no more.
+        tries = [(await login(browser, world.viewer, "guess")).status_code for _ in range(20)]
+    assert tries[-1] == 429
+    assert tries.count(401) == 18  # the manager's login and the try above were the others
 
 
 async def test_an_address_with_control_characters_is_a_failed_login(

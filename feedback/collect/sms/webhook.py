@@ -1,9 +1,9 @@
 """The gateways' inbound webhook: /sms/{gateway}. A message is handled in one transaction,
 under a lock on its number, and remembered under the gateway's message id, so that a retried
-or replayed webhook changes nothing (the last message gets the same reply again, an earlier
-one nothing): on the conversation's own row while it lasts, and in this process's memory for
-a few minutes after it ends (no row is left that could date it). A wrong signature stores
-nothing."""
+or replayed webhook changes nothing, counts against no limit and texts the phone nothing (a
+Twilio retry of the last message gets its reply again, in the response): on the
+conversation's own row while it lasts, and in this process's memory for a few minutes after
+it ends (no row is left that could date it). A wrong signature stores nothing."""
 
 from __future__ import annotations
 
