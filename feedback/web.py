@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # A client has BODY_DEADLINE_S, and a second more for every BODY_RATE bytes it has sent, to send
 # its whole request body: a full survivor post over 2G (a few kilobytes a second) fits, and a
-# client that sends nothing, or less than BODY_RATE bytes a second, is cut off; a handler
+# client that stops sending is cut off once its bytes' allowance is used up; a handler
 # waits at most ACQUIRE_TIMEOUT_S for a pooled connection. Past either, the request ends (408 or
 # 503): no client can hold a connection or a worker by being slow, and bodies are read before
 # a connection is taken.
@@ -233,13 +233,13 @@ class Edge:
         status = 500
         body_done = False
         declared = _declared_length(scope)
-
         received = 0
+        responding = False
 
         async def receive_in_time() -> Message:
             """The body's next part, if the whole body is still within its deadline and size."""
             nonlocal body_done, received
-            if body_done:
+            if body_done or responding:  # (a response streaming out listens for disconnects)
                 return await receive()
             if declared > self.max_body:
                 raise BodyTooLarge
@@ -257,8 +257,9 @@ class Edge:
             return message
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
+                responding = True
                 status = message["status"]
                 given = message.get("headers", [])
                 raw = [(k, v) for k, v in given if k.lower() not in self.names]

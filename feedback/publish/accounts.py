@@ -91,6 +91,22 @@ def wait_after(failures: int) -> dt.timedelta:
     return min(LONGEST_WAIT, dt.timedelta(seconds=2 ** min(failures - FREE_FAILURES, 10)))
 
 
+async def known_device(conn: Connection, email: str, device: bytes) -> bool:
+    """Whether ``device`` (a cookie's id hash) is a live known device of the account: its
+    cookie's signature alone says only that it was once."""
+    live: bool = await conn.fetchval(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM staff_devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id_hash = $1 AND u.email = $2 AND d.expires_at > now()
+        )
+        """,
+        device,
+        email,
+    )
+    return live
+
+
 async def claim(conn: Connection, email: str, device: bytes | None = None) -> Candidate:
     """Find the account and claim its next check, in one statement: an account whose check is
     put off (or claimed by a check in flight) yields no hash, like an unknown address. A known

@@ -14,6 +14,7 @@ from feedback.publish.accounts import (
     check,
     check_new_password,
     claim,
+    known_device,
     link_user,
     load_staff,
     release,
@@ -65,17 +66,20 @@ async def login(request: Request) -> Response:
     password = str(form.get("password") or "")[:1024]
     wanted = str(form.get("next") or "")
     sessions: Sessions = request.state.sessions
+    pool = request.state.staff_pool
     device = sessions.device(request, email) if email else None
+    if device is not None:  # signed for this account once; is it still one of its devices?
+        async with connection(pool) as conn:
+            device = device if await known_device(conn, email, device) else None
     # Before counting or claiming anything: a refused check must cost the owner nothing.
     (KNOWN_DEVICES if device else PASSWORDS).refuse_if_full()
-    # Known devices are limited per account (their cookies are signed for it), so that no
-    # one account's devices can fill their lane; everyone else per client address.
+    # Known devices are limited per account, so that no one account's devices can fill
+    # their lane; everyone else per client address.
     client = ("known device of", email) if device else (client_address(request),)
     if not request.state.login_limiter.allow(*client):
         return page(
             request, "login.html", status_code=429, error=TOO_MANY, email=email, next=wanted
         )
-    pool = request.state.staff_pool
     async with connection(pool) as conn:
         candidate = await claim(conn, email, device)
     try:

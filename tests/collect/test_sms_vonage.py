@@ -4,6 +4,7 @@ conversation code is the same: the interface is not Twilio-shaped."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import time
@@ -210,3 +211,20 @@ async def test_a_replayed_message_texts_the_phone_nothing_and_uses_up_no_limit(
     assert (await vonage.post(URL, data=signed("4"))).status_code == 204
     assert len(api.sent) == texted + 1
     assert api.sent[-1]["text"].startswith("3/6 ")
+
+
+async def test_copies_of_a_message_at_once_text_the_phone_once(
+    conn: Connection, vonage: httpx.AsyncClient, api: FakeVonageApi
+) -> None:
+    keyed = await sms_tenant(conn, ["en"])
+    help_ = signed("HELP")
+    await asyncio.gather(*(vonage.post(URL, data=help_) for _ in range(8)))
+    assert len(api.sent) == 1
+    await vonage.post(URL, data=signed(await sms_code(conn, keyed)))
+    for answer in ("5", "5", "4", "0", "3"):
+        await vonage.post(URL, data=signed(answer))
+    last = signed("2")
+    await asyncio.gather(*(vonage.post(URL, data=last) for _ in range(8)))
+    assert [m["text"][:9] for m in api.sent[-2:]] == ["6/6 I wou", "Thank you"]
+    assert len(api.sent) == 1 + 6 + 1
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1

@@ -171,6 +171,29 @@ async def test_a_known_device_is_for_its_own_account_only(
     assert tries.count(401) == 18  # the manager's login and the try above were the others
 
 
+async def test_a_forgotten_device_cookie_is_limited_like_anyone_and_cannot_lock_out_the_owner(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(None) as browser:  # one app, so one set of limits
+
+        def use(cookie: str | None) -> None:
+            browser.cookies.clear()
+            if cookie:
+                browser.cookies.set("staff_device", cookie, path="/staff")
+
+        assert (await login(browser, world.viewer)).status_code == 303
+        stolen = browser.cookies.get("staff_device", path="/staff")
+        await conn.execute("DELETE FROM staff_devices")  # an admin makes them forget it
+        use(None)
+        assert (await login(browser, world.viewer)).status_code == 303  # the owner
+        owners = browser.cookies.get("staff_device", path="/staff")
+        use(stolen)
+        tries = [(await login(browser, world.viewer, "guess")).status_code for _ in range(21)]
+        assert tries[-1] == 429  # the thief's address ran out...
+        use(owners)
+        assert (await login(browser, world.viewer)).status_code == 303  # ...not the owner's device
+
+
 async def test_an_address_with_control_characters_is_a_failed_login(
     world: World, staff_client: StaffClient
 ) -> None:

@@ -67,6 +67,7 @@ class SmsState:
     public_url: str
     limiter: RateLimiter  # messages per number (kept under a keyed hash, in memory only)
     recent: RecentReplies  # messages no conversation row remembers (see _handle)
+    handling: set[bytes]  # messages being handled now: a copy meanwhile is a replay
 
 
 def called_url(request: Request, public_url: str) -> str:
@@ -92,14 +93,18 @@ async def inbound(request: Request) -> Response:
     number = phone_key(state.context.phone_secret, message.sender)
     handled = message_key(state.context.phone_secret, gateway.name, message.message_id)
     done, text = state.recent.get(handled)
-    if done:  # a retry or a replay: counted nowhere
+    if done or handled in state.handling:  # a retry or a replay: counted nowhere
         return await _again(gateway, message, text)
     # Counted before it is handled, so that a parallel burst is limited like a sequence, and
     # given back if it turns out to have been handled before.
     if not state.limiter.allow(number.hex()):
         return await gateway.respond(message, None)  # a flood: read nothing more, say nothing
-    async with connection(state.pool) as conn:
-        again, text = await _handle(conn, state, message, number, handled)
+    state.handling.add(handled)
+    try:
+        async with connection(state.pool) as conn:
+            again, text = await _handle(conn, state, message, number, handled)
+    finally:
+        state.handling.discard(handled)
     if again:
         state.limiter.give_back(number.hex())
         return await _again(gateway, message, text)
@@ -123,6 +128,8 @@ async def _handle(
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", number.hex())
         earlier = await store.handled(conn, number)
         done, text = earlier.reply_to(handled)
+        if not done:  # a conversation that ended while this waited for the lock
+            done, text = state.recent.get(handled)
         if done:
             return True, text
         reply = await reply_to(conn, state.context, message, number)
@@ -155,4 +162,5 @@ def sms_state(
         public_url=public_url,
         limiter=RateLimiter(limit=30, window=600),
         recent=RecentReplies(),
+        handling=set(),
     )
