@@ -18,6 +18,7 @@ BENCHMARKS = [
     ("benchmarks.aggregate", "aggregation_figures"),
     ("benchmarks.dashboard", "dashboard_figures"),
     ("benchmarks.attack", "attack_figures"),
+    ("benchmarks.indices", "index_figures"),
 ]
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import opendp.prelude as dp
 
+from feedback import means
 from feedback.cells import SKIPPED, Layout, PrivacyError, categories
-from feedback.shares import ALPHA
+from feedback.shares import ALPHA, Interval
 
 dp.enable_features("contrib")
 
@@ -53,9 +54,10 @@ class Noise:
         loss: float = _measurement(self.scale).map(self.sensitivity)
         return float(loss)
 
-    def add(self, counts: Sequence[int]) -> list[int]:
-        """Noisy counts for the whole vector, in one call."""
-        if any(c < 0 for c in counts):
+    def add(self, counts: Sequence[int], *, signed: bool = False) -> list[int]:
+        """Noisy values for the whole vector, in one call: counts, or (``signed``) sums of
+        centred contributions, which may be negative."""
+        if not signed and any(c < 0 for c in counts):
             raise PrivacyError("counts cannot be negative")
         return [int(v) for v in _measurement(self.scale)(list(counts))]
 
@@ -217,3 +219,41 @@ def release(
             offset += len(names)
         groups.append(GroupRelease(group, None if hidden else block[0], cells))
     return groups
+
+
+@dataclass(frozen=True, slots=True)
+class IndicesRelease:
+    """The indices of one group: the noisy count of respondents, each index's noisy sum of
+    centred contributions, and the noise scales that their intervals need."""
+
+    n: int
+    sums: Mapping[str, int]
+    sum_scale: float
+    count_scale: float
+
+    def mean(self, index: str) -> float | None:
+        return means.estimate(self.sums[index], self.n)
+
+    def interval(self, index: str) -> Interval:
+        return means.interval(
+            self.sums[index], self.n, sum_scale=self.sum_scale, count_scale=self.count_scale
+        )
+
+
+def release_indices(n: int, sums: Mapping[str, int], plan: means.Split) -> IndicesRelease:
+    """Noise the count of respondents (sensitivity 1, ``plan.count``) and every index's sum of
+    centred contributions (one vector, L1 sensitivity BOUND per index, ``plan.sums``): the
+    exact values are read here and never returned. The two spend ``plan.sums + plan.count``."""
+    if len(sums) != plan.indices:
+        raise PrivacyError(f"the plan is for {plan.indices} indices; got {len(sums)}")
+    if n < 0 or any(abs(total) > means.BOUND * n for total in sums.values()):
+        raise PrivacyError("a sum is beyond what its respondents could contribute")
+    count = Noise(_float_at_most(plan.count), 1)
+    total = Noise(_float_at_most(plan.sums), means.BOUND * plan.indices)
+    noisy = total.add(list(sums.values()), signed=True)
+    return IndicesRelease(
+        n=count.add([n])[0],
+        sums=dict(zip(sums, noisy, strict=True)),
+        sum_scale=total.scale,
+        count_scale=count.scale,
+    )

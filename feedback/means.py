@@ -1,0 +1,161 @@
+"""Indices ("Treated with rights", "Recovery"): each respondent's mean over the index's items
+they answered, on 0 to 100, released as a noisy sum of contributions centred on the middle of
+the scale beside one noisy count of respondents (../shared/PRIVACY.md, Statistics chosen for
+small programs; the method is in docs/privacy.md).
+
+What is here needs no budget: scoring a respondent (the worker, before noise), splitting a
+planned epsilon between the sums and the count, and the interval on an index's mean that the
+noise allows (post-processing of released numbers, for the aggregator and the dashboard).
+
+The interval inverts a test whose statistic is pivotal: if the centred mean is ``theta``, then
+``noisy_sum - theta * noisy_n = Z_sum - theta * Z_n`` whatever the data, so the set of every
+``theta`` with ``|noisy_sum - theta * noisy_n|`` within the (1 - ALPHA) quantile of
+``|Z_sum - theta * Z_n|`` covers the exact mean with probability at least 1 - ALPHA over the
+noise. The quantile is computed exactly from the two discrete Laplace distributions. Like the
+shares' intervals, it covers the noise only, not sampling or non-response.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from feedback.shares import ALPHA, Interval
+
+MIDDLE = 50  # contributions are centred here, on the 0-100 scale
+BOUND = 50  # |contribution| <= BOUND: what one respondent moves an index's sum by, at most
+# The split of epsilon is chosen for an index this far from the middle (25 or 75): the count's
+# noise moves the mean in proportion to that distance, so the further, the more the count gets.
+PLANNED_OFFSET = 25
+_GRID = 20  # steps per point when the interval's ends are searched for
+
+
+def item_points(value: int, *, reverse: bool = False) -> int:
+    """A Likert answer (1 to 5) on 0 to 100, agreement high (or, for a reversed item, low)."""
+    if value not in (1, 2, 3, 4, 5):
+        raise ValueError(f"a Likert answer is 1 to 5; got {value!r}")
+    return (5 - value if reverse else value - 1) * 25
+
+
+def contribution(points: Sequence[int]) -> int:
+    """A respondent's centred contribution to an index's sum: the mean of the item points they
+    gave (rounded to a whole point), minus MIDDLE. One who answered none of the index's items
+    contributes 0, as if at the middle: they are in the shared count of respondents."""
+    if not points:
+        return 0
+    mean = sum(points) / len(points)
+    return min(BOUND, max(-BOUND, math.floor(mean + 0.5) - MIDDLE))
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A planned epsilon, divided between the indices' sums (all of them, one vector whose L1
+    sensitivity is ``indices * BOUND``) and the count of respondents (sensitivity 1)."""
+
+    sums: float
+    count: float
+    indices: int
+
+    @property
+    def sum_scale(self) -> float:
+        return self.indices * BOUND / self.sums
+
+    @property
+    def count_scale(self) -> float:
+        return 1 / self.count
+
+
+@functools.lru_cache(maxsize=256)
+def split(epsilon: float, *, indices: int, expected_n: int) -> Split:
+    """The division of ``epsilon`` that makes the planned interval on an index's mean (for a
+    program of ``expected_n`` respondents, an index PLANNED_OFFSET from the middle) as narrow
+    as possible: searched over the count's share in steps of one percent."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError(f"epsilon must be a positive number; got {epsilon}")
+    candidates = [
+        Split(sums=epsilon * (100 - percent) / 100, count=epsilon * percent / 100, indices=indices)
+        for percent in range(1, 81)
+    ]
+    return min(candidates, key=lambda candidate: planned_half_width(candidate, expected_n))
+
+
+def planned_half_width(plan: Split, n: int, offset: float = PLANNED_OFFSET) -> float:
+    """The half-width, in points, of the interval on the mean of an index ``offset`` from the
+    middle, for ``n`` respondents, when the noise happens to be zero: what a plan can promise."""
+    if n < 1:
+        return float(MIDDLE)
+    return min(float(MIDDLE), quantile(offset, plan.sum_scale, plan.count_scale, ALPHA) / n)
+
+
+def estimate(noisy_sum: int, noisy_n: int) -> float | None:
+    """An index's mean on 0 to 100, from its noisy sum and the noisy count; None when the
+    noisy count is below one."""
+    if noisy_n < 1:
+        return None
+    return MIDDLE + min(BOUND, max(-BOUND, noisy_sum / noisy_n))
+
+
+def interval(noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: float) -> Interval:
+    """The interval, on 0 to 100, that covers an index's exact mean with probability at least
+    1 - ALPHA over the noise (see the module's docstring). It is the whole scale when the
+    noise allows every mean."""
+    accepted = [
+        step / _GRID
+        for step in range(-BOUND * _GRID, BOUND * _GRID + 1)
+        if abs(noisy_sum - step / _GRID * noisy_n)
+        <= _quantile_near(step / _GRID, sum_scale, count_scale)
+    ]
+    if not accepted:  # no mean fits the noise at this level (chance below ALPHA): say nothing
+        return Interval(0.0, 100.0)
+    # The ends lie within a step of the last means accepted: a step more, on each side.
+    step = 1 / _GRID
+    return Interval(max(0.0, MIDDLE + accepted[0] - step), min(100.0, MIDDLE + accepted[-1] + step))
+
+
+def _quantile_near(theta: float, sum_scale: float, count_scale: float) -> float:
+    """The quantile at ``theta``, taken at the whole points either side (the larger: the
+    quantile grows with the distance from the middle), so that few are computed."""
+    low, high = math.floor(abs(theta)), math.ceil(abs(theta))
+    return max(
+        quantile(low, sum_scale, count_scale, ALPHA),
+        quantile(high, sum_scale, count_scale, ALPHA),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def quantile(theta: float, sum_scale: float, count_scale: float, alpha: float) -> float:
+    """The smallest t (to a thousandth) with P(|Z_sum - theta * Z_n| > t) <= alpha, for
+    independent discrete Laplace Z_sum and Z_n of the given scales."""
+    low, high = 0.0, 1.0
+    while _beyond(high, theta, sum_scale, count_scale) > alpha:
+        low, high = high, high * 2
+    while high - low > 1e-3:
+        middle = (low + high) / 2
+        if _beyond(middle, theta, sum_scale, count_scale) > alpha:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _beyond(t: float, theta: float, sum_scale: float, count_scale: float) -> float:
+    """P(|Z_sum - theta * Z_n| > t), summed over the values of Z_n (its tail past the last
+    term is below 1e-17)."""
+    q = math.exp(-1 / count_scale)
+    p = math.exp(-1 / sum_scale)
+    reach = math.ceil(40 * count_scale) + 1
+    total = 0.0
+    for k in range(-reach, reach + 1):
+        centre = theta * k
+        outside = _at_least(math.floor(centre + t) + 1, p) + _at_least(1 - math.ceil(centre - t), p)
+        total += (1 - q) / (1 + q) * q ** abs(k) * outside
+    return total
+
+
+def _at_least(j: int, p: float) -> float:
+    """P(Z >= j) for a discrete Laplace Z with P(Z = k) proportional to p ** |k|."""
+    if j >= 1:
+        return p**j / (1 + p)
+    return 1 - p ** (1 - j) / (1 + p)
