@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -461,4 +461,12 @@ def combine(apps: Mapping[str, Starlette]) -> Starlette:
             yield state
 
     ordered = sorted(apps.items(), key=lambda item: -len(item[0]))  # longest prefix first
-    return Starlette(routes=[Mount(prefix, app=app) for prefix, app in ordered], lifespan=lifespan)
+    # A prefix without its slash (/staff, the address people type) goes to the app's home,
+    # with the app's headers, rather than to the app at the root.
+    to_home: list[BaseRoute] = [
+        Route(prefix, Edge(RedirectResponse(prefix + "/", status_code=308), **app.edge))
+        for prefix, app in ordered
+        if prefix and isinstance(app, App)
+    ]
+    mounts: list[BaseRoute] = [Mount(prefix, app=app) for prefix, app in ordered]
+    return Starlette(routes=to_home + mounts, lifespan=lifespan)

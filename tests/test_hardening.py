@@ -117,8 +117,10 @@ async def test_every_response_carries_the_security_headers_errors_included(
         finally:
             await conn.execute("GRANT INSERT ON submissions TO feedback_survivor")
         missing = await client.get("/staff/no/such/page")
+        bare = await client.get("/staff")  # the address people type: to the staff app's home
     assert (too_big.status_code, broken.status_code, missing.status_code) == (413, 500, 404)
-    for response in (too_big, broken, missing):
+    assert (bare.status_code, bare.headers["location"]) == (308, "/staff/")
+    for response in (too_big, broken, missing, bare):
         for header in SECURITY_HEADERS:
             assert header in response.headers, (response.status_code, header)
         assert response.headers["cache-control"] == "no-store"
