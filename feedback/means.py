@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from feedback.shares import ALPHA, Interval
+from feedback.surveys import INDICES, IndexName, Survey
 
 MIDDLE = 50  # contributions are centred here, on the 0-100 scale
 BOUND = 50  # |contribution| <= BOUND: what one respondent moves an index's sum by, at most
@@ -47,6 +48,21 @@ def contribution(points: Sequence[int]) -> int:
         return 0
     mean = sum(points) / len(points)
     return min(BOUND, max(-BOUND, math.floor(mean + 0.5) - MIDDLE))
+
+
+def contributions(survey: Survey, answers: Mapping[str, object]) -> dict[IndexName, int]:
+    """One respondent's contribution to each index, from their checked answers: the items
+    tagged with it that they answered on the scale ("prefer not to say" and skipped items
+    leave it)."""
+    found: dict[IndexName, int] = {}
+    for index in INDICES:
+        points = [
+            item_points(value, reverse=item.reverse)
+            for item in survey.items_of(index)
+            if isinstance(value := answers.get(item.id), int)
+        ]
+        found[index] = contribution(points)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

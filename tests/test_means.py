@@ -10,6 +10,7 @@ import pytest
 
 from feedback import means
 from feedback.shares import Interval
+from feedback.surveys import load_survey
 
 
 def test_items_score_0_to_100_and_reversed_items_turn_round() -> None:
@@ -87,3 +88,17 @@ def test_an_interval_holds_the_estimate_and_widens_with_the_noise() -> None:
     assert means.interval(50, 0, **scales) == Interval(0.0, 100.0)
     # Noise can push a sum past what the count allows: the estimate stays on the scale.
     assert means.estimate(5000, 60) == 100
+
+
+def test_a_respondents_contributions_come_from_the_tagged_items_they_answered() -> None:
+    survey = load_survey()
+    answers = {
+        "believed": 5,  # 100
+        "respected": 4,  # 75
+        "needs_asked": "prefer_not",  # leaves the mean
+        "recommend": 1,  # no index: ignored
+        "safe_now": 2,  # 25; the other recovery items skipped
+        "gender": "woman",
+    }
+    assert means.contributions(survey, answers) == {"rights": 88 - 50, "recovery": 25 - 50}
+    assert means.contributions(survey, {}) == {"rights": 0, "recovery": 0}

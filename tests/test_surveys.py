@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from feedback.surveys import DEFAULT_SURVEY, SurveyDefinitionError, parse_definition
+from feedback.surveys import (
+    DEFAULT_SURVEY,
+    SurveyDefinitionError,
+    from_json,
+    parse_definition,
+)
 
 TEXT = DEFAULT_SURVEY.read_text()
 
@@ -35,6 +40,7 @@ def test_a_reserved_option_id_is_refused_with_its_line(reserved: str) -> None:
         ('{ id = "another"', '{ id = "man"', '{ id = "man"', "used twice"),
         ('type = "likert5"\ntext = "Staff', 'type = "likert7"\ntext = "Staff', "likert7", "type"),
         ("version = 1", "version = 0", "version = 0", "version must be"),
+        ('index = "rights"', 'index = "wellbeing"', "wellbeing", "index must be one of"),
     ],
 )
 def test_mistakes_name_their_line(old: str, new: str, needle: str, message: str) -> None:
@@ -42,3 +48,36 @@ def test_mistakes_name_their_line(old: str, new: str, needle: str, message: str)
     with pytest.raises(SurveyDefinitionError, match=message) as refused:
         parse_definition(text, "mine.toml")
     assert f"line {line_of(text, needle)}:" in str(refused.value)
+
+
+def test_items_join_their_index_by_tag_and_the_tag_is_stored() -> None:
+    survey = parse_definition(TEXT, "rights-based.toml")
+    assert [q.id for q in survey.items_of("rights")] == [
+        "believed",
+        "respected",
+        "needs_asked",
+        "own_decisions",
+    ]
+    assert {q.id for q in survey.items_of("recovery")} == {
+        "safe_now",
+        "trust_help",
+        "housing",
+        "income",
+    }
+    # An organisation's own item joins by its tag; the stored definition keeps it.
+    heard = '[[questions]]\nid = "heard"\ntype = "likert5"\nindex = "rights"\ntext = "I was heard."'
+    own = f"{TEXT}\n{heard}\n"
+    mine = parse_definition(own, "mine.toml")
+    assert mine.items_of("rights")[-1].id == "heard"
+    assert from_json(mine.to_json()).items_of("rights") == mine.items_of("rights")
+    # A definition stored before tags existed has none.
+    document = mine.to_json()
+    for question in document["questions"]:
+        question.pop("index", None)
+    assert from_json(document).items_of("rights") == ()
+
+
+def test_only_likert_items_join_an_index() -> None:
+    text = TEXT.replace('id = "gender"\n', 'id = "gender"\nindex = "recovery"\n', 1)
+    with pytest.raises(SurveyDefinitionError, match="only likert5 questions join an index"):
+        parse_definition(text, "mine.toml")

@@ -22,6 +22,9 @@ DEFINITIONS = Path(__file__).resolve().parent
 DEFAULT_SURVEY = DEFINITIONS / "rights-based.toml"
 
 QuestionType = Literal["likert5", "single_choice", "yes_no", "comment"]
+IndexName = Literal["rights", "recovery"]
+# The two indices a Likert item can be tagged with (``index = "rights"``), and their names.
+INDICES: dict[IndexName, str] = {"rights": "Treated with rights", "recovery": "Recovery"}
 TYPES: tuple[QuestionType, ...] = ("likert5", "single_choice", "yes_no", "comment")
 PREFER_NOT = "prefer_not"
 LIKERT = (1, 2, 3, 4, 5)
@@ -61,6 +64,7 @@ class Question:
     options: tuple[Option, ...] = ()
     reverse: bool = False
     demographic: bool = False
+    index: IndexName | None = None  # the index this item joins (see feedback.means)
 
     def allowed(self) -> frozenset[int | str]:
         """Every value an answer to this question may take (skipping is always allowed)."""
@@ -88,6 +92,10 @@ class Survey:
 
     def question(self, question_id: str) -> Question:
         return self._index[question_id]
+
+    def items_of(self, index: IndexName) -> tuple[Question, ...]:
+        """The Likert items tagged with ``index``: a survey's own items join it by their tag."""
+        return tuple(q for q in self.questions if q.index == index)
 
     def answerable(self, *, comments: bool) -> tuple[Question, ...]:
         """The questions a page shows: the comment only where the organisation allows it."""
@@ -137,6 +145,7 @@ class Survey:
                     "reverse": q.reverse,
                     "demographic": q.demographic,
                     "options": [{"id": o.id, "text": o.text} for o in q.options],
+                    **({"index": q.index} if q.index else {}),
                 }
                 for q in self.questions
             ],
@@ -230,7 +239,7 @@ def _question(raw: object, index: int, seen: set[str], fail: Any) -> Question:
     if qid in seen:
         raise fail(f"question id {qid!r} is used twice", *where)
     seen.add(qid)
-    allowed = {"id", "section", "type", "text", "options", "reverse", "demographic"}
+    allowed = {"id", "section", "type", "text", "options", "reverse", "demographic", "index"}
     extra = set(raw) - allowed
     if extra:
         raise fail(f"question {qid!r}: unknown key {sorted(extra)[0]!r}", *where)
@@ -282,7 +291,16 @@ def _question(raw: object, index: int, seen: set[str], fail: Any) -> Question:
         raise fail(f"question {qid!r}: reverse and demographic are true or false", *where)
     if reverse and kind != "likert5":
         raise fail(f"question {qid!r}: only likert5 questions can be reverse-scored", *where)
-    return Question(qid, section, kind, text, tuple(options), reverse, demographic)
+    tag = raw.get("index")
+    if tag is not None and tag not in INDICES:
+        raise fail(
+            f"question {qid!r}: index must be one of {', '.join(INDICES)}; got {tag!r}",
+            "index",
+            tag,
+        )
+    if tag is not None and kind != "likert5":
+        raise fail(f"question {qid!r}: only likert5 questions join an index", *where)
+    return Question(qid, section, kind, text, tuple(options), reverse, demographic, tag)
 
 
 def load_definition(path: Path = DEFAULT_SURVEY) -> dict[str, Any]:
