@@ -130,7 +130,7 @@ async def make_release(
     existing = await _stored(conn, scope)
     if existing is not None:
         return existing
-    await _check_ended(conn, scope.period)
+    await check_ended(conn, scope.period)
     noise = Noise(epsilon, layout.sensitivity)
     cost = cost_of(noise.spent())
     async with conn.transaction(isolation="read_committed"):
@@ -211,7 +211,7 @@ async def _secure_budget(conn: Connection, scope: Scope, cost: Decimal) -> Accou
     return rules
 
 
-async def _check_ended(conn: Connection, period: Period) -> None:
+async def check_ended(conn: Connection, period: Period) -> None:
     """Refuse a period whose last week has not ended, by the database's clock (the one that
     dates submissions)."""
     this_week: dt.date = await conn.fetchval("SELECT current_iso_week()")

@@ -2,7 +2,8 @@
 PostgreSQL with server-side cursors (memory stays flat however many there are), opened with
 the organisation's unlocked keys, checked against their survey version and tallied. Whatever
 does not open or is not a valid envelope is quarantined: counted, never an answer, never a
-crash. Comments are dropped here: free text is never released.
+crash. Comments are dropped here: free text is never released (the key holder reads them
+with `feedback comments`, see ``comments``).
 
 A large period is opened by worker processes, one per core: libsodium releases the GIL, but
 reading and checking each envelope is Python, so threads would serialise on it. The workers

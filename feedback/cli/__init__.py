@@ -16,6 +16,7 @@ import click
 from feedback import __version__
 from feedback.cli import demo as demo_module
 from feedback.cli.aggregate import aggregate
+from feedback.cli.comments import comments
 from feedback.cli.common import run
 from feedback.cli.invitations import invitations
 from feedback.cli.jobs import jobs
@@ -145,6 +146,7 @@ async def demo(settings: Settings) -> None:
 main.add_command(keys)
 main.add_command(invitations)
 main.add_command(aggregate)
+main.add_command(comments)
 main.add_command(plan)
 main.add_command(users)
 main.add_command(sms_sim)

@@ -48,7 +48,7 @@ class ProgressBar:
         self._stack.close()
 
 
-async def _keys(
+async def unlocked_keys(
     conn: Connection,
     organisation_id: uuid.UUID,
     passphrase_file: Path | None,
@@ -93,7 +93,7 @@ async def aggregate(
     ):
         org = await pick_organisation(conn, organisation)
         work = await of_period(conn, org.id, declared, program)
-        keys = await _keys(conn, org.id, passphrase_file, key_file)
+        keys = await unlocked_keys(conn, org.id, passphrase_file, key_file)
         try:
             made = await make_planned(conn, work, keys=keys, database_url=url, progress=progress)
         finally:
