@@ -88,7 +88,7 @@ def parse_plain(
         except KeyError:
             raise BadForm(f"the field {name!r} is not part of this survey") from None
         if value == "":
-            continue  # an explicit "skip"
+            continue  # an explicit "skip" (pages before 2026-12 had a "Skip" choice)
         # Only the five digits: str.isdigit() also admits "²", which int() would reject with
         # an error whose message (and so the server's log) would contain the typed value.
         likert = question.type == "likert5" and value in LIKERT_DIGITS

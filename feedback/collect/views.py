@@ -81,7 +81,8 @@ def _message(
 
 
 def choices(_: Callable[[str], str]) -> Callable[[Question], list[tuple[int | str, str]]]:
-    """The radio buttons of a question, in the page's language; the last one skips it."""
+    """The radio buttons of a question, in the page's language. None is chosen at first: a
+    question left unanswered is skipped (a page looks unanswered until it is answered)."""
 
     def for_question(question: Question) -> list[tuple[int | str, str]]:
         options: list[tuple[int | str, str]]
@@ -92,7 +93,6 @@ def choices(_: Callable[[str], str]) -> Callable[[Question], list[tuple[int | st
             options = [("yes", _("Yes")), ("no", _("No"))]
         else:
             options = [(option.id, _(option.text)) for option in question.options]
-        options.append(("", _("Skip this question")))
         return options
 
     return for_question

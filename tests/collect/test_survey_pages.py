@@ -20,6 +20,7 @@ from feedback.db import SURVIVOR, Connection, create_pool
 from feedback.envelope import Envelope, from_plaintext
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
+from feedback.surveys import load_survey
 from feedback.weeks import current_week
 from tests import factories
 from tests.asgi import client_for
@@ -37,7 +38,9 @@ async def stored(conn: Connection) -> list[dict[str, object]]:
     return [dict(r) for r in await conn.fetch("SELECT * FROM submissions")]
 
 
-async def test_page_offers_every_question_with_a_skip(conn, survivor: httpx.AsyncClient) -> None:
+async def test_page_offers_every_question_with_nothing_chosen(
+    conn, survivor: httpx.AsyncClient
+) -> None:
     keyed = await factories.keyed_tenant(conn)
     page = await survivor.get(await link(conn, keyed.tenant), headers={"accept-language": "es"})
     assert page.status_code == 200
@@ -45,7 +48,12 @@ async def test_page_offers_every_question_with_a_skip(conn, survivor: httpx.Asyn
     assert "<title>Su experiencia</title>" in page.text
     assert "data-quick-exit" in page.text
     assert page.text.count("<fieldset") == 18  # every question but the comment
-    assert page.text.count("Saltar esta pregunta") == 18
+    # Nothing is chosen until the survivor chooses (an unanswered question is skipped), and a
+    # scale has one way out, "prefer not to say", not two.
+    assert " checked" not in page.text
+    assert "Saltar esta pregunta" not in page.text
+    likert = sum(q.type == "likert5" for q in load_survey().questions)
+    assert page.text.count('value="prefer_not"') == likert
     assert 'name="comment"' in page.text
     assert base64.b64encode(bytes(keyed.private_key.public_key)).decode() in page.text
     assert "set-cookie" not in page.headers
