@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from feedback.errors import FeedbackError
-from feedback.surveys import PREFER_NOT, Question, Survey
+from feedback.surveys import INDICES, PREFER_NOT, IndexName, Question, Survey
 
 SKIPPED = "skipped"
 SUPPRESSED = "S"
@@ -42,6 +42,13 @@ class Layout:
     questions: tuple[Question, ...]
     groups: tuple[str, ...]  # ("all",) or the breakdown question's categories
     breakdown: str | None = None
+    # An indices release instead of questions: per group, n and each index's sum of centred
+    # contributions (feedback.means), noised as its plan splits epsilon.
+    indices: tuple[IndexName, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.indices and self.questions:
+            raise PrivacyError("a release has either questions or indices, not both")
 
     @classmethod
     def plan(
@@ -63,6 +70,15 @@ class Layout:
             raise PrivacyError("the breakdown question is not also a released question")
         return cls(survey, tuple(chosen), categories(by), breakdown)
 
+    @classmethod
+    def for_indices(cls, survey: Survey, breakdown: str | None = None) -> Layout:
+        """The indices the survey tags items with, by group."""
+        tagged = tuple(index for index in INDICES if survey.items_of(index))
+        if not tagged:
+            raise PrivacyError(f"{survey.slug} v{survey.version} tags no item with an index")
+        grouped = cls.plan(survey, [], breakdown)
+        return cls(survey, (), grouped.groups, breakdown, tagged)
+
     def question_ids(self) -> list[str]:
         return [q.id for q in self.questions]
 
@@ -72,7 +88,7 @@ class Layout:
         return 1 + len(self.questions)
 
     def cells_per_group(self) -> int:
-        return 1 + sum(len(categories(q)) for q in self.questions)
+        return 1 + len(self.indices) + sum(len(categories(q)) for q in self.questions)
 
     def __len__(self) -> int:
         return len(self.groups) * self.cells_per_group()

@@ -118,6 +118,11 @@ class Tally:
                 cells[value] = offset + names.index(str(value))
             self._skipped.append((offset + len(names) - 1, offset))
             offset += len(names)
+        # An indices layout: after n, each index's sum of centred contributions (see means).
+        self._indices = [
+            (1 + i, tuple((q.id, q.reverse) for q in layout.survey.items_of(index)))
+            for i, index in enumerate(layout.indices)
+        ]
         size = layout.cells_per_group()
         self._bases: dict[object, int] = {}  # breakdown answer -> its group's first cell
         if layout.breakdown is not None:
@@ -148,6 +153,13 @@ class Tally:
         raw[base] += 1
         for cell in hits:
             raw[base + cell] += 1
+        for cell, items in self._indices:
+            points = [
+                means.item_points(value, reverse=reverse)
+                for question_id, reverse in items
+                if (value := answers.get(question_id)).__class__ is int
+            ]
+            raw[base + cell] += means.contribution(points)
         return True
 
     @property
@@ -199,6 +211,8 @@ def release(
 ) -> list[GroupRelease]:
     """Noise every cell in one call; suppress groups on their noisy n. The exact counts are
     read once, here, and never returned."""
+    if tally.layout.indices:
+        raise PrivacyError("an indices layout is released with release_indices")
     if noise.sensitivity != tally.layout.sensitivity:
         raise PrivacyError("the noise was calibrated for another layout")
     noisy = noise.add(tally.counts)
@@ -222,38 +236,66 @@ def release(
 
 
 @dataclass(frozen=True, slots=True)
-class IndicesRelease:
-    """The indices of one group: the noisy count of respondents, each index's noisy sum of
-    centred contributions, and the noise scales that their intervals need."""
+class IndexGroup:
+    """One group of an indices release: its noisy n and each index's noisy sum of centred
+    contributions; both None when the group is suppressed (noisy n below the threshold)."""
 
-    n: int
-    sums: Mapping[str, int]
+    group: str
+    n: int | None
+    sums: Mapping[str, int] | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.n is None
+
+
+@dataclass(frozen=True, slots=True)
+class IndicesRelease:
+    """The indices of every group, with the noise scales their intervals need."""
+
+    groups: list[IndexGroup]
     sum_scale: float
     count_scale: float
 
-    def mean(self, index: str) -> float | None:
-        return means.estimate(self.sums[index], self.n)
+    def mean(self, group: IndexGroup, index: str) -> float | None:
+        if group.n is None or group.sums is None:
+            return None
+        return means.estimate(group.sums[index], group.n)
 
-    def interval(self, index: str) -> Interval:
+    def interval(self, group: IndexGroup, index: str) -> Interval | None:
+        if group.n is None or group.sums is None:
+            return None
         return means.interval(
-            self.sums[index], self.n, sum_scale=self.sum_scale, count_scale=self.count_scale
+            group.sums[index], group.n, sum_scale=self.sum_scale, count_scale=self.count_scale
         )
 
 
-def release_indices(n: int, sums: Mapping[str, int], plan: means.Split) -> IndicesRelease:
-    """Noise the count of respondents (sensitivity 1, ``plan.count``) and every index's sum of
-    centred contributions (one vector, L1 sensitivity BOUND per index, ``plan.sums``): the
-    exact values are read here and never returned. The two spend ``plan.sums + plan.count``."""
-    if len(sums) != plan.indices:
-        raise PrivacyError(f"the plan is for {plan.indices} indices; got {len(sums)}")
-    if n < 0 or any(abs(total) > means.BOUND * n for total in sums.values()):
+def release_indices(
+    tally: Tally, plan: means.Split, *, threshold: int = DEFAULT_THRESHOLD
+) -> IndicesRelease:
+    """Noise every group's count of respondents (one vector, sensitivity 1: a respondent is in
+    one group; ``plan.count``) and every group's index sums (one vector, L1 sensitivity BOUND
+    per index; ``plan.sums``), then suppress groups on their noisy n. The exact values are
+    read here and never returned. The two spend ``plan.sums + plan.count``."""
+    layout = tally.layout
+    if len(layout.indices) != plan.indices or not layout.indices:
+        raise PrivacyError(
+            f"the plan splits epsilon for {plan.indices} indices; the layout has "
+            f"{len(layout.indices) or 'no'} indices"
+        )
+    raw, size, k = tally.counts, layout.cells_per_group(), len(layout.indices)
+    counts = raw[::size]
+    sums = [raw[base + 1 + i] for base in range(0, len(raw), size) for i in range(k)]
+    if any(abs(sums[i]) > means.BOUND * counts[i // k] for i in range(len(sums))):
         raise PrivacyError("a sum is beyond what its respondents could contribute")
     count = Noise(_float_at_most(plan.count), 1)
-    total = Noise(_float_at_most(plan.sums), means.BOUND * plan.indices)
-    noisy = total.add(list(sums.values()), signed=True)
-    return IndicesRelease(
-        n=count.add([n])[0],
-        sums=dict(zip(sums, noisy, strict=True)),
-        sum_scale=total.scale,
-        count_scale=count.scale,
-    )
+    total = Noise(_float_at_most(plan.sums), means.BOUND * k)
+    noisy_n, noisy_sums = count.add(counts), total.add(sums, signed=True)
+    groups = []
+    for g, name in enumerate(layout.groups):
+        shown = noisy_n[g] >= threshold
+        found: dict[str, int] = dict(
+            zip(layout.indices, noisy_sums[g * k : (g + 1) * k], strict=True)
+        )
+        groups.append(IndexGroup(name, noisy_n[g] if shown else None, found if shown else None))
+    return IndicesRelease(groups, total.scale, count.scale)

@@ -253,42 +253,77 @@ def test_preview_comes_from_the_plan_alone() -> None:
     assert suppressed_chance(4.0, 20, 11) == pytest.approx(0.046, abs=0.001)
 
 
+RIGHTS = [q.id for q in SURVEY.items_of("rights")]
+RECOVERY = [q.id for q in SURVEY.items_of("recovery")]
+
+
+def respondent(rng: random.Random) -> dict[str, object]:
+    """Answers to the index items, leaning to agreement (a mean of about 65), a few skipped."""
+    return {
+        item: rng.choice((1, 2, 3, 4, 4, 5, 5, 5))
+        for item in RIGHTS + RECOVERY
+        if rng.random() > 0.05
+    }
+
+
+def test_a_tally_of_indices_sums_each_respondents_centred_contribution() -> None:
+    tally = Tally(Layout.for_indices(SURVEY, breakdown="gender"))
+    assert tally.add({"believed": 5, "respected": 4, "safe_now": 1, "gender": "woman"})
+    assert tally.add({"believed": 1, "gender": "man"})
+    assert tally.add({"recommend": 5})  # no index item: counted at the middle
+    assert not tally.add({"believed": 7})  # not an answer: counted nowhere
+    counts = tally.counts
+    groups = {g: tuple(counts[3 * i : 3 * i + 3]) for i, g in enumerate(tally.layout.groups)}
+    assert groups["woman"] == (1, 88 - 50, 0 - 50)
+    assert groups["man"] == (1, -50, 0)
+    assert groups["skipped"] == (1, 0, 0)
+    with pytest.raises(PrivacyError, match="release_indices"):
+        release(tally, Noise(1.0, 1))
+    with pytest.raises(PrivacyError, match="either questions or indices"):
+        Layout(SURVEY, (SURVEY.question("believed"),), ("all",), None, ("rights",))
+
+
 def test_indices_intervals_cover_their_means_at_the_stated_rate_and_width() -> None:
     """60 respondents, epsilon 1 for both indices: over 2,000 releases (OpenDP's noise, the
-    real mechanism) the intervals hold the exact mean about 95% of the time (exactly, not
-    conservatively: the test is pivotal, so 3 standard errors are allowed) and are about
-    +/-8 points wide (for a mean of about 65)."""
+    real tally and mechanism) the intervals hold the exact mean about 95% of the time
+    (exactly, not conservatively: the test is pivotal, so 3 standard errors are allowed) and
+    are about +/-8 points wide (for a mean of about 65)."""
     rng = random.Random(12)  # noqa: S311 - synthetic answers
     plan = means.split(1.0, indices=2, expected_n=60)
+    layout = Layout.for_indices(SURVEY)
     covered, widths = 0, []
     for _ in range(2000):
-        points = {
-            index: [
-                means.contribution(
-                    [means.item_points(rng.choice((1, 2, 3, 4, 4, 5, 5, 5))) for _ in "abcd"]
-                )
-                for _ in range(60)
-            ]
-            for index in ("rights", "recovery")
-        }
-        found = release_indices(60, {k: sum(v) for k, v in points.items()}, plan)
-        exact = means.MIDDLE + sum(points["rights"]) / 60
-        interval = found.interval("rights")
+        tally = Tally(layout)
+        for _ in range(60):
+            tally.add(respondent(rng))
+        exact = means.MIDDLE + tally.counts[1] / 60
+        found = release_indices(tally, plan, threshold=0)
+        interval = found.interval(found.groups[0], "rights")
+        assert interval is not None
         covered += interval.low <= exact <= interval.high
         widths.append((interval.high - interval.low) / 2)
     assert covered / 2000 >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / 2000)
     assert sum(widths) / len(widths) <= 8.2
 
 
-def test_indices_spend_what_the_plan_says_and_refuse_impossible_sums() -> None:
+def test_indices_spend_what_the_plan_says_suppress_small_groups_and_refuse_bad_tallies() -> None:
     plan = means.split(0.8, indices=2, expected_n=100)
-    found = release_indices(100, {"rights": 1200, "recovery": -300}, plan)
+    tally = Tally(Layout.for_indices(SURVEY, breakdown="gender"))
+    rng = random.Random(3)  # noqa: S311 - synthetic answers
+    for _ in range(100):
+        tally.add({**respondent(rng), "gender": "woman"})
+    found = release_indices(tally, plan)
     spent = Noise(plan.count, 1).spent() + Noise(plan.sums, 2 * means.BOUND).spent()
     assert spent <= 0.8 + 1e-12
     assert found.sum_scale >= plan.sum_scale
     assert found.count_scale >= plan.count_scale
-    assert found.mean("rights") is not None
-    with pytest.raises(PrivacyError, match="2 indices"):
-        release_indices(100, {"rights": 0}, plan)
-    with pytest.raises(PrivacyError, match="beyond"):
-        release_indices(10, {"rights": 501, "recovery": 0}, plan)
+    woman, *others = found.groups
+    assert woman.group == "woman"
+    assert found.mean(woman, "rights") is not None
+    # Groups of nobody are almost always suppressed (noisy n below 11): never a mean there.
+    assert sum(g.suppressed for g in others) >= len(others) - 1
+    assert all(found.interval(g, "rights") is None for g in others if g.suppressed)
+    with pytest.raises(PrivacyError, match="for 1 indices; the layout has 2 indices"):
+        release_indices(tally, means.split(0.8, indices=1, expected_n=100))
+    with pytest.raises(PrivacyError, match="the layout has no indices"):
+        release_indices(Tally(Layout.plan(SURVEY, ["believed"])), plan)
