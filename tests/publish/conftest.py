@@ -55,6 +55,7 @@ async def add_release(
     breakdown: str | None = None,
     respondents: int = 60,
     epsilon: float = 2.0,
+    threshold: int = 11,
 ) -> None:
     questions = OUTCOMES if breakdown == "time_in_program" else TREATMENT + OUTCOMES
     layout = Layout.plan(SURVEY, questions, breakdown)
@@ -75,7 +76,12 @@ async def add_release(
         t.organisation_id, program_id or t.program_id, t.survey_id, Period.parse(period), breakdown
     )
     await make_release(
-        worker, scope, layout=layout, epsilon=Decimal(str(epsilon)), threshold=11, count=count
+        worker,
+        scope,
+        layout=layout,
+        epsilon=Decimal(str(epsilon)),
+        threshold=threshold,
+        count=count,
     )
 
 
