@@ -21,6 +21,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 
 from feedback.shares import ALPHA, Interval
 from feedback.surveys import INDICES, IndexName, Survey
@@ -68,32 +69,37 @@ def contributions(survey: Survey, answers: Mapping[str, object]) -> dict[IndexNa
 @dataclass(frozen=True, slots=True)
 class Split:
     """A planned epsilon, divided between the indices' sums (all of them, one vector whose L1
-    sensitivity is ``indices * BOUND``) and the count of respondents (sensitivity 1)."""
+    sensitivity is ``indices * BOUND``) and the count of respondents (sensitivity 1). The
+    parts are decimals that add up to the planned epsilon exactly, so that what the ledger
+    records for the two never exceeds the plan."""
 
-    sums: float
-    count: float
+    sums: Decimal
+    count: Decimal
     indices: int
 
     @property
     def sum_scale(self) -> float:
-        return self.indices * BOUND / self.sums
+        return self.indices * BOUND / float(self.sums)
 
     @property
     def count_scale(self) -> float:
-        return 1 / self.count
+        return 1 / float(self.count)
 
 
 @functools.lru_cache(maxsize=256)
-def split(epsilon: float, *, indices: int, expected_n: int) -> Split:
+def split(epsilon: float | Decimal, *, indices: int, expected_n: int) -> Split:
     """The division of ``epsilon`` that makes the planned interval on an index's mean (for a
     program of ``expected_n`` respondents, an index PLANNED_OFFSET from the middle) as narrow
     as possible: searched over the count's share in steps of one percent."""
-    if not (epsilon > 0 and math.isfinite(epsilon)):
+    total = Decimal(str(epsilon))
+    if not (total.is_finite() and total > 0):
         raise ValueError(f"epsilon must be a positive number; got {epsilon}")
-    candidates = [
-        Split(sums=epsilon * (100 - percent) / 100, count=epsilon * percent / 100, indices=indices)
-        for percent in range(1, 81)
-    ]
+    places = Decimal("0.000001")
+    candidates = []
+    for percent in range(1, 81):
+        count = (total * percent / 100).quantize(places, rounding=ROUND_FLOOR)
+        if count > 0:
+            candidates.append(Split(sums=total - count, count=count, indices=indices))
     return min(candidates, key=lambda candidate: planned_half_width(candidate, expected_n))
 
 

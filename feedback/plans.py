@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
+from feedback import means
 from feedback.budget import (
     EPSILON_PLACES,
     PERIODS_PER_YEAR,
@@ -29,7 +31,9 @@ from feedback.cells import Layout, PrivacyError
 from feedback.db import Connection, Record
 from feedback.errors import FeedbackError
 from feedback.periods import Granularity, Period
-from feedback.surveys import Survey, from_json
+from feedback.surveys import INDICES, Survey, from_json
+
+Kind = Literal["questions", "indices"]
 
 
 class PlanError(FeedbackError):
@@ -49,10 +53,22 @@ class PlanLine:
     questions: tuple[str, ...]
     breakdown: str | None
     epsilon: Decimal
+    kind: Kind = "questions"
+    expected_n: int | None = None  # an indices line: respondents expected per period
 
     @property
     def layout(self) -> Layout:
+        if self.kind == "indices":
+            return Layout.for_indices(self.survey, self.breakdown)
         return Layout.plan(self.survey, self.questions, self.breakdown)
+
+    @property
+    def split(self) -> means.Split | None:
+        """How an indices line's epsilon is divided (None for a line of questions)."""
+        if self.kind != "indices" or self.expected_n is None:
+            return None
+        indices = len(self.layout.indices)
+        return means.split(float(self.epsilon), indices=indices, expected_n=self.expected_n)
 
     @property
     def cost(self) -> Decimal:
@@ -73,16 +89,23 @@ class PlanLine:
     def describe(self) -> str:
         scope = f"program {self.program}" if self.program else "whole organisation"
         by = f", by {self.breakdown}" if self.breakdown else ""
+        what = ", ".join(self.questions)
+        if self.kind == "indices":
+            names = ", ".join(INDICES[index] for index in self.layout.indices)
+            what = (
+                f"indices ({names}), for about {self.expected_n} respondents a {self.granularity}"
+            )
         return (
             f"{self.year} {self.granularity}ly, {scope}, {self.survey.slug} "
-            f"v{self.survey.version}: {', '.join(self.questions)}{by}; epsilon {self.epsilon} "
+            f"v{self.survey.version}: {what}{by}; epsilon {self.epsilon} "
             f"per release, {self.cost} a year"
         )
 
 
 SELECT_LINES = """
     SELECT p.id, p.organisation_id, p.budget_year, p.program_id, pr.slug AS program,
-           p.survey_id, s.definition, p.granularity, p.questions, p.breakdown, p.epsilon
+           p.survey_id, s.definition, p.granularity, p.questions, p.breakdown, p.epsilon,
+           p.kind, p.expected_n
       FROM release_plans p
       JOIN surveys s ON s.id = p.survey_id
       LEFT JOIN programs pr ON pr.id = p.program_id
@@ -102,6 +125,8 @@ def _line(row: Record) -> PlanLine:
         questions=tuple(row["questions"]),
         breakdown=row["breakdown"],
         epsilon=row["epsilon"],
+        kind=row["kind"],
+        expected_n=row["expected_n"],
     )
 
 
@@ -127,9 +152,16 @@ async def add_line(
     questions: Sequence[str],
     breakdown: str | None,
     epsilon: Decimal,
+    expected_n: int | None = None,
 ) -> PlanLine:
     """Add a line to the year's plan; refused (with what is left) if the plan would then
-    spend more than the yearly budget for some survivor."""
+    spend more than the yearly budget for some survivor. A line with ``expected_n`` (the
+    respondents expected per period) and no questions releases the indices."""
+    kind: Kind = "indices" if expected_n is not None else "questions"
+    if kind == "indices" and (questions or expected_n is None or expected_n < 1):
+        raise PlanError(
+            "an indices line names no questions and expects at least 1 respondent per period"
+        )
     if not Decimal(0) < epsilon <= Decimal(10):
         raise PlanError(f"epsilon per release must be more than 0 and at most 10; got {epsilon}")
     if epsilon != epsilon.quantize(EPSILON_PLACES):
@@ -142,7 +174,10 @@ async def add_line(
     if definition is None:
         raise PlanError("no such survey in this organisation")
     try:
-        Layout.plan(from_json(definition), questions, breakdown)
+        if kind == "indices":
+            Layout.for_indices(from_json(definition), breakdown)
+        else:
+            Layout.plan(from_json(definition), questions, breakdown)
     except KeyError as exc:
         raise PlanError(f"{exc.args[0]!r} is not a question of this survey") from None
     except PrivacyError as exc:
@@ -168,7 +203,8 @@ async def add_line(
             SELECT EXISTS (SELECT 1 FROM release_plans
                             WHERE organisation_id = $1 AND budget_year = $2
                               AND program_id IS NOT DISTINCT FROM $3 AND survey_id = $4
-                              AND granularity = $5 AND breakdown IS NOT DISTINCT FROM $6)
+                              AND granularity = $5 AND breakdown IS NOT DISTINCT FROM $6
+                              AND kind = $7)
             """,
             organisation_id,
             year,
@@ -176,14 +212,16 @@ async def add_line(
             survey_id,
             granularity,
             breakdown,
+            kind,
         )
         if exists:
             raise PlanError("the plan already has this table for this year; remove that line first")
         line_id = await conn.fetchval(
             """
             INSERT INTO release_plans (organisation_id, budget_year, program_id, survey_id,
-                                       granularity, questions, breakdown, epsilon)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                       granularity, questions, breakdown, epsilon, kind,
+                                       expected_n)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             RETURNING id
             """,
             organisation_id,
@@ -194,6 +232,8 @@ async def add_line(
             list(questions),
             breakdown,
             epsilon,
+            kind,
+            expected_n,
         )
     return await line_by_id(conn, organisation_id, line_id)
 
@@ -213,7 +253,7 @@ async def release_made(conn: Connection, line: PlanLine, period: Period) -> bool
         SELECT EXISTS (SELECT 1 FROM releases
                         WHERE organisation_id = $1 AND program_id IS NOT DISTINCT FROM $2
                           AND survey_id = $3 AND granularity = $4 AND period_start = $5
-                          AND breakdown IS NOT DISTINCT FROM $6)
+                          AND breakdown IS NOT DISTINCT FROM $6 AND kind = $7)
         """,
         line.organisation_id,
         line.program_id,
@@ -221,6 +261,7 @@ async def release_made(conn: Connection, line: PlanLine, period: Period) -> bool
         line.granularity,
         period.start,
         line.breakdown,
+        line.kind,
     )
     return made
 

@@ -32,6 +32,7 @@ async def delete_released_ciphertexts(conn: Connection) -> str:
                          AND r.survey_id = p.survey_id
                          AND r.granularity = p.granularity
                          AND r.breakdown IS NOT DISTINCT FROM p.breakdown
+                         AND r.kind = p.kind
                          AND r.period_start = date_trunc(p.granularity, s.received_week)))
            -- and the grace period has passed since the last release that counted it
            AND NOT EXISTS (

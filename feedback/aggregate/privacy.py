@@ -270,6 +270,11 @@ class IndicesRelease:
         )
 
 
+def indices_noise(plan: means.Split) -> tuple[Noise, Noise]:
+    """The mechanisms of an indices release: the counts' and the sums'."""
+    return Noise(plan.count, 1), Noise(plan.sums, means.BOUND * plan.indices)
+
+
 def release_indices(
     tally: Tally, plan: means.Split, *, threshold: int = DEFAULT_THRESHOLD
 ) -> IndicesRelease:
@@ -288,8 +293,7 @@ def release_indices(
     sums = [raw[base + 1 + i] for base in range(0, len(raw), size) for i in range(k)]
     if any(abs(sums[i]) > means.BOUND * counts[i // k] for i in range(len(sums))):
         raise PrivacyError("a sum is beyond what its respondents could contribute")
-    count = Noise(_float_at_most(plan.count), 1)
-    total = Noise(_float_at_most(plan.sums), means.BOUND * k)
+    count, total = indices_noise(plan)
     noisy_n, noisy_sums = count.add(counts), total.add(sums, signed=True)
     groups = []
     for g, name in enumerate(layout.groups):

@@ -21,7 +21,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from feedback.aggregate.privacy import MECHANISM, Counted, GroupRelease, Noise, release
+from feedback import means
+from feedback.aggregate.privacy import (
+    MECHANISM,
+    Counted,
+    GroupRelease,
+    IndicesRelease,
+    Noise,
+    Tally,
+    indices_noise,
+    release,
+    release_indices,
+)
 from feedback.budget import (
     Accounting,
     accounting,
@@ -30,7 +41,7 @@ from feedback.budget import (
     program_names,
     spent_by_program,
 )
-from feedback.cells import SUPPRESSED, Layout
+from feedback.cells import SUPPRESSED, Layout, PrivacyError
 from feedback.db import Connection
 from feedback.errors import FeedbackError
 from feedback.locks import MOVING_SUBMISSIONS
@@ -50,6 +61,7 @@ class Scope:
     survey_id: uuid.UUID
     period: Period
     breakdown: str | None = None
+    kind: str = "questions"  # or "indices"
 
 
 class PeriodNotEnded(FeedbackError):
@@ -92,6 +104,56 @@ def cells_document(groups: list[GroupRelease], noise: Noise) -> dict[str, Any]:
     }
 
 
+def indices_document(found: IndicesRelease, plan: means.Split) -> dict[str, Any]:
+    """The stored form of an indices release: per group, the noisy n and each index's noisy
+    sum of centred contributions ("S" when suppressed), with the scales and the split that
+    readers need for the intervals (post-processing: see feedback.means)."""
+    return {
+        "groups": [
+            {
+                "group": g.group,
+                "n": SUPPRESSED if g.n is None else g.n,
+                "sums": SUPPRESSED if g.sums is None else dict(g.sums),
+            }
+            for g in found.groups
+        ],
+        "sum_scale": found.sum_scale,
+        "count_scale": found.count_scale,
+        "split": {"sums": str(plan.sums), "count": str(plan.count)},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Mechanism:
+    """What a release spends, the scale stored beside it, and how it draws its document."""
+
+    cost: Decimal
+    scale: float
+    draw: Callable[[Tally, int], dict[str, Any]]
+
+
+def _mechanism(layout: Layout, epsilon: Decimal, split: means.Split | None) -> _Mechanism:
+    if not layout.indices:
+        noise = Noise(epsilon, layout.sensitivity)
+        return _Mechanism(
+            cost_of(noise.spent()),
+            noise.scale,
+            lambda tally, threshold: cells_document(
+                release(tally, noise, threshold=threshold), noise
+            ),
+        )
+    if split is None or split.sums + split.count != epsilon:
+        raise PrivacyError("an indices release needs its plan line's split of epsilon")
+    count, sums = indices_noise(split)
+    return _Mechanism(
+        cost_of(Decimal(count.spent()) + Decimal(sums.spent())),
+        sums.scale,
+        lambda tally, threshold: indices_document(
+            release_indices(tally, split, threshold=threshold), split
+        ),
+    )
+
+
 async def _stored(conn: Connection, scope: Scope) -> StoredRelease | None:
     row = await conn.fetchrow(
         """
@@ -99,6 +161,7 @@ async def _stored(conn: Connection, scope: Scope) -> StoredRelease | None:
           FROM releases
          WHERE organisation_id = $1 AND program_id IS NOT DISTINCT FROM $2 AND survey_id = $3
            AND granularity = $4 AND period_start = $5 AND breakdown IS NOT DISTINCT FROM $6
+           AND kind = $7
         """,
         scope.organisation_id,
         scope.program_id,
@@ -106,6 +169,7 @@ async def _stored(conn: Connection, scope: Scope) -> StoredRelease | None:
         scope.period.granularity,
         scope.period.start,
         scope.breakdown,
+        scope.kind,
     )
     return None if row is None else StoredRelease(**dict(row), created=False)
 
@@ -119,10 +183,12 @@ async def make_release(
     threshold: int,
     count: Count,
     before_commit: Callable[[], Awaitable[None]] | None = None,
+    split: means.Split | None = None,
 ) -> StoredRelease:
     """The release for ``scope``: the stored one if it exists, else a new one. ``count``
     opens and tallies the period's submissions (exact counts stay in memory) and returns
-    metadata to publish beside the release (definitions only).
+    metadata to publish beside the release (definitions only). An indices layout is noised
+    as ``split`` divides ``epsilon`` (see feedback.means).
 
     The period's submissions are marked counted before they are counted, so that a survivor
     who withdraws meanwhile is told the truth (the answers are in the release); when no
@@ -131,8 +197,8 @@ async def make_release(
     if existing is not None:
         return existing
     await check_ended(conn, scope.period)
-    noise = Noise(epsilon, layout.sensitivity)
-    cost = cost_of(noise.spent())
+    mechanism = _mechanism(layout, epsilon, split)
+    cost = mechanism.cost
     async with conn.transaction(isolation="read_committed"):
         await _secure_budget(conn, scope, cost)  # a refused release marks nothing
         existing = await _stored(conn, scope)
@@ -146,7 +212,7 @@ async def make_release(
             existing = await _stored(conn, scope)  # another worker may have released meanwhile
             if existing is not None:
                 return existing
-            groups = release(counted.tally, noise, threshold=threshold)
+            document = mechanism.draw(counted.tally, threshold)
             quarantined = counted.quarantined
             del counted  # the exact counts go no further
             composition = rules.describe(await program_names(conn, scope.organisation_id))
@@ -154,8 +220,8 @@ async def make_release(
                 """
                 INSERT INTO releases (organisation_id, program_id, survey_id, granularity,
                                       period_start, period_end, breakdown, mechanism, epsilon,
-                                      noise_scale, threshold, cells, metadata)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                      noise_scale, threshold, cells, metadata, kind)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                 RETURNING id
                 """,
                 scope.organisation_id,
@@ -167,10 +233,11 @@ async def make_release(
                 scope.breakdown,
                 MECHANISM,
                 cost,
-                Decimal(noise.scale),
+                Decimal(mechanism.scale),
                 threshold,
-                cells_document(groups, noise),
+                document,
                 {**metadata, "composition": composition},
+                scope.kind,
             )
             await conn.execute(
                 "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "

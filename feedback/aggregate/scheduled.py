@@ -84,7 +84,14 @@ async def make_planned(
         threshold = await conn.fetchval(
             "SELECT release_threshold FROM organisations WHERE id = $1", line.organisation_id
         )
-        scope = Scope(line.organisation_id, line.program_id, line.survey_id, period, line.breakdown)
+        scope = Scope(
+            line.organisation_id,
+            line.program_id,
+            line.survey_id,
+            period,
+            line.breakdown,
+            line.kind,
+        )
         layout = line.layout
         count = counter(
             conn,
@@ -102,6 +109,7 @@ async def make_planned(
                 epsilon=line.epsilon,
                 threshold=threshold,
                 count=count,
+                split=line.split,
             )
         except BudgetExceeded as exc:
             results.append(Made(line, period, None, str(exc)))

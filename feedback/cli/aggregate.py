@@ -10,9 +10,11 @@ from typing import Any
 
 import click
 
+from feedback import means
 from feedback.aggregate.keys import UnlockedKey, load_key_file, unlock_all
 from feedback.aggregate.scheduled import make_planned, of_period
 from feedback.aggregate.unseal import Progress
+from feedback.cells import SUPPRESSED
 from feedback.cli.common import (
     organisation_option,
     passphrase_file_option,
@@ -25,6 +27,7 @@ from feedback.config import Settings
 from feedback.db import WORKER, Connection
 from feedback.periods import Period
 from feedback.plans import PlanLine
+from feedback.surveys import INDICES
 
 
 class ProgressBar:
@@ -59,6 +62,28 @@ async def unlocked_keys(
         key = await load_key_file(conn, organisation_id, key_file)
         return {key.id: key}
     return await unlock_all(conn, organisation_id, read_passphrase(passphrase_file, confirm=False))
+
+
+def _noise_lines(cells: dict[str, Any]) -> list[str]:
+    """What the noise allows, for the key holder: per cell, or each shown index's interval."""
+    if "half_width_95" in cells:
+        return [f"  95% noise half-width per cell: +/- {cells['half_width_95']:.1f}"]
+    lines = []
+    for group in cells["groups"]:
+        if group["n"] == SUPPRESSED:
+            lines.append(f"  {group['group']}: suppressed (noisy n below the threshold)")
+            continue
+        for index, total in group["sums"].items():
+            mean = means.estimate(total, group["n"])
+            found = means.interval(
+                total, group["n"], sum_scale=cells["sum_scale"], count_scale=cells["count_scale"]
+            )
+            shown = "can't tell" if mean is None else f"{mean:.1f}"
+            lines.append(
+                f"  {group['group']}: {INDICES[index]} {shown} "
+                f"(95%: {found.low:.1f} to {found.high:.1f})"
+            )
+    return lines
 
 
 @click.command()
@@ -113,7 +138,8 @@ async def aggregate(
             f"  epsilon {release.epsilon}, discrete Laplace scale {release.noise_scale}, "
             f"k {release.threshold}"
         )
-        click.echo(f"  95% noise half-width per cell: +/- {release.cells['half_width_95']:.1f}")
+        for text in _noise_lines(release.cells):
+            click.echo(text)
         click.echo(f"  {release.metadata.get('composition', '')}")
         if release.quarantined is not None:
             # Exact, and shown here only (the key holder's terminal): never stored or logged.

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
+from feedback import means
 from feedback.budget import year_budget
 from feedback.cells import Layout, PrivacyError
 from feedback.cli.common import organisation_option, pick_organisation, run
@@ -17,8 +18,8 @@ from feedback.db import WORKER, Connection
 from feedback.errors import FeedbackError
 from feedback.periods import Granularity
 from feedback.plans import PlanError, add_line, declare_groups, plan_of, remove_line
-from feedback.shares import preview
-from feedback.surveys import from_json
+from feedback.shares import preview, suppressed_chance
+from feedback.surveys import INDICES, from_json
 
 THIS_YEAR = dt.datetime.now(dt.UTC).year
 N_HELP = "Respondents per group to preview the accuracy at (the program's usual number)."
@@ -43,6 +44,21 @@ def describe_preview(layout: Layout, epsilon: Decimal, n: int, threshold: int) -
     for question, width in shown.share_half_width.items():
         lines.append(f"    {question}: share +/- {width * 100:.0f} points")
     return lines
+
+
+def describe_indices_preview(
+    layout: Layout, split: means.Split, n: int, threshold: int
+) -> list[str]:
+    hidden = suppressed_chance(split.count_scale, n, threshold)
+    width = means.planned_half_width(split, n)
+    names = ", ".join(INDICES[index] for index in layout.indices)
+    return [
+        f"  at {n} respondents per group: {names}: each +/- {width:.1f} points (95%, for an "
+        f"index {means.PLANNED_OFFSET} points from the middle); a group of {n} is suppressed "
+        f"{hidden:.0%} of the time (k {threshold})",
+        f"  epsilon {split.sums.normalize():f} to the sums and {split.count.normalize():f} to "
+        "the count of respondents",
+    ]
 
 
 @click.group()
@@ -98,6 +114,12 @@ async def show(settings: Settings, organisation: str | None, year: int, responde
     help="A question to release (repeat; default: all but demographics and the comment).",
 )
 @click.option(
+    "--indices",
+    is_flag=True,
+    help="Release the two indices (Treated with rights, Recovery) instead of questions; "
+    "--n is then the respondents expected per group and period, for which epsilon is split.",
+)
+@click.option(
     "--breakdown",
     help="A single-choice question to break the tables down by (gender, age_band, "
     "exploitation, time_in_program...).",
@@ -117,11 +139,14 @@ async def add(
     survey_slug: str,
     questions: tuple[str, ...],
     breakdown: str | None,
+    indices: bool,
     epsilon: Decimal | None,
     respondents: int,
     dry_run: bool,
 ) -> None:
     """Add a table to the year's plan, after showing how accurate it will be."""
+    if indices and questions:
+        raise PlanError("--indices releases the two indices: name no --question with it")
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         survey_row = await conn.fetchrow(
@@ -133,13 +158,21 @@ async def add(
         if survey_row is None:
             raise FeedbackError(f"{org.slug} has no survey {survey_slug!r}")
         survey = from_json(survey_row["definition"])
-        chosen = list(questions) or [
-            q.id
-            for q in survey.questions
-            if q.type != "comment" and not q.demographic and q.id != breakdown
-        ]
+        chosen = (
+            []
+            if indices
+            else list(questions)
+            or [
+                q.id
+                for q in survey.questions
+                if q.type != "comment" and not q.demographic and q.id != breakdown
+            ]
+        )
         try:
-            layout = Layout.plan(survey, chosen, breakdown)
+            if indices:
+                layout = Layout.for_indices(survey, breakdown)
+            else:
+                layout = Layout.plan(survey, chosen, breakdown)
         except KeyError as exc:
             raise PlanError(f"{exc.args[0]!r} is not a question of {survey_slug}") from None
         except PrivacyError as exc:
@@ -151,8 +184,17 @@ async def add(
                     "SELECT epsilon_per_release FROM organisations WHERE id = $1", org.id
                 )
             )
-        click.echo(f"{granularity}ly releases of {', '.join(chosen)} at epsilon {epsilon} each:")
-        for text in describe_preview(layout, epsilon, respondents, await _threshold(conn, org.id)):
+        threshold = await _threshold(conn, org.id)
+        if indices:
+            split = means.split(epsilon, indices=len(layout.indices), expected_n=respondents)
+            click.echo(f"{granularity}ly releases of the indices at epsilon {epsilon} each:")
+            shown = describe_indices_preview(layout, split, respondents, threshold)
+        else:
+            click.echo(
+                f"{granularity}ly releases of {', '.join(chosen)} at epsilon {epsilon} each:"
+            )
+            shown = describe_preview(layout, epsilon, respondents, threshold)
+        for text in shown:
             click.echo(text)
         if dry_run:
             budget = await year_budget(conn, org.id, year)
@@ -168,6 +210,7 @@ async def add(
             questions=chosen,
             breakdown=breakdown,
             epsilon=epsilon,
+            expected_n=respondents if indices else None,
         )
         budget = await year_budget(conn, org.id, year)
     click.echo(f"planned {line.id}: {line.describe()}")

@@ -159,6 +159,7 @@ async def notes(ctx: Context) -> Response:
     releases = await ctx.conn.fetch(
         "SELECT id, granularity, period_start, breakdown FROM releases "
         "WHERE organisation_id = $1 AND program_id = $2 AND breakdown IS NULL "
+        "AND kind = 'questions' "
         "ORDER BY period_start DESC",
         ctx.staff.organisation_id,
         program.id,

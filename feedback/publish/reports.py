@@ -104,7 +104,7 @@ async def program_releases(
         SELECT id, survey_id, granularity, period_start, breakdown, epsilon, noise_scale,
                threshold, cells, metadata, created_at
           FROM releases
-         WHERE organisation_id = $1 AND program_id = $2
+         WHERE organisation_id = $1 AND program_id = $2 AND kind = 'questions'
          ORDER BY period_start, breakdown NULLS FIRST
         """,
         organisation_id,

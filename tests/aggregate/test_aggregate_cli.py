@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -217,3 +218,52 @@ async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_key
     assert f"3 sealed to key {new['id']}" in only_old
     assert await conn.fetchval("SELECT count(*) FROM releases") == 0
     assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 0
+
+
+async def test_an_indices_line_is_previewed_planned_and_released_within_its_epsilon(
+    conn: Connection, database_url: str, tmp_path: Path
+) -> None:
+    t = await factories.tenant(conn)
+    await conn.execute("DELETE FROM collection_keys")
+    secret = tmp_path / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o600)
+    assert (
+        feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
+    )
+    row = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
+    assert row is not None
+    for i in range(40):
+        answers = {"believed": 4 + i % 2, "own_decisions": 3, "safe_now": 2 + i % 3}
+        envelope = Envelope("rights-based", 1, "en", answers)
+        await factories.submission(
+            conn,
+            t,
+            key_id=row["id"],
+            week=dt.date(2026, 8, 3),
+            ciphertext=seal(load_public_key(row["public_key"]), envelope.to_plaintext()),
+        )
+
+    mixed = feedback(database_url, "plan", "add", "--indices", "-q", "believed")
+    assert "name no --question" in one_error(mixed)
+    planned = feedback(
+        database_url, "plan", "add", "--year", "2026", "--indices", "--n", "60", "--epsilon", "1"
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "Treated with rights, Recovery: each +/- 8.0 points" in planned.stdout
+    assert "epsilon 0.72 to the sums and 0.28 to the count" in planned.stdout
+    assert "indices (Treated with rights, Recovery), for about 60 respondents" in planned.stdout
+
+    made = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
+    )
+    assert made.returncode == 0, made.stderr
+    assert re.search(r"all: Treated with rights [0-9.]+ \(95%: [0-9.]+ to [0-9.]+\)", made.stdout)
+    release = await conn.fetchrow("SELECT kind, epsilon, cells FROM releases")
+    assert release is not None
+    assert release["kind"] == "indices"
+    assert 0 < release["epsilon"] <= 1  # the two parts, never more than the line's epsilon
+    assert await conn.fetchval("SELECT sum(epsilon) FROM privacy_ledger") == release["epsilon"]
+    [group] = release["cells"]["groups"]
+    assert group["group"] == "all"
+    assert set(group["sums"]) == {"rights", "recovery"}  # 40 respondents: shown
