@@ -132,7 +132,11 @@ class _Mechanism:
     draw: Callable[[Tally, int], dict[str, Any]]
 
 
-def _mechanism(layout: Layout, epsilon: Decimal, split: means.Split | None) -> _Mechanism:
+def _mechanism(
+    scope: Scope, layout: Layout, epsilon: Decimal, split: means.Split | None
+) -> _Mechanism:
+    if bool(layout.indices) != (scope.kind == "indices"):
+        raise PrivacyError(f"a {scope.kind} release cannot be made from this layout")
     if not layout.indices:
         noise = Noise(epsilon, layout.sensitivity)
         return _Mechanism(
@@ -197,7 +201,7 @@ async def make_release(
     if existing is not None:
         return existing
     await check_ended(conn, scope.period)
-    mechanism = _mechanism(layout, epsilon, split)
+    mechanism = _mechanism(scope, layout, epsilon, split)
     cost = mechanism.cost
     async with conn.transaction(isolation="read_committed"):
         await _secure_budget(conn, scope, cost)  # a refused release marks nothing

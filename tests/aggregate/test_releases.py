@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 from decimal import Decimal
@@ -10,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from feedback import means
 from feedback.aggregate.privacy import Counted, Noise, Tally
 from feedback.aggregate.releases import BudgetExceeded, PeriodNotEnded, Scope, make_release
 from feedback.budget import cost_of
-from feedback.cells import Layout
+from feedback.cells import Layout, PrivacyError
 from feedback.db import WORKER, Connection, connect
 from feedback.periods import BadPeriod, Period
 from feedback.surveys import load_survey
@@ -26,9 +28,9 @@ LAYOUT = Layout.plan(SURVEY, ["believed", "safe_now"])
 ONE = Decimal("1.0")
 
 
-def counter(respondents: int = 40) -> Any:
+def counter(layout: Layout = LAYOUT, respondents: int = 40) -> Any:
     async def count() -> tuple[Counted, dict[str, Any]]:
-        tally = Tally(LAYOUT)
+        tally = Tally(layout)
         for i in range(respondents):
             tally.add({"believed": 1 + i % 5})
         return Counted(tally, respondents, 0), {"privacy_unit": "invitation"}
@@ -109,7 +111,7 @@ async def test_small_groups_are_marked_suppressed_never_zero(
 ) -> None:
     scope = await scope_for(conn)
     made = await make_release(
-        worker_conn, scope, layout=LAYOUT, epsilon=ONE, threshold=1000, count=counter(3)
+        worker_conn, scope, layout=LAYOUT, epsilon=ONE, threshold=1000, count=counter(respondents=3)
     )
     [group] = made.cells["groups"]
     assert group["n"] == "S"
@@ -150,6 +152,42 @@ async def test_a_period_that_has_not_ended_is_refused_and_nothing_is_spent(
             worker_conn, scope, layout=LAYOUT, epsilon=ONE, threshold=11, count=counter()
         )
     assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 0
+
+
+async def test_an_indices_release_needs_its_kind_and_its_split_and_spends_no_more(
+    conn: Connection, worker_conn: Connection
+) -> None:
+    indices = Layout.for_indices(SURVEY)
+    plan = means.split(ONE, indices=2, expected_n=60)
+    scope = await scope_for(conn)
+    for wrong in (
+        {"layout": indices, "split": plan},  # the scope says questions
+        {"layout": LAYOUT, "split": None, "kind": "indices"},
+        {"layout": indices, "split": None, "kind": "indices"},
+        {"layout": indices, "split": means.split(2.0, indices=2, expected_n=60), "kind": "indices"},
+    ):
+        kind = str(wrong.pop("kind", "questions"))
+        with pytest.raises(PrivacyError):
+            await make_release(
+                worker_conn,
+                dataclasses.replace(scope, kind=kind),
+                epsilon=ONE,
+                threshold=11,
+                count=counter(),
+                **wrong,
+            )
+    made = await make_release(
+        worker_conn,
+        dataclasses.replace(scope, kind="indices"),
+        layout=indices,
+        epsilon=ONE,
+        threshold=11,
+        count=counter(indices),
+        split=plan,
+    )
+    assert made.epsilon <= ONE
+    assert set(made.cells) == {"groups", "sum_scale", "count_scale", "split"}
+    assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 1
 
 
 async def test_costs_are_recorded_rounded_up_and_never_over_what_was_planned(
