@@ -60,7 +60,7 @@ def contributions(survey: Survey, answers: Mapping[str, object]) -> dict[IndexNa
         points = [
             item_points(value, reverse=item.reverse)
             for item in survey.items_of(index)
-            if isinstance(value := answers.get(item.id), int)
+            if type(value := answers.get(item.id)) is int  # (a bool is no answer)
         ]
         found[index] = contribution(points)
     return found
@@ -100,6 +100,8 @@ def split(epsilon: float | Decimal, *, indices: int, expected_n: int) -> Split:
         count = (total * percent / 100).quantize(places, rounding=ROUND_FLOOR)
         if count > 0:
             candidates.append(Split(sums=total - count, count=count, indices=indices))
+    if not candidates:
+        raise ValueError(f"epsilon {epsilon} is too small to split between sums and a count")
     return min(candidates, key=lambda candidate: planned_half_width(candidate, expected_n))
 
 

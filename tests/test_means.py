@@ -72,6 +72,10 @@ def test_the_split_is_no_worse_than_any_other_and_spends_the_epsilon() -> None:
     # About +/-8 points at 60 respondents and +/-2.5 at 200 (PRIVACY.md).
     assert 7 < chosen <= 8.1
     assert means.planned_half_width(means.split(1.0, indices=2, expected_n=200), 200) < 2.5
+    with pytest.raises(ValueError, match="too small to split"):
+        means.split(Decimal("0.000001"), indices=2, expected_n=60)
+    with pytest.raises(ValueError, match="positive"):
+        means.split(0, indices=2, expected_n=60)
 
 
 def test_an_interval_holds_the_estimate_and_widens_with_the_noise() -> None:
@@ -103,3 +107,4 @@ def test_a_respondents_contributions_come_from_the_tagged_items_they_answered() 
     }
     assert means.contributions(survey, answers) == {"rights": 88 - 50, "recovery": 25 - 50}
     assert means.contributions(survey, {}) == {"rights": 0, "recovery": 0}
+    assert means.contributions(survey, {"believed": True}) == {"rights": 0, "recovery": 0}
