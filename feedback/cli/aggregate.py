@@ -16,6 +16,7 @@ from feedback.aggregate.scheduled import make_planned, of_period
 from feedback.aggregate.unseal import Progress
 from feedback.cells import SUPPRESSED
 from feedback.cli.common import (
+    key_file_option,
     organisation_option,
     passphrase_file_option,
     pick_organisation,
@@ -90,9 +91,7 @@ def _noise_lines(cells: dict[str, Any]) -> list[str]:
 @organisation_option
 @click.option("--period", required=True, help="2026-07, 2026-Q3 or 2026.")
 @click.option("--program", "-p", metavar="SLUG", help="Only this program's planned releases.")
-@click.option(
-    "--key-file", type=click.Path(path_type=Path), help="An exported key file, for offline use."
-)
+@key_file_option
 @passphrase_file_option
 @run
 async def aggregate(

@@ -8,11 +8,17 @@ import click
 
 from feedback.aggregate.comments import read_comments
 from feedback.cli.aggregate import unlocked_keys
-from feedback.cli.common import organisation_option, passphrase_file_option, pick_organisation, run
+from feedback.cli.common import (
+    find_program,
+    key_file_option,
+    organisation_option,
+    passphrase_file_option,
+    pick_organisation,
+    run,
+)
 from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import WORKER
-from feedback.errors import FeedbackError
 from feedback.periods import Period
 
 
@@ -20,9 +26,7 @@ from feedback.periods import Period
 @organisation_option
 @click.option("--period", required=True, help="2026-07, 2026-Q3 or 2026 (it must have ended).")
 @click.option("--program", "-p", metavar="SLUG", help="Only this program's comments.")
-@click.option(
-    "--key-file", type=click.Path(path_type=Path), help="An exported key file, for offline use."
-)
+@key_file_option
 @passphrase_file_option
 @run
 async def comments(
@@ -38,16 +42,10 @@ async def comments(
     declared = Period.parse(period)
     async with ready_database(settings, role=WORKER) as (_, pool), pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
-        program_id = None
-        if program is not None:
-            program_id = await conn.fetchval(
-                "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", org.id, program
-            )
-            if program_id is None:
-                raise FeedbackError(f"no program {program!r} in {org.slug}")
+        program_uuid = None if program is None else await find_program(conn, org.id, program)
         keys = await unlocked_keys(conn, org.id, passphrase_file, key_file)
         found = await read_comments(
-            conn, organisation_id=org.id, program_id=program_id, period=declared, keys=keys
+            conn, organisation_id=org.id, program_id=program_uuid, period=declared, keys=keys
         )
     click.echo(f"Comments of {declared}, in a random order:\n")
     for comment in found:

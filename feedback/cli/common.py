@@ -50,6 +50,14 @@ def organisation_option(command: F) -> F:
     )(command)
 
 
+def key_file_option(command: F) -> F:
+    return click.option(
+        "--key-file",
+        type=click.Path(path_type=Path),
+        help="An exported key file, for offline use.",
+    )(command)
+
+
 def passphrase_file_option(command: F) -> F:
     return click.option(
         "--passphrase-file",
@@ -95,3 +103,13 @@ def read_passphrase(path: Path | None, *, confirm: bool) -> str:
         "Passphrase", hide_input=True, confirmation_prompt=confirm, err=True
     )
     return passphrase
+
+
+async def find_program(conn: Connection, organisation_id: uuid.UUID, slug: str) -> uuid.UUID:
+    """The id of the organisation's program ``slug``; an error naming it if there is none."""
+    found: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", organisation_id, slug
+    )
+    if found is None:
+        raise FeedbackError(f"no program {slug!r} in this organisation")
+    return found

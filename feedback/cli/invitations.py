@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from pathlib import Path
 
 import click
 
-from feedback.cli.common import organisation_option, pick_organisation, run
+from feedback.cli.common import find_program, organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.db import STAFF, Connection
@@ -22,15 +21,6 @@ from feedback.secretfiles import check_shared, resolve_secrets
 @click.group()
 def invitations() -> None:
     """Make invitation links for a program."""
-
-
-async def _program_id(conn: Connection, organisation_id: uuid.UUID, slug: str) -> uuid.UUID:
-    program_id: uuid.UUID | None = await conn.fetchval(
-        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", organisation_id, slug
-    )
-    if program_id is None:
-        raise FeedbackError(f"no program {slug!r} in this organisation")
-    return program_id
 
 
 async def _sms_code_key(conn: Connection, settings: Settings) -> bytes:
@@ -67,7 +57,7 @@ async def batch(
         raise FeedbackError("a QR sheet is for links; SMS codes are texted, not scanned")
     async with ready_pool(settings, role=STAFF) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
-        program_id = await _program_id(conn, org.id, program)
+        program_id = await find_program(conn, org.id, program)
         made = await create_batch(
             conn,
             program_id=program_id,
@@ -102,7 +92,7 @@ async def open_link(settings: Settings, organisation: str | None, program: str, 
     limited, flagged in reports)."""
     async with ready_pool(settings, role=STAFF) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
-        program_id = await _program_id(conn, org.id, program)
+        program_id = await find_program(conn, org.id, program)
         token = await create_open_link(
             conn,
             program_id=program_id,

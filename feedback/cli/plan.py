@@ -11,7 +11,7 @@ import click
 from feedback import means
 from feedback.budget import year_budget
 from feedback.cells import Layout, PrivacyError
-from feedback.cli.common import organisation_option, pick_organisation, run
+from feedback.cli.common import find_program, organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.db import WORKER, Connection
@@ -177,7 +177,7 @@ async def add(
             raise PlanError(f"{exc.args[0]!r} is not a question of {survey_slug}") from None
         except PrivacyError as exc:
             raise PlanError(str(exc)) from None
-        program_id = await _program_id(conn, org.id, program)
+        program_id = None if program is None else await find_program(conn, org.id, program)
         if epsilon is None:
             epsilon = Decimal(
                 await conn.fetchval(
@@ -305,16 +305,3 @@ async def _threshold(conn: Connection, organisation_id: uuid.UUID) -> int:
         "SELECT release_threshold FROM organisations WHERE id = $1", organisation_id
     )
     return threshold
-
-
-async def _program_id(
-    conn: Connection, organisation_id: uuid.UUID, program: str | None
-) -> uuid.UUID | None:
-    if program is None:
-        return None
-    program_id: uuid.UUID | None = await conn.fetchval(
-        "SELECT id FROM programs WHERE organisation_id = $1 AND slug = $2", organisation_id, program
-    )
-    if program_id is None:
-        raise FeedbackError(f"no program {program!r} in this organisation")
-    return program_id

@@ -8,13 +8,14 @@ import re
 import subprocess
 from pathlib import Path
 
-from feedback.db import Connection
+from feedback.db import Connection, Record
 from feedback.envelope import Envelope
 from feedback.sealing import load_public_key, seal
 from tests import factories
 from tests.cli import run_feedback
 
 PASSPHRASE = "lantern quietly orbit mossy teapot"
+WEEK = dt.date(2026, 8, 3)  # in 2026-Q3, which has ended
 
 
 def feedback(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -33,6 +34,36 @@ def one_error(result: subprocess.CompletedProcess[str]) -> str:
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr
     return errors[0]
+
+
+async def keys_from_the_cli(
+    conn: Connection, database_url: str, tmp_path: Path
+) -> tuple[Path, Record]:
+    """The organisation's keys made by `feedback keys create`, not the factories': the
+    passphrase file and the collection key's row (id, public key)."""
+    await conn.execute("DELETE FROM collection_keys")
+    secret = tmp_path / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o600)
+    assert (
+        feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
+    )
+    key = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
+    assert key is not None
+    return secret, key
+
+
+async def seal_in(
+    conn: Connection, t: factories.Tenant, key: Record, envelope: Envelope, week: dt.date = WEEK
+) -> None:
+    """Store ``envelope`` as a submission of ``week``, sealed to ``key``."""
+    await factories.submission(
+        conn,
+        t,
+        key_id=key["id"],
+        week=week,
+        ciphertext=seal(load_public_key(key["public_key"]), envelope.to_plaintext()),
+    )
 
 
 async def sealed_rows(
@@ -224,25 +255,10 @@ async def test_an_indices_line_is_previewed_planned_and_released_within_its_epsi
     conn: Connection, database_url: str, tmp_path: Path
 ) -> None:
     t = await factories.tenant(conn)
-    await conn.execute("DELETE FROM collection_keys")
-    secret = tmp_path / "passphrase"
-    secret.write_text(PASSPHRASE + "\n")
-    secret.chmod(0o600)
-    assert (
-        feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
-    )
-    row = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
-    assert row is not None
+    secret, key = await keys_from_the_cli(conn, database_url, tmp_path)
     for i in range(40):
         answers = {"believed": 4 + i % 2, "own_decisions": 3, "safe_now": 2 + i % 3}
-        envelope = Envelope("rights-based", 1, "en", answers)
-        await factories.submission(
-            conn,
-            t,
-            key_id=row["id"],
-            week=dt.date(2026, 8, 3),
-            ciphertext=seal(load_public_key(row["public_key"]), envelope.to_plaintext()),
-        )
+        await seal_in(conn, t, key, Envelope("rights-based", 1, "en", answers))
 
     mixed = feedback(database_url, "plan", "add", "--indices", "-q", "believed")
     assert "name no --question" in one_error(mixed)

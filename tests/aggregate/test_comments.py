@@ -3,31 +3,19 @@ sets of at least the release threshold; with comments off there are none to read
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from feedback.aggregate.privacy import DEFAULT_THRESHOLD
-from feedback.db import Connection
+from feedback.db import Connection, Record
 from feedback.envelope import Envelope
-from feedback.sealing import load_public_key, seal
 from tests import factories
-from tests.aggregate.test_aggregate_cli import PASSPHRASE, feedback, one_error
-
-WEEK = dt.date(2026, 8, 3)  # in 2026-Q3, which has ended
+from tests.aggregate.test_aggregate_cli import feedback, keys_from_the_cli, one_error, seal_in
 
 
-async def commented(
-    conn: Connection, t: factories.Tenant, public_key: bytes, texts: list[str]
-) -> None:
-    key_id = await conn.fetchval("SELECT id FROM collection_keys")
+async def commented(conn: Connection, t: factories.Tenant, key: Record, texts: list[str]) -> None:
     for text in texts:
-        envelope = Envelope("rights-based", 1, "en", {"believed": 4}, comment=text)
-        await factories.submission(
-            conn,
-            t,
-            key_id=key_id,
-            week=WEEK,
-            ciphertext=seal(load_public_key(public_key), envelope.to_plaintext()),
+        await seal_in(
+            conn, t, key, Envelope("rights-based", 1, "en", {"believed": 4}, comment=text)
         )
 
 
@@ -35,14 +23,7 @@ async def test_comments_reach_only_the_key_holder_shuffled_in_sets_of_the_thresh
     conn: Connection, database_url: str, tmp_path: Path
 ) -> None:
     t = await factories.tenant(conn)
-    await conn.execute("DELETE FROM collection_keys")
-    secret = tmp_path / "passphrase"
-    secret.write_text(PASSPHRASE + "\n")
-    secret.chmod(0o600)
-    assert (
-        feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
-    )
-    public_key = await conn.fetchval("SELECT public_key FROM collection_keys")
+    secret, key = await keys_from_the_cli(conn, database_url, tmp_path)
     read = ("comments", "--period", "2026-Q3", "--passphrase-file", str(secret))
 
     off = one_error(feedback(database_url, *read))
@@ -50,14 +31,14 @@ async def test_comments_reach_only_the_key_holder_shuffled_in_sets_of_the_thresh
 
     await conn.execute("UPDATE organisations SET comments_enabled = true")
     few = [f"marker comment {i}" for i in range(DEFAULT_THRESHOLD - 1)]
-    await commented(conn, t, public_key, few)
-    await commented(conn, t, public_key, ["", "   "])  # blank: no comment
+    await commented(conn, t, key, few)
+    await commented(conn, t, key, ["", "   "])  # blank: no comment
     refused = feedback(database_url, *read)
     assert f"fewer than {DEFAULT_THRESHOLD} comments" in one_error(refused)
     assert "marker" not in refused.stdout + refused.stderr
 
     more = [f"marker comment {i}" for i in range(DEFAULT_THRESHOLD - 1, 2 * DEFAULT_THRESHOLD)]
-    await commented(conn, t, public_key, more)
+    await commented(conn, t, key, more)
     shown = feedback(database_url, *read)
     assert shown.returncode == 0, shown.stderr
     printed = [line[2:] for line in shown.stdout.splitlines() if line.startswith("- ")]
