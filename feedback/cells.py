@@ -2,7 +2,8 @@
 
 A release is a fixed layout of integer cells: for each group (the whole program, or each answer
 of one single-choice question), a respondent count ``n`` and, for each question, a count per
-answer category plus ``skipped``. Each respondent adds exactly 1 to ``n`` and 1 cell per
+answer category plus ``skipped``. A five-point scale is released in three categories (agree,
+neither, disagree): at the sizes programs have, seven noisy counts per question say nothing. Each respondent adds exactly 1 to ``n`` and 1 cell per
 question, so one survivor changes at most ``1 + Q`` cells by 1. The aggregator counts into this
 layout; the dashboard and the API read releases through it.
 """
@@ -23,15 +24,26 @@ class PrivacyError(FeedbackError):
     pass
 
 
+AGREE, NEITHER, DISAGREE = "agree", "neither", "disagree"
+_SCALE_CELLS = {"1": DISAGREE, "2": DISAGREE, "3": NEITHER, "4": AGREE, "5": AGREE}
+
+
 def categories(question: Question) -> tuple[str, ...]:
-    """A question's cells, in a fixed order: every allowed answer, then ``skipped``."""
+    """A question's cells, in a fixed order: its answer categories, then ``skipped``."""
     if question.type == "likert5":
-        values: tuple[str, ...] = ("1", "2", "3", "4", "5", PREFER_NOT)
+        values: tuple[str, ...] = (AGREE, NEITHER, DISAGREE, PREFER_NOT)
     else:
         values = tuple(str(v) for v in sorted(question.allowed(), key=str))
         if question.type == "single_choice":
             values = tuple(option.id for option in question.options)
     return (*values, SKIPPED)
+
+
+def cell_of(question: Question, answer: object) -> str:
+    """The category an allowed answer is counted in: 4 and 5 agree, 3 neither, 1 and 2
+    disagree on a scale; any other answer is its own category."""
+    text = str(answer)
+    return _SCALE_CELLS.get(text, text) if question.type == "likert5" else text
 
 
 @dataclass(frozen=True, slots=True)

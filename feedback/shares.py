@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from feedback.cells import Layout, PrivacyError
+from feedback.cells import AGREE, DISAGREE, NEITHER, Layout, PrivacyError
 from feedback.surveys import Question
 
 ALPHA = 0.05  # intervals are 95%
@@ -73,12 +73,17 @@ def noise_bound(scale: float, cells: int, alpha: float) -> int:
     return low
 
 
-def headline(question: Question) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def headline(
+    question: Question, stored: Collection[str] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The cells of a question's headline share, and of the rest of the answers it is a share
-    of: agreeing (4 or 5) among the scale's answers, "yes" among yes and no, the first option
-    among all options. "Prefer not to say" and skipped answers are in neither."""
+    of: agreeing among the scale's answers, "yes" among yes and no, the first option among all
+    options. "Prefer not to say" and skipped answers are in neither. ``stored`` is the cells a
+    release holds: releases made before scales had three categories hold 1 to 5."""
     if question.type == "likert5":
-        return ("4", "5"), ("1", "2", "3")
+        if "5" in stored:
+            return ("4", "5"), ("1", "2", "3")
+        return (AGREE,), (NEITHER, DISAGREE)
     if question.type == "yes_no":
         return ("yes",), ("no",)
     options = tuple(option.id for option in question.options)

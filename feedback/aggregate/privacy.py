@@ -21,7 +21,7 @@ from typing import Any
 import opendp.prelude as dp
 
 from feedback import means
-from feedback.cells import SKIPPED, Layout, PrivacyError, categories
+from feedback.cells import SKIPPED, Layout, PrivacyError, categories, cell_of
 from feedback.shares import ALPHA, Interval
 
 dp.enable_features("contrib")
@@ -115,7 +115,7 @@ class Tally:
             names = categories(question)
             cells = self._cells[question.id]
             for value in cells:
-                cells[value] = offset + names.index(str(value))
+                cells[value] = offset + names.index(cell_of(question, value))
             self._skipped.append((offset + len(names) - 1, offset))
             offset += len(names)
         # An indices layout: after n, each index's sum of centred contributions (see means).

@@ -80,7 +80,7 @@ class Release:
         shown = [g for g in chosen if g["n"] != SUPPRESSED]
         if not shown:
             return Share(question, group or "all", None, None, None, suppressed=True)
-        agree, rest = headline(question)
+        agree, rest = headline(question, shown[0]["questions"][question_id])
         numerator = sum(g["questions"][question_id][c] for g in shown for c in agree)
         remainder = sum(g["questions"][question_id][c] for g in shown for c in rest)
         if numerator + remainder <= 0:

@@ -30,15 +30,13 @@ def test_layout_comes_from_the_survey_not_the_data() -> None:
     assert layout.groups == ("all",)
     assert layout.sensitivity == 3
     assert categories(SURVEY.question("believed")) == (
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
+        "agree",
+        "neither",
+        "disagree",
         "prefer_not",
         "skipped",
     )
-    assert len(layout) == 1 + 7 + 5
+    assert len(layout) == 1 + 5 + 5
     by_gender = Layout.plan(SURVEY, ["believed"], breakdown="gender")
     assert by_gender.groups == ("woman", "man", "another", "skipped")
     assert by_gender.sensitivity == 2  # each survivor is in exactly one group
@@ -57,7 +55,7 @@ def test_each_respondent_touches_exactly_one_plus_q_cells() -> None:
     tally.add({})
     assert sum(tally.counts) == 2 * layout.sensitivity
     offsets = categories(SURVEY.question("believed"))
-    assert tally.counts[1 + offsets.index("5")] == 1
+    assert tally.counts[1 + offsets.index("agree")] == 1
     assert tally.counts[1 + offsets.index("skipped")] == 1
 
 
@@ -70,10 +68,10 @@ def test_a_breakdown_puts_each_respondent_in_exactly_one_group() -> None:
     man, skipped = layout.groups.index("man") * size, layout.groups.index("skipped") * size
     believed = categories(SURVEY.question("believed"))
     assert tally.counts[man] == 2
-    assert tally.counts[man + 1 + believed.index("2")] == 1
+    assert tally.counts[man + 1 + believed.index("disagree")] == 1
     assert tally.counts[man + 1 + believed.index("skipped")] == 1
     assert tally.counts[skipped] == 1
-    assert tally.counts[skipped + 1 + believed.index("4")] == 1
+    assert tally.counts[skipped + 1 + believed.index("agree")] == 1
     assert sum(tally.counts) == 3 * layout.sensitivity
 
 
@@ -210,7 +208,7 @@ def test_intervals_cover_the_true_share_at_least_at_the_stated_rate() -> None:
         agree = sum(cells[c] or 0 for c in agree_cells)
         rest = sum(cells[c] or 0 for c in rest_cells)
         share, interval = share_interval(
-            agree, rest, cells_in_numerator=2, cells_in_rest=3, scale=noise.scale
+            agree, rest, cells_in_numerator=1, cells_in_rest=2, scale=noise.scale
         )
         assert interval.low <= share <= interval.high or share in (0.0, 1.0)
         covered += interval.low <= true_share <= interval.high

@@ -77,7 +77,13 @@ async def test_release_is_stored_with_its_ledger_entry(
     assert made.noise_scale == Decimal("3.0")  # (1 + 2 questions) / epsilon
     [group] = made.cells["groups"]
     assert group["group"] == "all"
-    assert set(group["questions"]["believed"]) == {"1", "2", "3", "4", "5", "prefer_not", "skipped"}
+    assert set(group["questions"]["believed"]) == {
+        "agree",
+        "neither",
+        "disagree",
+        "prefer_not",
+        "skipped",
+    }
     ledger = await conn.fetch("SELECT release_id, budget_year, epsilon FROM privacy_ledger")
     assert [tuple(r) for r in ledger] == [(made.id, 2026, Decimal("1.0"))]
 
