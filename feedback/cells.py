@@ -3,9 +3,10 @@
 A release is a fixed layout of integer cells: for each group (the whole program, or each answer
 of one single-choice question), a respondent count ``n`` and, for each question, a count per
 answer category plus ``skipped``. A five-point scale is released in three categories (agree,
-neither, disagree): at the sizes programs have, seven noisy counts per question say nothing. Each respondent adds exactly 1 to ``n`` and 1 cell per
-question, so one survivor changes at most ``1 + Q`` cells by 1. The aggregator counts into this
-layout; the dashboard and the API read releases through it.
+neither, disagree): at the sizes programs have, seven noisy counts per question say nothing.
+Each respondent adds exactly 1 to ``n`` and 1 cell per question, so one survivor changes at
+most ``1 + Q`` cells by 1. The aggregator counts into this layout; the dashboard and the API
+read releases through it.
 """
 
 from __future__ import annotations

@@ -121,15 +121,17 @@ def estimate(noisy_sum: int, noisy_n: int) -> float | None:
     return MIDDLE + min(BOUND, max(-BOUND, noisy_sum / noisy_n))
 
 
-def interval(noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: float) -> Interval:
+def interval(
+    noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: float, alpha: float = ALPHA
+) -> Interval:
     """The interval, on 0 to 100, that covers an index's exact mean with probability at least
-    1 - ALPHA over the noise (see the module's docstring). It is the whole scale when the
+    1 - alpha over the noise (see the module's docstring). It is the whole scale when the
     noise allows every mean."""
     accepted = [
         step / _GRID
         for step in range(-BOUND * _GRID, BOUND * _GRID + 1)
         if abs(noisy_sum - step / _GRID * noisy_n)
-        <= _quantile_near(step / _GRID, sum_scale, count_scale)
+        <= _quantile_near(step / _GRID, sum_scale, count_scale, alpha)
     ]
     if not accepted:  # no mean fits the noise at this level (chance below ALPHA): say nothing
         return Interval(0.0, 100.0)
@@ -138,13 +140,13 @@ def interval(noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: flo
     return Interval(max(0.0, MIDDLE + accepted[0] - step), min(100.0, MIDDLE + accepted[-1] + step))
 
 
-def _quantile_near(theta: float, sum_scale: float, count_scale: float) -> float:
+def _quantile_near(theta: float, sum_scale: float, count_scale: float, alpha: float) -> float:
     """The quantile at ``theta``, taken at the whole points either side (the larger: the
     quantile grows with the distance from the middle), so that few are computed."""
     low, high = math.floor(abs(theta)), math.ceil(abs(theta))
     return max(
-        quantile(low, sum_scale, count_scale, ALPHA),
-        quantile(high, sum_scale, count_scale, ALPHA),
+        quantile(low, sum_scale, count_scale, alpha),
+        quantile(high, sum_scale, count_scale, alpha),
     )
 
 

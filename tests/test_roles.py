@@ -33,6 +33,7 @@ READABLE: dict[str, set[Role]] = {
     "releases": {STAFF, WORKER},
     "privacy_ledger": {STAFF, WORKER},
     "release_plans": {STAFF, WORKER},
+    "release_views": {STAFF, WORKER},  # drawn from releases only
     "notes": {STAFF},
     "note_texts": {STAFF},
     "funders": {STAFF},

@@ -118,6 +118,7 @@ async def programs(request: Request, conn: Connection, staff: Staff) -> Any:
 def _summary(release: Release) -> dict[str, Any]:
     return {
         "id": str(release.id),
+        "kind": release.kind,
         "period": str(release.period),
         "granularity": release.period.granularity,
         "breakdown": release.breakdown,
@@ -152,7 +153,8 @@ async def releases(request: Request, conn: Connection, staff: Staff) -> Any:
 @api
 async def release(request: Request, conn: Connection, staff: Staff) -> Any:
     """
-    summary: One release, its noisy cells ("S" marks a suppressed group) and its shares.
+    summary: One release, its noisy cells ("S" marks a suppressed group) and its shares, or
+      (an indices release) each index's mean on 0 to 100 per group with its 95% interval.
     parameters:
       - {name: program, in: path, required: true, schema: {type: string}}
       - {name: release, in: path, required: true, schema: {type: string, format: uuid}}
@@ -206,6 +208,18 @@ async def release(request: Request, conn: Connection, staff: Staff) -> Any:
                     "suppressed": share.suppressed,
                 }
             )
+    indices = [
+        {
+            "index": value.index,
+            "group": value.group,
+            "mean": value.value,
+            "low": value.low,
+            "high": value.high,
+            "suppressed": value.suppressed,
+        }
+        for group in (g["group"] for g in found.groups)
+        for value in (found.index(index, group) for index in found.indices)
+    ]
     return {
         **_summary(found),
         "epsilon": str(found.epsilon),
@@ -216,6 +230,7 @@ async def release(request: Request, conn: Connection, staff: Staff) -> Any:
         "note": "Counts carry noise; intervals cover noise only, not sampling or non-response.",
         "groups": found.groups,
         "shares": shares,
+        "indices": indices,
         "metadata": found.metadata,
     }
 

@@ -1,6 +1,7 @@
-"""Housekeeping for what the staff side leaves in the database, run by the worker: sessions
-and known devices past their expiry, set-password links that can no longer be used, and the
-hourly counts of failed logins once admins no longer need them."""
+"""What the worker does for the staff side: drawing the program pages of new releases
+(feedback.publish.views), and housekeeping: sessions and known devices past their expiry,
+set-password links that can no longer be used, and the hourly counts of failed logins once
+admins no longer need them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 
 from feedback.db import Connection
 from feedback.jobs import Job
+from feedback.publish import views
 
 LOGIN_FAILURES_KEPT = dt.timedelta(days=90)
 
@@ -28,4 +30,7 @@ async def delete_staff_leftovers(conn: Connection) -> str:
     )
 
 
-JOBS = (Job("delete-staff-leftovers", dt.timedelta(hours=1), delete_staff_leftovers),)
+JOBS = (
+    Job("delete-staff-leftovers", dt.timedelta(hours=1), delete_staff_leftovers),
+    views.JOB,
+)

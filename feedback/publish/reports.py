@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from feedback import means
 from feedback.cells import SUPPRESSED
 from feedback.db import Connection
 from feedback.periods import Period
 from feedback.shares import ALPHA, headline, noise_bound, share_interval
-from feedback.surveys import Question, Survey, from_json
+from feedback.surveys import INDICES, IndexName, Question, Survey, from_json
 
 EQUITY = ("gender", "age_band", "exploitation")
 TIME_IN_PROGRAM = "time_in_program"
@@ -38,8 +39,25 @@ class Share:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexValue:
+    """An index's mean on 0 to 100 in one group of an indices release, with its interval."""
+
+    index: IndexName
+    group: str
+    value: float | None  # None: suppressed, or the noisy count is below one
+    low: float | None
+    high: float | None
+    suppressed: bool
+
+    @property
+    def name(self) -> str:
+        return INDICES[self.index]
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     id: uuid.UUID
+    kind: str  # "questions" or "indices"
     period: Period
     breakdown: str | None
     epsilon: Decimal
@@ -49,6 +67,7 @@ class Release:
     metadata: dict[str, Any]
     survey: Survey
     created_at: dt.datetime
+    ns: tuple[int | str, ...] = ()  # each group's noisy n, or "S": read even without the cells
 
     @property
     def groups(self) -> list[dict[str, Any]]:
@@ -57,16 +76,46 @@ class Release:
 
     @property
     def questions(self) -> list[Question]:
-        first = self.groups[0]["questions"] if self.groups else {}
-        return [self.survey.question(q) for q in first]
+        if self.kind != "questions" or not self.groups:
+            return []
+        return [self.survey.question(q) for q in self.groups[0]["questions"]]
+
+    @property
+    def indices(self) -> list[IndexName]:
+        """The indices an indices release holds, in their fixed order."""
+        if self.kind != "indices":
+            return []
+        return [i for i in INDICES if self.survey.items_of(i)]
+
+    def items(self, index: IndexName) -> list[Question]:
+        """The items an index of this release is the mean of (its survey version's)."""
+        return list(self.survey.items_of(index))
+
+    def index(self, index: IndexName, group: str = "all", alpha: float = ALPHA) -> IndexValue:
+        """An index in one group, with its 1 - alpha interval (see feedback.means)."""
+        found = next(g for g in self.groups if g["group"] == group)
+        if found["n"] == SUPPRESSED:
+            return IndexValue(index, group, None, None, None, suppressed=True)
+        noisy_sum, noisy_n = found["sums"][index], found["n"]
+        value = means.estimate(noisy_sum, noisy_n)
+        if value is None:
+            return IndexValue(index, group, None, None, None, suppressed=False)
+        interval = means.interval(
+            noisy_sum,
+            noisy_n,
+            sum_scale=self.cells["sum_scale"],
+            count_scale=self.cells["count_scale"],
+            alpha=alpha,
+        )
+        return IndexValue(index, group, value, interval.low, interval.high, suppressed=False)
 
     def shown(self) -> list[dict[str, Any]]:
         return [g for g in self.groups if g["n"] != SUPPRESSED]
 
     def n(self) -> int | None:
         """Respondents (noisy): the sum over the groups shown; None if all are suppressed."""
-        shown = self.shown()
-        return sum(g["n"] for g in shown) if shown else None
+        shown = [n for n in self.ns if isinstance(n, int)]
+        return sum(shown) if shown else None
 
     @property
     def half_width(self) -> int:
@@ -96,19 +145,23 @@ class Release:
 
 
 async def program_releases(
-    conn: Connection, organisation_id: uuid.UUID, program_id: uuid.UUID
+    conn: Connection, organisation_id: uuid.UUID, program_id: uuid.UUID, *, cells: bool = True
 ) -> list[Release]:
-    """Every release of a program, oldest period first."""
+    """Every release of a program, oldest period first; without their cells (which a stored
+    view of the page does not need) unless ``cells``."""
     rows = await conn.fetch(
         """
-        SELECT id, survey_id, granularity, period_start, breakdown, epsilon, noise_scale,
-               threshold, cells, metadata, created_at
+        SELECT id, kind, survey_id, granularity, period_start, breakdown, epsilon,
+               noise_scale, threshold, CASE WHEN $3 THEN cells ELSE '{}' END AS cells,
+               metadata, created_at,
+               (SELECT jsonb_agg(g -> 'n') FROM jsonb_array_elements(cells -> 'groups') g) AS ns
           FROM releases
-         WHERE organisation_id = $1 AND program_id = $2 AND kind = 'questions'
-         ORDER BY period_start, breakdown NULLS FIRST
+         WHERE organisation_id = $1 AND program_id = $2
+         ORDER BY period_start, kind, breakdown NULLS FIRST
         """,
         organisation_id,
         program_id,
+        cells,
     )
     surveys = {
         row["id"]: from_json(row["definition"])
@@ -120,6 +173,7 @@ async def program_releases(
     return [
         Release(
             id=row["id"],
+            kind=row["kind"],
             period=Period.of(row["granularity"], row["period_start"]),
             breakdown=row["breakdown"],
             epsilon=row["epsilon"],
@@ -129,6 +183,7 @@ async def program_releases(
             metadata=published_metadata(row["metadata"]),
             survey=surveys[row["survey_id"]],
             created_at=row["created_at"],
+            ns=tuple(row["ns"] or ()),
         )
         for row in rows
     ]
@@ -136,38 +191,87 @@ async def program_releases(
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What the dashboard shows for one program and period."""
+    """What the dashboard shows for one program and period: the indices first (over time and
+    by group), then the questions' detail. Each list holds releases of one kind."""
 
     period: Period
     periods: list[Period]  # every period with an overall release, for the selector
-    overall: Release | None
+    overall: Release | None  # the questions, overall
     previous: Release | None
     trend: list[Release]  # the latest overall releases of this granularity up to the period
     equity: list[Release]
     by_time: Release | None
+    indices: Release | None = None  # the indices, overall
+    indices_trend: tuple[Release, ...] = ()
+    indices_groups: tuple[Release, ...] = ()  # the indices by gender, time in program...
+
+    @property
+    def main(self) -> Release | None:
+        """The release the page's method section describes: the indices' if there is one."""
+        return self.indices or self.overall
+
+    def releases(self) -> list[Release]:
+        """Every release the page reads."""
+        found = [
+            self.overall,
+            self.previous,
+            *self.trend,
+            *self.equity,
+            self.by_time,
+            self.indices,
+            *self.indices_trend,
+            *self.indices_groups,
+        ]
+        return list({r.id: r for r in found if r is not None}.values())
 
 
 def report(releases: Sequence[Release], period: Period | None) -> Report | None:
-    """The report for ``period`` (default: the latest with an overall release)."""
-    overall = {(r.period): r for r in releases if r.breakdown is None}
-    if not overall:
+    """The report for ``period`` (default: the latest with an overall release of any kind)."""
+    questions = {r.period: r for r in releases if r.breakdown is None and r.kind == "questions"}
+    indices = {r.period: r for r in releases if r.breakdown is None and r.kind == "indices"}
+    periods = sorted({*questions, *indices}, key=lambda p: (p.start, p.granularity))
+    if not periods:
         return None
-    periods = sorted(overall, key=lambda p: (p.start, p.granularity))
     chosen = period if period is not None else periods[-1]
-    same = [p for p in periods if p.granularity == chosen.granularity]
-    earlier = [p for p in same if p.start < chosen.start]
-    shown = [p for p in same if p.start <= chosen.start][-TREND_PERIODS:]
+
+    def up_to(overall: dict[Period, Release]) -> list[Release]:
+        same = sorted(
+            (p for p in overall if p.granularity == chosen.granularity and p.start <= chosen.start),
+            key=lambda p: p.start,
+        )
+        return [overall[p] for p in same][-TREND_PERIODS:]
+
+    trend = up_to(questions)
+    earlier = [r for r in trend if r.period.start < chosen.start]
+    here = [r for r in releases if r.period == chosen and r.breakdown is not None]
     return Report(
         period=chosen,
         periods=periods,
-        overall=overall.get(chosen),
-        previous=overall[earlier[-1]] if earlier else None,
-        trend=[overall[p] for p in shown],
-        equity=[r for r in releases if r.period == chosen and r.breakdown in EQUITY],
+        overall=questions.get(chosen),
+        previous=earlier[-1] if earlier else None,
+        trend=trend,
+        equity=[r for r in here if r.kind == "questions" and r.breakdown in EQUITY],
         by_time=next(
-            (r for r in releases if r.period == chosen and r.breakdown == TIME_IN_PROGRAM), None
+            (r for r in here if r.kind == "questions" and r.breakdown == TIME_IN_PROGRAM), None
         ),
+        indices=indices.get(chosen),
+        indices_trend=tuple(up_to(indices)),
+        indices_groups=tuple(r for r in here if r.kind == "indices"),
     )
+
+
+def change(now: Release, before: Release, index: IndexName) -> str:
+    """Whether an index is higher or lower than in the previous period, or "can't tell": from
+    an interval on the difference that covers it with probability 1 - ALPHA (each period's at
+    1 - ALPHA / 2; the two releases' noise is independent)."""
+    a, b = now.index(index, alpha=ALPHA / 2), before.index(index, alpha=ALPHA / 2)
+    if None in (a.low, a.high, b.low, b.high):
+        return "can't tell"
+    if a.low > b.high:  # type: ignore[operator]
+        return "higher"
+    if a.high < b.low:  # type: ignore[operator]
+        return "lower"
+    return "can't tell"
 
 
 # What a release's metadata may show: definitions only. Releases made before 0013 also hold

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from feedback import means
 from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import Scope, make_release
 from feedback.cells import Layout
@@ -20,6 +21,7 @@ from feedback.cli import build_web_app
 from feedback.config import Settings
 from feedback.db import Connection, Pool
 from feedback.periods import Period
+from feedback.publish import views
 from feedback.publish.accounts import create_user
 from feedback.secretfiles import ServiceSecrets
 from feedback.surveys import load_survey
@@ -56,15 +58,23 @@ async def add_release(
     respondents: int = 60,
     epsilon: float = 2.0,
     threshold: int = 11,
+    kind: str = "questions",
+    draw: bool = True,
 ) -> None:
+    """A release of synthetic answers through the real release code; then, as the worker
+    does after a release, the program's pages are drawn (unless ``draw`` is false)."""
     questions = OUTCOMES if breakdown == "time_in_program" else TREATMENT + OUTCOMES
-    layout = Layout.plan(SURVEY, questions, breakdown)
+    if kind == "indices":
+        layout = Layout.for_indices(SURVEY, breakdown)
+        split = means.split(epsilon, indices=len(layout.indices), expected_n=respondents or 1)
+    else:
+        layout, split = Layout.plan(SURVEY, questions, breakdown), None
 
     async def count() -> tuple[Counted, dict[str, Any]]:
         tally = Tally(layout)
         bands = ["under_3", "3_to_6", "6_to_12", "over_12"]
         for i in range(respondents):
-            answers: dict[str, int | str] = {q: 5 - i % 3 for q in questions}
+            answers: dict[str, int | str] = {q: 5 - i % 3 for q in TREATMENT + OUTCOMES}
             if breakdown == "gender":
                 answers["gender"] = "woman" if i % 4 else "man"
             if breakdown == "time_in_program":
@@ -72,9 +82,8 @@ async def add_release(
             tally.add(answers)
         return Counted(tally, respondents, 0), {"privacy_unit": "invitation"}
 
-    scope = Scope(
-        t.organisation_id, program_id or t.program_id, t.survey_id, Period.parse(period), breakdown
-    )
+    program = program_id or t.program_id
+    scope = Scope(t.organisation_id, program, t.survey_id, Period.parse(period), breakdown, kind)
     await make_release(
         worker,
         scope,
@@ -82,7 +91,10 @@ async def add_release(
         epsilon=Decimal(str(epsilon)),
         threshold=threshold,
         count=count,
+        split=split,
     )
+    if draw:
+        await views.draw_program(worker, t.organisation_id, program)
 
 
 @pytest.fixture
@@ -110,7 +122,10 @@ async def world(conn: Connection, worker_conn: Connection) -> World:
             password=PASSWORD,
         )
     await add_release(worker_conn, org, "2026-Q2")
-    await add_release(worker_conn, org, "2026-Q3")
+    await add_release(worker_conn, org, "2026-Q2", kind="indices", epsilon=0.5)
+    await add_release(worker_conn, org, "2026-Q3", respondents=400)  # big enough to read
+    await add_release(worker_conn, org, "2026-Q3", kind="indices", epsilon=0.5, respondents=400)
+    await add_release(worker_conn, org, "2026-Q3", kind="indices", breakdown="gender", epsilon=0.5)
     await add_release(worker_conn, org, "2026-Q3", breakdown="gender")
     await add_release(worker_conn, org, "2026-Q3", breakdown="time_in_program")
     await add_release(worker_conn, other, "2026-Q3")

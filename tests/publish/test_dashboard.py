@@ -19,34 +19,69 @@ async def test_a_program_page_draws_its_release(
     # A small group: its release is suppressed, and must say so, never show 0. (Noise alone
     # lifts a group of 0 over a threshold of 11 about one time in twelve at this scale: the
     # threshold here is one no noise reaches.)
-    await add_release(conn, world.org, "2026-Q1", respondents=0, threshold=10**6)
+    await add_release(conn, world.org, "2026-Q1", respondents=0, threshold=10**6, epsilon=0.5)
     async with staff_client(world.manager) as client:
         page = await client.get("/staff/p/shelter/")
         assert page.status_code == 200
         html = page.text
-        assert html.count("<svg") >= 5  # scorecard, trend, time in program, equity, volume
+        assert html.count("<svg") >= 6  # indices (time, gender), answers, outcomes, equity, n
         for title in (
-            "How survivors were treated, 2026-Q3",
-            "Share agreeing over time",
-            "Outcomes by time in program",
-            "Treatment by your gender",
-            "Respondents",
+            "Treated with rights and Recovery over time",
+            "Treated with rights and Recovery by gender, 2026-Q3",
+            "Each question: share agreeing, 2026-Q3",
+            "Outcomes by time in program, 2026-Q3",
+            "Treatment and outcomes by gender, 2026-Q3",
+            "Respondents per period",
+            "Words used on this page",
         ):
             assert title in html
-        assert "How to read these numbers" in html
+        # Plain words only: no ids in legends, headings or tables.
+        for raw in ("needs_asked", "time_in_program", "Your gender", "web_nojs"):
+            assert raw not in html
+        # The indices lead, each with a two-sided interval and a verdict on the period before.
+        assert html.index("Treated with rights and Recovery over time") < html.index(
+            "Each question"
+        )
+        assert re.search(
+            r"<td>2026-Q3</td><td>Treated with rights</td><td>\d+</td>"
+            r"<td>\d+ to \d+</td><td>(higher|lower|can&#39;t tell)</td>",
+            html,
+        )
+        # 60 respondents at epsilon 0.5: too uncertain to read, drawn greyed and said so.
+        assert re.search(
+            r'<tr class="uncertain"><td>2026-Q2</td><td>Recovery</td>'
+            r"<td>\d+ \(too uncertain to read\)</td>",
+            html,
+        )
         assert "<script" not in html
         q1 = await client.get("/staff/p/shelter/?period=2026-Q1")
         assert "suppressed" in q1.text
+        assert "No answers can be shown for 2026-Q1" in q1.text
         assert re.search(r"<td>Staff believed me.</td><td>suppressed</td>", q1.text)
         assert (await client.get("/staff/p/shelter/?period=2026-Q5")).status_code == 400
         assert (await client.get("/staff/p/shelter/?period=2025-Q1")).status_code == 404
 
-        exported = await client.get("/staff/p/shelter/scorecard.csv?period=2026-Q3")
+        # One CSV per table, named after it: the gender table is not the time-in-program one.
+        links = re.findall(r'href="[^"]*/p/shelter/([\w-]+)\.csv\?period=2026-Q3"', html)
+        assert len(links) == len(set(links)) == html.count("<table")
+        by_gender = await client.get(
+            "/staff/p/shelter/treatment-and-outcomes-by-gender.csv?period=2026-Q3"
+        )
+        assert by_gender.text.splitlines()[0].split(",")[1] == "gender"
+        exported = await client.get("/staff/p/shelter/answers.csv?period=2026-Q3")
         assert exported.status_code == 200
         assert exported.headers["content-type"].startswith("text/csv")
+        assert "shelter-answers-2026-Q3.csv" in exported.headers["content-disposition"]
         rows = list(csv.reader(io.StringIO(exported.text)))
         assert rows[0][0] == "question"
         assert any(row[0] == "Staff believed me." and row[1].endswith("%") for row in rows[1:])
+        for row in rows[1:]:  # a share is shown only when its interval is within 30 points
+            if row[1] != "not enough answers to show this yet":
+                low, high = (int(end.rstrip("%")) for end in row[2].split(" to "))
+                assert high - low <= 30, row
+        # 60 respondents per group: the shares by group are withheld, and the page says why.
+        assert "not enough answers to show this yet" in by_gender.text
+        assert "wider than 30 points" in html
     actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log")]
     assert "release.view" in actions
     assert "release.export" in actions
@@ -117,7 +152,11 @@ async def test_the_api_serves_the_same_release_to_a_token_until_it_is_revoked(
         headers = {"authorization": f"Bearer {token[0]}"}
         listed = await client.get("/staff/api/v1/programs/shelter/releases", headers=headers)
         assert listed.status_code == 200
-        q3 = next(r for r in listed.json() if r["period"] == "2026-Q3" and not r["breakdown"])
+        q3 = next(
+            r
+            for r in listed.json()
+            if r["period"] == "2026-Q3" and not r["breakdown"] and r["kind"] == "questions"
+        )
         one = await client.get(
             f"/staff/api/v1/programs/shelter/releases/{q3['id']}", headers=headers
         )

@@ -43,9 +43,11 @@ async def seed(conn: Connection) -> None:
         t.organisation_id,
     )
     for period in ("2026-Q2", "2026-Q3"):
-        await add_release(conn, t, period)
-    await add_release(conn, t, "2026-Q3", breakdown="gender")
-    await add_release(conn, t, "2026-Q3", breakdown="time_in_program")
+        await add_release(conn, t, period, epsilon=1.5)
+        await add_release(conn, t, period, kind="indices", epsilon=0.5, respondents=200)
+    await add_release(conn, t, "2026-Q3", breakdown="gender", epsilon=1.5)
+    await add_release(conn, t, "2026-Q3", breakdown="time_in_program", epsilon=1.5)
+    await add_release(conn, t, "2026-Q3", kind="indices", breakdown="gender", epsilon=1)
     await create_user(
         conn, organisation_id=t.organisation_id, email=ADMIN, role="admin", password=PASSWORD
     )
@@ -103,15 +105,17 @@ def test_admin_invites_a_manager_who_reads_charts_invites_and_writes_back(
     manager.click("text=Shelter")
     manager.wait_for_selector("h1:text('Shelter')")
     charts = manager.locator(".chart svg")
-    assert charts.count() >= 5
-    # Rendered, not empty: each chart has drawn marks, and the scorecard has its bars.
-    assert manager.locator("#chart-scorecard ~ figure svg .mark-rect path").count() >= 9
+    assert charts.count() >= 6
+    # Rendered, not empty: the indices have their points and two-sided intervals.
+    indices = "#chart-indices-over-time ~ figure svg"
+    assert manager.locator(f"{indices} .mark-symbol.role-mark path").count() == 4  # 2 x 2
+    assert manager.locator(f"{indices} .mark-rule.role-mark line").count() == 4
     assert manager.locator("table").count() == charts.count()
     ARTIFACTS.mkdir(exist_ok=True)
     manager.screenshot(path=str(ARTIFACTS / "dashboard-program.png"), full_page=True)
     with manager.expect_download() as download:
-        manager.click("#chart-scorecard ~ figure >> text=Download as CSV")
-    assert download.value.suggested_filename == "shelter-scorecard-2026-Q3.csv"
+        manager.click("#chart-indices-by-gender ~ figure >> text=Download this table as CSV")
+    assert download.value.suggested_filename == "shelter-indices-by-gender-2026-Q3.csv"
 
     manager.click("nav >> text=Programs")
     manager.click("ul.programs a[href$='/invitations']")

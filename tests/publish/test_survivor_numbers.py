@@ -23,6 +23,7 @@ from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.periods import Period
 from feedback.plans import add_line
+from feedback.publish import views
 from feedback.publish.accounts import create_user
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
@@ -48,16 +49,25 @@ API_FIELDS = {
     r"groups\[\]\.n": "noised vector",
     r"groups\[\]\.questions\.\w+\.\w+": "noised vector",
     r"shares\[\]\.(share|low|high)": "post-processing of the noised vector",
+    r"indices\[\]\.(mean|low|high)": "post-processing of the noised vector",
     r"half_width_95": "definition: the noise scale's 95% bound",
     r"threshold": "definition: the organisation's k",
     r"survey_version": "definition: the survey",
 }
 # The columns of every chart's CSV (values: post-processing of noised counts, or labels).
 CSV_COLUMNS = {
-    "scorecard": ("question", "agree 2026-Q3", "95% interval", "previous period"),
-    "trend": ("period", "question", "agree", "95% interval"),
-    "equity-gender": ("question", "group", "agree", "95% interval"),
-    "volume": ("period", "respondents"),  # noisy n to the nearest ten: rounding noised values
+    "indices-over-time": (
+        "period",
+        "index",
+        "mean (0 to 100)",
+        "95% interval",
+        "against the period before",
+    ),
+    "indices-by-gender": ("gender", "index", "mean (0 to 100)", "95% interval"),
+    "answers": ("question", "agree 2026-Q3", "95% interval", "period before"),
+    "outcomes-by-time-in-program": ("question", "time in program", "agree", "95% interval"),
+    "treatment-and-outcomes-by-gender": ("question", "gender", "agree", "95% interval"),
+    "respondents": ("period", "respondents"),  # noisy n to the nearest ten: rounding noise
 }
 
 
@@ -134,6 +144,7 @@ async def release_q3(
     for made in await make_planned(worker_conn, work, keys=keys, database_url=None):
         assert made.release is not None
         assert made.release.created
+    await views.draw_missing(worker_conn)  # as the worker does after a release
 
 
 async def test_a_release_row_holds_only_noised_numbers_and_definitions(

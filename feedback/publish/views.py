@@ -1,0 +1,113 @@
+"""The program page of a period, drawn once and stored (migrations/0020_release_views.sql).
+
+Releases never change, so the charts and tables of a period's page are fixed by the releases
+it reads: they are drawn once, by the worker after a release is made (``draw_missing``), and
+stored under a hash of those releases' ids and of ``DRAWING_VERSION``. A request reads the
+stored page and never waits on the renderer; a page not drawn yet (the worker has not run
+since the release, or the drawing code changed) is drawn in the background while the request
+answers that it is being prepared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import uuid
+
+from feedback.db import Connection, Pool
+from feedback.jobs import Job
+from feedback.offload import DRAWING
+from feedback.publish import charts
+from feedback.publish.reports import Report, program_releases, report
+
+log = logging.getLogger(__name__)
+
+DRAWING_VERSION = "4"  # raise when the charts change: every page is then drawn again
+
+
+def view_key(found: Report) -> bytes:
+    """What a page is stored under: the releases it reads, its period, the drawing code."""
+    ids = sorted(str(r.id) for r in found.releases())
+    text = "|".join([DRAWING_VERSION, str(found.period), *ids])
+    return hashlib.sha256(text.encode()).digest()
+
+
+async def stored(conn: Connection, found: Report) -> list[charts.Chart] | None:
+    data = await conn.fetchval("SELECT charts FROM release_views WHERE key = $1", view_key(found))
+    return None if data is None else [charts.Chart.from_json(c) for c in data]
+
+
+async def draw_program(conn: Connection, organisation_id: uuid.UUID, program_id: uuid.UUID) -> int:
+    """Draw and store every period's page of a program that is not stored yet; returns how
+    many were drawn. The releases' cells are read only when one is missing."""
+    light = await program_releases(conn, organisation_id, program_id, cells=False)
+    periods = {r.period for r in light if r.breakdown is None}
+    keys = {p: view_key(report(light, p)) for p in periods}  # type: ignore[arg-type]
+    have = {
+        row["key"]
+        for row in await conn.fetch(
+            "SELECT key FROM release_views WHERE key = ANY($1::bytea[])", list(keys.values())
+        )
+    }
+    missing = [p for p, key in keys.items() if key not in have]
+    if not missing:
+        return 0
+    releases = await program_releases(conn, organisation_id, program_id)
+    for period in missing:
+        found = report(releases, period)
+        if found is None:  # cannot be: the period has an overall release
+            continue
+        drawn = await DRAWING.run(charts.draw, found)
+        await conn.execute(
+            """
+            INSERT INTO release_views (key, organisation_id, program_id, charts)
+            VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING
+            """,
+            keys[period],
+            organisation_id,
+            program_id,
+            [chart.to_json() for chart in drawn],
+        )
+    return len(missing)
+
+
+async def draw_missing(conn: Connection) -> str:
+    """Every program's pages not drawn yet (the worker's job, after releases are made)."""
+    programs = await conn.fetch(
+        "SELECT DISTINCT organisation_id, program_id FROM releases WHERE program_id IS NOT NULL"
+    )
+    drawn = 0
+    for row in programs:
+        drawn += await draw_program(conn, row["organisation_id"], row["program_id"])
+    return f"drew {drawn} program pages"
+
+
+JOB = Job("draw-program-pages", dt.timedelta(minutes=1), draw_missing)
+
+_drawing: set[uuid.UUID] = set()  # programs being drawn in the background, by this process
+
+
+def draw_later(pool: Pool, organisation_id: uuid.UUID, program_id: uuid.UUID) -> None:
+    """Draw a program's missing pages in the background (once at a time per program): the
+    request that found one missing does not wait, and holds no connection meanwhile."""
+    if program_id in _drawing:
+        return
+    _drawing.add(program_id)
+
+    async def run() -> None:
+        try:
+            async with pool.acquire() as conn:
+                await draw_program(conn, organisation_id, program_id)
+        except Exception:
+            log.exception("drawing a program's pages failed; the worker will try again")
+        finally:
+            _drawing.discard(program_id)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+_tasks: set[asyncio.Task[None]] = set()
