@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
@@ -90,19 +90,28 @@ class Split:
 def split(epsilon: float | Decimal, *, indices: int, expected_n: int) -> Split:
     """The division of ``epsilon`` that makes the planned interval on an index's mean (for a
     program of ``expected_n`` respondents, an index PLANNED_OFFSET from the middle) as narrow
-    as possible: searched over the count's share in steps of one percent."""
+    as possible: the count's share is searched in steps of five percent, then of one percent
+    around the best (the width falls, then rises, as the count's share grows)."""
     total = Decimal(str(epsilon))
     if not (total.is_finite() and total > 0):
         raise ValueError(f"epsilon must be a positive number; got {epsilon}")
     places = Decimal("0.000001")
-    candidates = []
-    for percent in range(1, 81):
+
+    def candidate(percent: int) -> Split | None:
         count = (total * percent / 100).quantize(places, rounding=ROUND_FLOOR)
-        if count > 0:
-            candidates.append(Split(sums=total - count, count=count, indices=indices))
-    if not candidates:
+        return Split(sums=total - count, count=count, indices=indices) if count > 0 else None
+
+    def best(percents: Iterable[int]) -> tuple[int, Split] | None:
+        found = [(p, c) for p in percents if (c := candidate(p)) is not None]
+        if not found:
+            return None
+        return min(found, key=lambda pair: (planned_half_width(pair[1], expected_n), pair[0]))
+
+    coarse = best(range(5, 81, 5)) or best(range(1, 5))
+    if coarse is None:
         raise ValueError(f"epsilon {epsilon} is too small to split between sums and a count")
-    return min(candidates, key=lambda candidate: planned_half_width(candidate, expected_n))
+    fine = best(range(max(1, coarse[0] - 4), min(80, coarse[0] + 4) + 1))
+    return fine[1] if fine is not None else coarse[1]
 
 
 def planned_half_width(plan: Split, n: int, offset: float = PLANNED_OFFSET) -> float:
@@ -152,12 +161,13 @@ def _quantile_near(theta: float, sum_scale: float, count_scale: float, alpha: fl
 
 @functools.lru_cache(maxsize=4096)
 def quantile(theta: float, sum_scale: float, count_scale: float, alpha: float) -> float:
-    """The smallest t (to a thousandth) with P(|Z_sum - theta * Z_n| > t) <= alpha, for
-    independent discrete Laplace Z_sum and Z_n of the given scales."""
+    """The smallest t (to a thousandth, or to a ten-thousandth of t) with
+    P(|Z_sum - theta * Z_n| > t) <= alpha, for independent discrete Laplace Z_sum and Z_n of
+    the given scales."""
     low, high = 0.0, 1.0
     while _beyond(high, theta, sum_scale, count_scale) > alpha:
         low, high = high, high * 2
-    while high - low > 1e-3:
+    while high - low > max(1e-3, high * 1e-4):  # the upper end is kept: conservative
         middle = (low + high) / 2
         if _beyond(middle, theta, sum_scale, count_scale) > alpha:
             low = middle
@@ -168,15 +178,16 @@ def quantile(theta: float, sum_scale: float, count_scale: float, alpha: float) -
 
 def _beyond(t: float, theta: float, sum_scale: float, count_scale: float) -> float:
     """P(|Z_sum - theta * Z_n| > t), summed over the values of Z_n (its tail past the last
-    term is below 1e-17)."""
+    term is below 1e-17). Z_sum is symmetric, so Z_n = k and Z_n = -k give the same
+    probability: each k above 0 is counted twice."""
     q = math.exp(-1 / count_scale)
     p = math.exp(-1 / sum_scale)
     reach = math.ceil(40 * count_scale) + 1
     total = 0.0
-    for k in range(-reach, reach + 1):
+    for k in range(reach + 1):
         centre = theta * k
         outside = _at_least(math.floor(centre + t) + 1, p) + _at_least(1 - math.ceil(centre - t), p)
-        total += (1 - q) / (1 + q) * q ** abs(k) * outside
+        total += (2 if k else 1) * (1 - q) / (1 + q) * q**k * outside
     return total
 
 

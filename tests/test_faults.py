@@ -303,7 +303,18 @@ async def test_the_aggregation_killed_mid_release_spends_nothing(
     env = {**os.environ, "FEEDBACK_DATABASE_URL": database_url}
     plan = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "feedback", "plan", "add", "--year", "2026", "-q", "believed"],
+        [
+            sys.executable,
+            "-m",
+            "feedback",
+            "plan",
+            "add",
+            "--year",
+            "2026",
+            "-q",
+            "believed",
+            "--accept-wide",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -217,7 +217,9 @@ def test_no_marker_phone_number_or_address_in_the_database_or_any_log(
     # last year, as if time had passed, and release that (the demo released this year's).
     last_year = current_week().year - 1
     run_async(move_to(database_url, dt.date(last_year, 12, 1)))
-    planned = feedback("plan", "add", "--year", str(last_year), "-q", "believed", env=env)
+    planned = feedback(
+        "plan", "add", "--year", str(last_year), "-q", "believed", "--accept-wide", env=env
+    )
     assert planned.returncode == 0, planned.stderr
     released = feedback(
         "aggregate",

@@ -8,16 +8,16 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
-from feedback import means
+from feedback import advisor, means
 from feedback.budget import year_budget
 from feedback.cells import Layout, PrivacyError
 from feedback.cli.common import find_program, organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
-from feedback.db import WORKER, Connection
+from feedback.db import WORKER, Connection, Record
 from feedback.errors import FeedbackError
 from feedback.periods import Granularity
-from feedback.plans import PlanError, add_line, declare_groups, plan_of, remove_line
+from feedback.plans import PlanError, PlanLine, add_line, declare_groups, plan_of, remove_line
 from feedback.shares import preview, suppressed_chance
 from feedback.surveys import INDICES, from_json
 
@@ -90,8 +90,14 @@ async def show(settings: Settings, organisation: str | None, year: int, responde
         click.echo("no releases planned: add one with `feedback plan add`")
     for line in lines:
         click.echo(f"{line.id}  {line.describe()}")
-        for text in describe_preview(line.layout, line.epsilon, respondents, threshold):
+        for text in _line_preview(line, respondents, threshold):
             click.echo(text)
+
+
+def _line_preview(line: PlanLine, respondents: int, threshold: int) -> list[str]:
+    if line.split is not None and line.expected_n is not None:
+        return describe_indices_preview(line.layout, line.split, line.expected_n, threshold)
+    return describe_preview(line.layout, line.epsilon, respondents, threshold)
 
 
 @plan.command("add")
@@ -129,6 +135,11 @@ async def show(settings: Settings, organisation: str | None, year: int, responde
     "--n", "respondents", type=click.IntRange(1), default=40, show_default=True, help=N_HELP
 )
 @click.option("--dry-run", is_flag=True, help="Show the preview and the cost; store nothing.")
+@click.option(
+    "--accept-wide",
+    is_flag=True,
+    help="Plan the line even though its preview is wider than can be read (see the preview).",
+)
 @run
 async def add(
     settings: Settings,
@@ -143,20 +154,15 @@ async def add(
     epsilon: Decimal | None,
     respondents: int,
     dry_run: bool,
+    accept_wide: bool,
 ) -> None:
-    """Add a table to the year's plan, after showing how accurate it will be."""
+    """Add a table to the year's plan, after showing how accurate it will be. A line whose
+    preview is too wide to read is planned only with --accept-wide."""
     if indices and questions:
         raise PlanError("--indices releases the two indices: name no --question with it")
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
-        survey_row = await conn.fetchrow(
-            "SELECT id, definition FROM surveys WHERE organisation_id = $1 AND slug = $2 "
-            "ORDER BY version DESC LIMIT 1",
-            org.id,
-            survey_slug,
-        )
-        if survey_row is None:
-            raise FeedbackError(f"{org.slug} has no survey {survey_slug!r}")
+        survey_row = await _latest_survey(conn, org.id, survey_slug)
         survey = from_json(survey_row["definition"])
         chosen = (
             []
@@ -185,6 +191,7 @@ async def add(
                 )
             )
         threshold = await _threshold(conn, org.id)
+        split = None
         if indices:
             split = means.split(epsilon, indices=len(layout.indices), expected_n=respondents)
             click.echo(f"{granularity}ly releases of the indices at epsilon {epsilon} each:")
@@ -200,6 +207,12 @@ async def add(
             budget = await year_budget(conn, org.id, year)
             click.echo(f"(dry run: nothing stored; {budget.left} of the {year} budget is left)")
             return
+        short = advisor.shortfall(layout, epsilon, respondents, split)
+        if short is not None and not accept_wide:
+            raise PlanError(
+                f"not planned: {short}. Raise its epsilon, choose a longer period, or plan it "
+                "anyway with --accept-wide (`feedback plan advise` suggests a plan)"
+            )
         line = await add_line(
             conn,
             organisation_id=org.id,
@@ -215,6 +228,90 @@ async def add(
         budget = await year_budget(conn, org.id, year)
     click.echo(f"planned {line.id}: {line.describe()}")
     click.echo(f"{year}: planned {budget.planned} of {budget.total}; left to plan {budget.left}")
+
+
+@plan.command("advise")
+@organisation_option
+@click.option("--year", type=int, default=THIS_YEAR, show_default=True)
+@click.option("--program", "-p", metavar="SLUG", help="One program (default: the organisation).")
+@click.option(
+    "--respondents",
+    type=click.IntRange(1),
+    required=True,
+    help="How many people you expect to answer in a year (stated, never read from data).",
+)
+@click.option(
+    "--budget",
+    type=_epsilon,
+    help="Epsilon for these lines over the year (default: what is left to plan).",
+)
+@click.option("--survey", "survey_slug", default="rights-based", show_default=True)
+@click.option("--apply", is_flag=True, help="Add the advised lines to the year's plan.")
+@run
+async def advise(
+    settings: Settings,
+    organisation: str | None,
+    year: int,
+    program: str | None,
+    respondents: int,
+    budget: Decimal | None,
+    survey_slug: str,
+    apply: bool,
+) -> None:
+    """Advise which periods and tables to plan, and the split of epsilon, for the respondents
+    you expect; say what the plan will be able to show."""
+    async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
+        org = await pick_organisation(conn, organisation)
+        survey_row = await _latest_survey(conn, org.id, survey_slug)
+        program_id = None if program is None else await find_program(conn, org.id, program)
+        if budget is None:
+            budget = (await year_budget(conn, org.id, year)).left
+        if budget < advisor.LEAST_BUDGET:
+            raise PlanError(
+                f"only {budget} of the {year} budget is left to plan, too little to show "
+                "anything: pass --budget, or remove lines (`feedback plan show`)"
+            )
+        try:
+            advice = advisor.advise(from_json(survey_row["definition"]), respondents, budget)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from None
+        click.echo(f"For about {respondents} respondents a year and epsilon {budget}:")
+        for saying in advice.sayings():
+            click.echo(f"  {saying}")
+        for line in advice.lines:
+            click.echo(
+                f"  plan: {line.kind} every {line.granularity}, epsilon {line.epsilon} per "
+                f"release ({line.cost} a year)"
+            )
+        if not apply:
+            click.echo("(nothing planned: add --apply to plan these lines)")
+            return
+        for line in advice.lines:
+            added = await add_line(
+                conn,
+                organisation_id=org.id,
+                year=year,
+                program_id=program_id,
+                survey_id=survey_row["id"],
+                granularity=line.granularity,
+                questions=line.questions,
+                breakdown=None,
+                epsilon=line.epsilon,
+                expected_n=line.expected_n if line.kind == "indices" else None,
+            )
+            click.echo(f"planned {added.id}: {added.describe()}")
+
+
+async def _latest_survey(conn: Connection, organisation_id: uuid.UUID, slug: str) -> Record:
+    row = await conn.fetchrow(
+        "SELECT id, definition FROM surveys WHERE organisation_id = $1 AND slug = $2 "
+        "ORDER BY version DESC LIMIT 1",
+        organisation_id,
+        slug,
+    )
+    if row is None:
+        raise FeedbackError(f"no survey {slug!r} in this organisation")
+    return row
 
 
 @plan.command("remove")

@@ -113,7 +113,16 @@ async def test_aggregate_makes_one_release_then_returns_it(
     assert unplanned.returncode == 1
     assert "the 2026 plan holds no quarterly release" in unplanned.stderr
     planned = feedback(
-        database_url, "plan", "add", "--year", "2026", "-q", "believed", "-q", "safe_now"
+        database_url,
+        "plan",
+        "add",
+        "--year",
+        "2026",
+        "-q",
+        "believed",
+        "-q",
+        "safe_now",
+        "--accept-wide",
     )
     assert planned.returncode == 0, planned.stderr
     assert "believed: share +/-" in planned.stdout  # the accuracy preview comes first
@@ -171,12 +180,50 @@ async def test_plan_commands_show_the_budget_and_refuse_bad_values(
     assert await conn.fetchval("SELECT count(*) FROM release_plans") == 0
 
     assert feedback(database_url, "plan", "budget", "--per-year", "0").returncode == 0
-    refused = feedback(database_url, "plan", "add", "--year", "2026")
+    refused = feedback(database_url, "plan", "add", "--year", "2026", "--accept-wide")
     assert refused.returncode == 1
     assert "only 0 of the yearly budget of 0 is left" in refused.stderr
     shown = feedback(database_url, "plan", "show", "--year", "2026")
     assert "2026 budget: epsilon 0; spent 0, planned 0" in shown.stdout
     assert "no releases planned" in shown.stdout
+
+
+async def test_the_advisor_plans_what_can_be_read_and_a_wide_line_needs_confirming(
+    conn: Connection, database_url: str
+) -> None:
+    t = await factories.tenant(conn)  # default budget: 4 a year
+    wide = feedback(database_url, "plan", "add", "--year", "2026", "-q", "believed", "--n", "20")
+    assert "not planned: at 20 respondents per group the share of 'believed'" in one_error(wide)
+    assert "--accept-wide" in wide.stderr
+    assert await conn.fetchval("SELECT count(*) FROM release_plans") == 0
+
+    advised = feedback(
+        database_url, "plan", "advise", "--year", "2026", "-p", "shelter", "--respondents", "300"
+    )
+    assert advised.returncode == 0, advised.stderr
+    assert "Treated with rights and Recovery every quarter" in advised.stdout
+    assert "Each question's share agreeing once a year" in advised.stdout
+    assert "nothing planned: add --apply" in advised.stdout
+    assert await conn.fetchval("SELECT count(*) FROM release_plans") == 0
+    applied = feedback(
+        database_url,
+        *("plan", "advise", "--year", "2026", "-p", "shelter", "--respondents", "300", "--apply"),
+    )
+    assert applied.returncode == 0, applied.stderr
+    lines = await conn.fetch(
+        "SELECT kind, granularity, epsilon, expected_n, program_id FROM release_plans ORDER BY kind"
+    )
+    assert [(r["kind"], r["granularity"]) for r in lines] == [
+        ("indices", "quarter"),
+        ("questions", "year"),
+    ]
+    assert lines[0]["expected_n"] == 75
+    assert all(r["program_id"] == t.program_id for r in lines)
+    assert sum(r["epsilon"] * (4 if r["granularity"] == "quarter" else 1) for r in lines) <= 4
+    nothing_left = feedback(
+        database_url, "plan", "advise", "--year", "2026", "--respondents", "300"
+    )
+    assert "of the 2026 budget is left to plan, too little" in one_error(nothing_left)
 
 
 async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_keys(
@@ -199,10 +246,24 @@ async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_key
     new = await conn.fetchrow("SELECT id, public_key FROM collection_keys WHERE retired_at IS NULL")
     assert new is not None
     await sealed_rows(conn, t, new["id"], new["public_key"], 3)
-    assert feedback(database_url, "plan", "add", "--year", "2026", "-q", "believed").returncode == 0
+    assert (
+        feedback(
+            database_url, "plan", "add", "--year", "2026", "-q", "believed", "--accept-wide"
+        ).returncode
+        == 0
+    )
 
     yearly = feedback(
-        database_url, "plan", "add", "--year", "2026", "--every", "year", "-q", "safe_now"
+        database_url,
+        "plan",
+        "add",
+        "--year",
+        "2026",
+        "--every",
+        "year",
+        "-q",
+        "safe_now",
+        "--accept-wide",
     )
     assert yearly.returncode == 0, yearly.stderr
     running = one_error(
