@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("benchmarks.dashboard", "dashboard_figures"),
     ("benchmarks.attack", "attack_figures"),
     ("benchmarks.indices", "index_figures"),
+    ("benchmarks.indices", "share_figures"),
 ]
 
 

@@ -103,8 +103,10 @@ class Preview:
 
 
 def preview(layout: Layout, epsilon: float, n: int, threshold: int) -> Preview:
-    """Expected accuracy at ``n`` respondents per group: each headline share's interval
-    half-width at a true share of one half (the widest), for a group where everyone answered."""
+    """Expected accuracy at ``n`` respondents per group: each headline share's widest
+    interval half-width over true shares of 10% to 90% (the share and the rest have different
+    numbers of cells, so one half is not always the widest), for a group where everyone
+    answered."""
     if n < 1:
         raise PrivacyError("preview at 1 respondent or more")
     if not epsilon > 0:
@@ -113,14 +115,18 @@ def preview(layout: Layout, epsilon: float, n: int, threshold: int) -> Preview:
     widths = {}
     for question in layout.questions:
         numerator, rest = headline(question)
-        _, interval = share_interval(
-            n // 2,
-            n - n // 2,
-            cells_in_numerator=len(numerator),
-            cells_in_rest=len(rest),
-            scale=scale,
-        )
-        widths[question.id] = (interval.high - interval.low) / 2
+        widest = 0.0
+        for tenths in range(1, 10):
+            agree = round(n * tenths / 10)
+            _, interval = share_interval(
+                agree,
+                n - agree,
+                cells_in_numerator=len(numerator),
+                cells_in_rest=len(rest),
+                scale=scale,
+            )
+            widest = max(widest, (interval.high - interval.low) / 2)
+        widths[question.id] = widest
     return Preview(
         epsilon,
         n,
