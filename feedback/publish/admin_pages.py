@@ -1,17 +1,14 @@
-"""Admin pages: users (invite with a one-time link, disable), the audit log, and the year's
-privacy budget with the release plan's accuracy preview."""
+"""Admin pages: users (invite with a one-time link, disable) and the audit log. The budget and
+the release plan are in feedback.publish.plan_pages."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from feedback.budget import year_budget
 from feedback.db import Record
-from feedback.plans import plan_of
 from feedback.publish.accounts import (
     ROLES,
     AccountError,
@@ -22,7 +19,6 @@ from feedback.publish.accounts import (
 )
 from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
-from feedback.shares import preview
 
 
 @staff_page("admin")
@@ -173,28 +169,3 @@ async def audit(ctx: Context) -> Response:
         ctx.staff.organisation_id,
     )
     return page(ctx.request, "audit.html", entries=rows, failures=failures)
-
-
-@staff_page("admin")
-async def budget(ctx: Context) -> Response:
-    try:
-        year = int(ctx.request.query_params.get("year") or dt.datetime.now(dt.UTC).year)
-        n = int(ctx.request.query_params.get("n") or 40)
-    except ValueError:
-        raise HTTPException(400, "year and n are whole numbers") from None
-    if not (2000 <= year <= 2200 and 1 <= n <= 100_000):
-        raise HTTPException(400, "year is 2000 to 2200, and n 1 to 100000")
-    threshold = await ctx.conn.fetchval(
-        "SELECT release_threshold FROM organisations WHERE id = $1", ctx.staff.organisation_id
-    )
-    lines = await plan_of(ctx.conn, ctx.staff.organisation_id, year)
-    previews = [(line, preview(line.layout, float(line.epsilon), n, threshold)) for line in lines]
-    return page(
-        ctx.request,
-        "budget.html",
-        year=year,
-        n=n,
-        budget=await year_budget(ctx.conn, ctx.staff.organisation_id, year),
-        previews=previews,
-        threshold=threshold,
-    )

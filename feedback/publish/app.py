@@ -19,7 +19,15 @@ from feedback.config import Settings
 from feedback.db import STAFF, Pool
 from feedback.limits import RateLimiter
 from feedback.offload import Busy
-from feedback.publish import admin_pages, api, auth_pages, charts, dashboard, program_pages
+from feedback.publish import (
+    admin_pages,
+    api,
+    auth_pages,
+    charts,
+    dashboard,
+    plan_pages,
+    program_pages,
+)
 from feedback.publish.render import STATIC, page
 from feedback.publish.sessions import Sessions
 
@@ -75,7 +83,15 @@ def routes() -> list[Route | Mount]:
             name="unlock_user",
         ),
         Route("/admin/audit", admin_pages.audit, name="audit"),
-        Route("/admin/budget", admin_pages.budget, name="budget"),
+        Route("/admin/budget", plan_pages.budget, name="budget"),
+        Route("/admin/budget/advise", plan_pages.advise, methods=["POST"], name="plan_advise"),
+        Route("/admin/budget/lines", plan_pages.add, methods=["POST"], name="plan_add"),
+        Route(
+            "/admin/budget/lines/{line}/remove",
+            plan_pages.remove,
+            methods=["POST"],
+            name="plan_remove",
+        ),
         Route("/tokens", api.tokens, methods=["GET", "POST"], name="tokens"),
         Route("/tokens/{token}/revoke", api.revoke_token, methods=["POST"], name="revoke_token"),
         Route("/api/openapi.json", api.openapi, name="openapi", include_in_schema=False),

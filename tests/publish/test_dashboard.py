@@ -197,5 +197,89 @@ async def test_the_budget_page_previews_the_plan(
         page = await client.get("/staff/admin/budget?year=2027&n=80")
         assert page.status_code == 200
         assert "<td>10</td><td>0</td><td>4</td><td>6</td>" in page.text
-        assert re.search(r"<td>believed</td><td>±\d+</td>", page.text)
+        assert re.search(r"<td>believed</td><td>±\d+", page.text)
         assert (await client.get("/staff/admin/budget?year=soon")).status_code == 400
+
+
+async def test_an_admin_plans_on_the_web_with_the_advisor_and_confirms_wide_lines(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    budget = "/staff/admin/budget?year=2027"
+    lines = "/staff/admin/budget/lines"
+    async with staff_client(world.admin) as client:
+        form = {"year": "2027", "program": "outreach", "every": "year", "n": "60"}
+        readable = await post_form(
+            client, budget, lines, **form, kind="indices", epsilon="1", step="preview"
+        )
+        assert readable.status_code == 200
+        assert "This line can be read at 60 respondents" in readable.text
+        assert await conn.fetchval("SELECT count(*) FROM release_plans") == 0
+
+        wide = {**form, "kind": "questions", "epsilon": "0.5", "n": "20", "step": "add"}
+        refused = await post_form(client, budget, lines, **wide)
+        assert refused.status_code == 400
+        assert "This line cannot be read: at 20 respondents per group" in refused.text
+        assert "Confirm the line to plan it." in refused.text
+        assert await conn.fetchval("SELECT count(*) FROM release_plans") == 0
+        confirmed = await post_form(client, budget, lines, **wide, confirm="yes")
+        assert confirmed.status_code == 303
+
+        for bad, message in (
+            ({"epsilon": "lots"}, "epsilon must be a number"),
+            ({"epsilon": "11"}, "at most 10"),
+            ({"program": "nowhere"}, "no program &#39;nowhere&#39;"),
+            ({"every": "week"}, "choose a month, a quarter or a year"),
+        ):
+            answer = await post_form(
+                client, budget, lines, **{**form, "kind": "indices", "epsilon": "1", **bad}
+            )
+            assert answer.status_code == 400, bad
+            assert message in answer.text, bad
+        assert await conn.fetchval("SELECT count(*) FROM release_plans") == 1
+
+        advise = "/staff/admin/budget/advise"
+        advised = await post_form(
+            client, budget, advise, year="2027", program="shelter", respondents="300"
+        )
+        assert advised.status_code == 200
+        assert "Treated with rights and Recovery every quarter" in advised.text
+        assert await conn.fetchval("SELECT count(*) FROM release_plans") == 1
+        applied = await post_form(
+            client,
+            budget,
+            advise,
+            year="2027",
+            program="shelter",
+            respondents="300",
+            budget="4",
+            apply="yes",
+        )
+        assert applied.status_code == 303
+        planned = await conn.fetch(
+            "SELECT p.kind, p.granularity FROM release_plans p JOIN programs g "
+            "ON g.id = p.program_id WHERE g.slug = 'shelter' ORDER BY p.kind"
+        )
+        assert [(r["kind"], r["granularity"]) for r in planned] == [
+            ("indices", "quarter"),
+            ("questions", "year"),
+        ]
+        page = await client.get(budget)
+        assert "each index within ±" in page.text
+        assert "(not enough answers to show this)" in page.text  # the wide line, greyed
+
+        line_id = await conn.fetchval(
+            "SELECT id FROM release_plans WHERE kind = 'questions' "
+            "AND expected_n IS NULL AND granularity = 'year' "
+            "AND program_id = $1",
+            world.outreach,
+        )
+        removed = await post_form(
+            client, budget, f"/staff/admin/budget/lines/{line_id}/remove", year="2027"
+        )
+        assert removed.status_code == 303
+        assert await conn.fetchval("SELECT count(*) FROM release_plans") == 2
+    actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log")]
+    assert actions.count("plan.add") == 3
+    assert "plan.remove" in actions
+    async with staff_client(world.manager) as client:
+        assert (await client.get(budget)).status_code == 404

@@ -17,9 +17,17 @@ from tests.publish.conftest import StaffClient, World, csrf_of, post_form
 # Routes with no program in them, and who may use them.
 OPEN = {"staff_healthz", "login", "set_password", "openapi"}
 ANY_STAFF = {"home", "logout", "tokens", "revoke_token"}
-ADMIN_ONLY = {"users", "disable_user", "reset_user", "unlock_user", "audit", "budget"}
+ADMIN_ONLY = {
+    *("users", "disable_user", "reset_user", "unlock_user", "audit"),
+    *("budget", "plan_advise", "plan_add", "plan_remove"),
+}
 API = {"api_programs", "api_releases", "api_release"}
-EXAMPLE = {"chart": "scorecard", "batch": str(uuid.uuid4()), "note": str(uuid.uuid4())}
+EXAMPLE = {
+    "chart": "answers",
+    "batch": str(uuid.uuid4()),
+    "note": str(uuid.uuid4()),
+    "line": str(uuid.uuid4()),
+}
 
 
 def staff_routes() -> list[Route]:
