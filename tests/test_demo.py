@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,9 +48,30 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
         assert login.status_code == 303
         program = staff.get("/p/shelter/")  # the demo's releases, drawn
         assert program.status_code == 200
-        assert program.text.count("<svg") >= 4
+        assert program.text.count("<svg") >= 2  # the indices over seven quarters, respondents
         assert "2026-Q3" in program.text
+        check_readable(program.text)
+        year = staff.get("/p/shelter/?period=2025")  # the advisor's yearly detail, by group
+        assert year.text.count("<svg") >= 4
+        assert "Each question: share agreeing, 2025" in year.text
+        assert "Treated with rights and Recovery by gender, 2025" in year.text
+        check_readable(year.text)
+        small = staff.get("/p/drop-in/")  # about 60 respondents in 2025
+        assert small.status_code == 200
+        assert re.search(
+            r"<td>2025</td><td>Treated with rights</td><td>\d+</td><td>\d+ to \d+</td>",
+            small.text,
+        )
+        assert "Not enough answers to show this yet" in small.text
+        check_readable(small.text)
     check_sms_simulator(demo, facts)
+
+
+def check_readable(html: str) -> None:
+    """No share drawn whose 95% interval is wider than 30 points: those say "not enough
+    answers to show this yet" instead."""
+    for low, high in re.findall(r"<td>(\d+)% to (\d+)%</td>", html):
+        assert int(high) - int(low) <= 30, (low, high)
 
 
 def check_sms_simulator(demo: Demo, facts: dict[str, str]) -> None:
@@ -136,8 +158,11 @@ async def test_demo_with_a_database_url(demo_dir: Path, database_url: str) -> No
     finally:
         await conn.close()
     assert verify_password_sync(stored, facts["manager_password"])
-    assert programs == 2
+    assert programs == 3
     assert surveys == 1
     assert ran >= 1  # the worker's jobs ran inside the demo process
-    assert releases == spent == 12  # per program and past quarter: overall, equity, time
+    # 2025: each large program's 4 quarterly indices, yearly questions, indices by gender and
+    # by time in program, and the small program's yearly indices; 2026: the large programs'
+    # indices of the three quarters that have ended.
+    assert releases == spent == 2 * 7 + 1 + 2 * 3
     assert retention >= 1  # and released ciphertexts past their grace period go

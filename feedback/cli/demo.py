@@ -1,4 +1,5 @@
-"""The demo: one organisation with two programs, the default survey and a manager login."""
+"""The demo: one organisation with two large programs and a small one, the default survey,
+plans the advisor recommended, and manager and admin logins."""
 
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ from feedback.cli import demo_data
 from feedback.config import Settings
 from feedback.db import Connection
 from feedback.passwords import hash_password
+from feedback.publish import views
 from feedback.publish.invitations import create_batch, create_open_link, survey_url
 from feedback.secretfiles import ServiceSecrets, load_or_create_secret, prepare_data_dir
 from feedback.surveys import load_definition
 from feedback.wrapping import kdf_cost
 
 ORGANISATION = ("demo", "Demo Organisation")
-PROGRAMS = (("shelter", "Safe Housing Program"), ("legal", "Legal Support Program"))
+PROGRAMS = (
+    ("shelter", "Safe Housing Program"),
+    ("legal", "Legal Support Program"),
+    ("drop-in", "Drop-in Centre"),  # small: about 60 respondents a year
+)
 MANAGER_EMAIL = "manager@demo.example"
 ADMIN_EMAIL = "admin@demo.example"
 SMS_NUMBER = "+15550009999"  # the demo organisation's (simulated) gateway number
@@ -141,6 +147,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
     )
     await demo_data.seed_submissions(conn, organisation_id)
     await demo_data.release_past_periods(conn, organisation_id, passphrase)
+    await views.draw_missing(conn)  # the program pages, as the worker draws them
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
     sms = await create_batch(

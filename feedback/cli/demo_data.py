@@ -10,18 +10,30 @@ from decimal import Decimal
 
 from asyncpg import Record
 
+from feedback.advisor import advise
 from feedback.aggregate.keys import unlock_all
 from feedback.aggregate.scheduled import make_planned
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
-from feedback.periods import Period
+from feedback.periods import Granularity, Period
 from feedback.plans import add_line, plan_of
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import PREFER_NOT, Survey, from_json
 
-PERIODS = ("2026-Q2", "2026-Q3")
-PER_PROGRAM_AND_PERIOD = 250
+# Two large programs (about 1,000 respondents a year each, as before 2025-Q1 to 2026-Q3) and a
+# small one (about 60 in 2025), as programs in this field are.
+LARGE = ("shelter", "legal")
+SMALL = "drop-in"
+LARGE_PERIODS = ("2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3")
+PER_LARGE_QUARTER = 250
+SMALL_PER_YEAR = 60
+SMALL_YEAR = "2025"
+LARGE_BUDGET = Decimal("2.5")  # a year, per large program, for what the advisor plans
+SMALL_BUDGET = Decimal(1)
+# Beside the advisor's plan, the large programs release the indices by gender and by time in
+# program once a year (epsilon 1 each): 2 x (2.5 + 2) + 1 = 10, the demo's yearly budget.
+BREAKDOWNS = (("gender", Decimal(1)), ("time_in_program", Decimal(1)))
 
 
 def _answers(rng: random.Random, survey: Survey, program_index: int) -> dict[str, int | str]:
@@ -58,6 +70,13 @@ async def _survey_row(conn: Connection, organisation_id: uuid.UUID) -> Record:
     return row
 
 
+def _seeded(slug: str) -> list[tuple[Period, int]]:
+    """The periods a program's synthetic answers fall in, and how many each."""
+    if slug == SMALL:
+        return [(Period.parse(SMALL_YEAR), SMALL_PER_YEAR)]
+    return [(Period.parse(p), PER_LARGE_QUARTER) for p in LARGE_PERIODS]
+
+
 async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None:
     """Once per demo database: synthetic sealed submissions for each program and period."""
     if await conn.fetchval(
@@ -71,7 +90,8 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
     )
     survey_row = await _survey_row(conn, organisation_id)
     programs = await conn.fetch(
-        "SELECT id FROM programs WHERE organisation_id = $1 ORDER BY slug DESC", organisation_id
+        "SELECT id, slug FROM programs WHERE organisation_id = $1 ORDER BY slug DESC",
+        organisation_id,
     )
     if key is None:
         raise FeedbackError("the demo organisation has no collection key")
@@ -79,11 +99,10 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
     rng = random.Random(2026)  # noqa: S311 - synthetic demo data, not secrets
     rows = []
     for program_index, program in enumerate(programs):
-        for period_text in PERIODS:
-            period = Period.parse(period_text)
+        for period, count in _seeded(program["slug"]):
             first, last = period.weeks()
             weeks = (last - first).days // 7
-            for _ in range(PER_PROGRAM_AND_PERIOD):
+            for _ in range(count):
                 answers = _answers(rng, survey, program_index)
                 envelope = Envelope(survey.slug, survey.version, rng.choice(["en", "es"]), answers)
                 week = first + dt.timedelta(weeks=rng.randrange(weeks))
@@ -111,48 +130,56 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
 async def release_past_periods(
     conn: Connection, organisation_id: uuid.UUID, passphrase: str
 ) -> int:
-    """Plan the demo year (once) and make its releases for the past periods. Already-made
-    releases are returned, not remade."""
-    year = Period.parse(PERIODS[0]).budget_year
-    lines = await plan_of(conn, organisation_id, year)
-    if not lines:
-        await _plan(conn, organisation_id, year)
+    """Plan the demo's years (once) and make the releases of every period that has ended.
+    Already-made releases are returned, not remade."""
+    today = dt.datetime.now(dt.UTC).date()
+    work = []
+    for year in sorted({Period.parse(p).budget_year for p in (*LARGE_PERIODS, SMALL_YEAR)}):
         lines = await plan_of(conn, organisation_id, year)
+        if not lines:
+            await _plan(conn, organisation_id, year)
+            lines = await plan_of(conn, organisation_id, year)
+        work += [(line, period) for line in lines for period in line.due(today)]
     keys = await unlock_all(conn, organisation_id, passphrase)
-    work = [(line, Period.parse(p)) for p in PERIODS for line in lines]
     made = await make_planned(conn, work, keys=keys, database_url=None)
     return sum(item.release is not None and item.release.created for item in made)
 
 
 async def _plan(conn: Connection, organisation_id: uuid.UUID, year: int) -> None:
-    """Per program, every quarter: the overall table (epsilon 0.5), the equity view by gender
-    and the outcomes by time in program (0.25 each). The two programs may serve the same
-    survivors, so their releases add up: 2 x 4 x 1 = 8 of the budget of 10 a year."""
+    """What the plan advisor recommends for each program's expected respondents (the small
+    program's only in the year it has answers), and the large programs' yearly indices by
+    gender and by time in program."""
     survey_row = await _survey_row(conn, organisation_id)
     survey = from_json(survey_row["definition"])
-    overall = [
-        q.id
-        for q in survey.questions
-        if q.type != "comment" and not q.demographic and q.id != "time_in_program"
-    ]
-    outcomes = [q for q in overall if survey.question(q).section == "outcomes"]
-    tables = [
-        (overall, None, "0.5"),
-        (overall, "gender", "0.25"),
-        (outcomes, "time_in_program", "0.25"),
-    ]
-    for program_id in await conn.fetch(
-        "SELECT id FROM programs WHERE organisation_id = $1", organisation_id
-    ):
-        for questions, breakdown, epsilon in tables:
+    programs = await conn.fetch(
+        "SELECT id, slug FROM programs WHERE organisation_id = $1", organisation_id
+    )
+    for program in programs:
+        small = program["slug"] == SMALL
+        if small and year != Period.parse(SMALL_YEAR).budget_year:
+            continue
+        advice = advise(
+            survey,
+            SMALL_PER_YEAR if small else 4 * PER_LARGE_QUARTER,
+            SMALL_BUDGET if small else LARGE_BUDGET,
+        )
+        tables: list[tuple[str, Granularity, tuple[str, ...], str | None, Decimal, int]] = [
+            (line.kind, line.granularity, line.questions, None, line.epsilon, line.expected_n)
+            for line in advice.lines
+        ]
+        if not small:
+            n = 4 * PER_LARGE_QUARTER
+            tables += [("indices", "year", (), by, eps, n) for by, eps in BREAKDOWNS]
+        for kind, granularity, questions, breakdown, epsilon, expected_n in tables:
             await add_line(
                 conn,
                 organisation_id=organisation_id,
                 year=year,
-                program_id=program_id["id"],
+                program_id=program["id"],
                 survey_id=survey_row["id"],
-                granularity="quarter",
+                granularity=granularity,
                 questions=questions,
                 breakdown=breakdown,
-                epsilon=Decimal(epsilon),
+                epsilon=epsilon,
+                expected_n=expected_n if kind == "indices" else None,
             )
