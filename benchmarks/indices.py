@@ -20,7 +20,7 @@ from feedback import advisor, means
 from feedback.aggregate.privacy import DEFAULT_THRESHOLD, Noise, Tally, release, release_indices
 from feedback.cells import AGREE, DISAGREE, NEITHER, Layout
 from feedback.shares import preview, share_interval
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 
 RESPONDENTS = 60
 EPSILON = 1.0
@@ -50,8 +50,9 @@ def index_figures() -> dict[str, Any]:
             raise SystemExit("a group of 60 with threshold 0 was suppressed: a bug")
         widths.append((interval.high - interval.low) / 2)
         covered += interval.low <= exact <= interval.high
-    likert = [q.id for q in survey.questions if q.type == "likert5"]
-    before = preview(Layout.plan(survey, likert), EPSILON, RESPONDENTS, DEFAULT_THRESHOLD)
+    first = load_survey(FIRST_VERSION)  # the full seven-category release of version 1
+    likert = [q.id for q in first.questions if q.type == "likert5"]
+    before = preview(Layout.plan(first, likert), EPSILON, RESPONDENTS, DEFAULT_THRESHOLD)
     baseline = before.share_half_width[likert[0]] * 100
     value = sum(widths) / len(widths)
     print(
@@ -113,8 +114,9 @@ def share_figures() -> dict[str, Any]:
         )
         widths.append((interval.high - interval.low) / 2 * 100)
         covered += interval.low <= exact <= interval.high
-    likert = [q.id for q in survey.questions if q.type == "likert5"]
-    before = preview(Layout.plan(survey, likert), 1.0, SHARE_RESPONDENTS, DEFAULT_THRESHOLD)
+    first = load_survey(FIRST_VERSION)  # as plans were made before: all 14 scale questions
+    likert = [q.id for q in first.questions if q.type == "likert5"]
+    before = preview(Layout.plan(first, likert), 1.0, SHARE_RESPONDENTS, DEFAULT_THRESHOLD)
     baseline = before.share_half_width[question] * 100
     value = sum(widths) / len(widths)
     print(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from nacl.public import PrivateKey
 
 from feedback.db import Connection
-from feedback.surveys import load_definition
+from feedback.surveys import FIRST_VERSION, load_definition
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ async def tenant(conn: Connection, slug: str = "org") -> Tenant:
         "RETURNING id",
         organisation_id,
     )
-    definition = load_definition()
+    definition = load_definition(FIRST_VERSION)  # with the wider bank the tests use
     survey_id = await conn.fetchval(
         "INSERT INTO surveys (organisation_id, slug, version, definition) "
         "VALUES ($1, $2, $3, $4) RETURNING id",

@@ -39,7 +39,7 @@ def test_a_reserved_option_id_is_refused_with_its_line(reserved: str) -> None:
     [
         ('{ id = "another"', '{ id = "man"', '{ id = "man"', "used twice"),
         ('type = "likert5"\ntext = "Staff', 'type = "likert7"\ntext = "Staff', "likert7", "type"),
-        ("version = 1", "version = 0", "version = 0", "version must be"),
+        ("version = 2", "version = 0", "version = 0", "version must be"),
         ('index = "rights"', 'index = "wellbeing"', "wellbeing", "index must be one of"),
     ],
 )
@@ -81,3 +81,24 @@ def test_only_likert_items_join_an_index() -> None:
     text = TEXT.replace('id = "gender"\n', 'id = "gender"\nindex = "recovery"\n', 1)
     with pytest.raises(SurveyDefinitionError, match="only likert5 questions join an index"):
         parse_definition(text, "mine.toml")
+
+
+def test_the_default_bank_is_the_twelve_items_of_design_section_7() -> None:
+    survey = parse_definition(TEXT, "rights-based.toml")
+    answerable = [q for q in survey.questions if q.type != "comment"]
+    assert len(answerable) == 12
+    assert [q.id for q in survey.items_of("rights")] == [
+        "believed",
+        "respected",
+        "needs_asked",
+        "own_decisions",
+    ]
+    assert {q.id for q in survey.items_of("recovery")} == {
+        "safe_now",
+        "trust_help",
+        "housing",
+        "income",
+    }
+    about_you = [q.id for q in answerable if q.section == "about_you"]
+    assert about_you == ["time_in_program", "gender", "age_band", "exploitation"]
+    assert set(survey.sms_questions) <= {q.id for q in answerable if q.index}

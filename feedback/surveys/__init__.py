@@ -19,7 +19,8 @@ from typing import Any, Literal
 from feedback.errors import FeedbackError
 
 DEFINITIONS = Path(__file__).resolve().parent
-DEFAULT_SURVEY = DEFINITIONS / "rights-based.toml"
+DEFAULT_SURVEY = DEFINITIONS / "rights-based.toml"  # version 2: the twelve default items
+FIRST_VERSION = DEFINITIONS / "rights-based-v1.toml"  # version 1, with the wider bank
 
 QuestionType = Literal["likert5", "single_choice", "yes_no", "comment"]
 IndexName = Literal["rights", "recovery"]

@@ -26,11 +26,11 @@ from feedback.jobs import run_once
 from feedback.periods import Period
 from feedback.plans import PlanError, PlanLine, add_line, declare_groups, plan_of, remove_line
 from feedback.sealing import load_public_key, seal
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 from feedback.wrapping import INSECURE_TEST
 from tests import factories
 
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 QUESTIONS = ["believed", "safe_now"]
 PASSPHRASE = "lantern quietly orbit mossy teapot"
 

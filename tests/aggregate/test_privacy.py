@@ -20,9 +20,9 @@ from feedback.shares import (
     share_interval,
     suppressed_chance,
 )
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 
 
 def test_layout_comes_from_the_survey_not_the_data() -> None:

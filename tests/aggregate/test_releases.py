@@ -18,10 +18,10 @@ from feedback.budget import cost_of
 from feedback.cells import Layout, PrivacyError
 from feedback.db import WORKER, Connection, connect
 from feedback.periods import BadPeriod, Period
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 LAYOUT = Layout.plan(SURVEY, ["believed", "safe_now"])
 
 

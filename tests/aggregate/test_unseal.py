@@ -14,10 +14,10 @@ from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.periods import Period
 from feedback.sealing import seal
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 LAYOUT = Layout.plan(SURVEY, ["believed", "gender"])
 IN_Q3 = dt.date(2026, 8, 3)  # a Monday
 IN_Q4 = dt.date(2026, 10, 5)

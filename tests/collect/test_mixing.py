@@ -27,7 +27,7 @@ from feedback.periods import Period
 from feedback.publish.audit import record
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 from feedback.tokens import hash_receipt, hash_token
 from tests import factories
 from tests.cli import run_feedback
@@ -35,7 +35,7 @@ from tests.collect.conftest import SECRETS
 from tests.collect.test_sms import text
 from tests.live import PG_DUMP
 
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 ENCODED = ("believed", "respected", "safe_services", "safe_now")  # SMS questions 1, 2, 3, 4
 ANSWERED = 200
 SMS_EVERY = 5  # every fifth answer comes by SMS

@@ -24,7 +24,7 @@ from feedback.periods import Period
 from feedback.publish import views
 from feedback.publish.accounts import create_user
 from feedback.secretfiles import ServiceSecrets
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 from tests.asgi import client_for
 
@@ -32,7 +32,7 @@ PASSWORD = "lantern quietly orbit mossy teapot"
 SECRETS = ServiceSecrets(
     session=b"s" * 32, phone_hmac=b"p" * 32, sms_code_key=b"c" * 32, sms_auth_token=b"t" * 32
 )
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 TREATMENT = [q.id for q in SURVEY.questions if q.section == "treatment"]
 OUTCOMES = ["safe_now", "housing", "income", "trust_help", "legal_help"]
 

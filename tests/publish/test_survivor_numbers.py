@@ -27,11 +27,11 @@ from feedback.publish import views
 from feedback.publish.accounts import create_user
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
-from feedback.surveys import load_survey
+from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 from tests.publish.conftest import PASSWORD, StaffClient, csrf_of
 
-SURVEY = load_survey()
+SURVEY = load_survey(FIRST_VERSION)
 Q3 = dt.date(2026, 8, 3)
 ADMIN = "admin@numbers.example"
 
