@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from nacl.public import PrivateKey
 
@@ -22,7 +23,7 @@ class Tenant:
     key_id: uuid.UUID
 
 
-async def tenant(conn: Connection, slug: str = "org") -> Tenant:
+async def tenant(conn: Connection, slug: str = "org", *, survey: Path = FIRST_VERSION) -> Tenant:
     organisation_id = await conn.fetchval(
         "INSERT INTO organisations (slug, name) VALUES ($1, $1) RETURNING id", slug
     )
@@ -31,7 +32,7 @@ async def tenant(conn: Connection, slug: str = "org") -> Tenant:
         "RETURNING id",
         organisation_id,
     )
-    definition = load_definition(FIRST_VERSION)  # with the wider bank the tests use
+    definition = load_definition(survey)  # by default version 1, with the wider bank
     survey_id = await conn.fetchval(
         "INSERT INTO surveys (organisation_id, slug, version, definition) "
         "VALUES ($1, $2, $3, $4) RETURNING id",
@@ -106,11 +107,11 @@ class KeyedTenant:
 
 
 async def keyed_tenant(
-    conn: Connection, slug: str = "org", *, comments: bool = True
+    conn: Connection, slug: str = "org", *, comments: bool = True, survey: Path = FIRST_VERSION
 ) -> KeyedTenant:
     """A tenant whose current collection key is a real key pair (tests may hold the private
     half; the package never builds one outside aggregate/keys.py)."""
-    t = await tenant(conn, slug)
+    t = await tenant(conn, slug, survey=survey)
     private_key = PrivateKey.generate()
     await conn.execute("UPDATE collection_keys SET retired_at = now() WHERE id = $1", t.key_id)
     key_id = await conn.fetchval(

@@ -183,7 +183,7 @@ async def show_survey(request: Request) -> Response:
         path=request.url.path,
         languages=found.languages,
         survey=found.survey,
-        questions=found.survey.answerable(comments=found.invitation.comments_enabled),
+        parts=found.survey.parts(comments=found.invitation.comments_enabled),
         choices=choices(state.catalogues.gettext(found.language)),
         notes=found.invitation.notes_in(found.language),
         public_key=base64.b64encode(found.public_key).decode(),

@@ -77,6 +77,14 @@ class Question:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """A short part of the survey page: the questions of one section."""
+
+    section: str
+    questions: tuple[Question, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Survey:
     slug: str
     version: int
@@ -101,6 +109,19 @@ class Survey:
     def answerable(self, *, comments: bool) -> tuple[Question, ...]:
         """The questions a page shows: the comment only where the organisation allows it."""
         return tuple(q for q in self.questions if q.type != "comment" or comments)
+
+    def parts(self, *, comments: bool) -> list[Part]:
+        """The questions a page shows, in short parts: one per section, in the survey's order;
+        the comment, where shown, ends the last part."""
+        found: list[Part] = []
+        for question in self.answerable(comments=comments):
+            if question.type == "comment" and found:
+                found[-1] = Part(found[-1].section, (*found[-1].questions, question))
+            elif found and found[-1].section == question.section:
+                found[-1] = Part(question.section, (*found[-1].questions, question))
+            else:
+                found.append(Part(question.section, (question,)))
+        return found
 
     def check_answers(
         self, answers: Mapping[str, object], comment: str | None, *, comments: bool

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page
 from feedback.aggregate.keys import UnlockedKey
 from feedback.envelope import answers_of, from_plaintext
 from feedback.publish.invitations import create_batch, create_open_link
+from feedback.surveys import DEFAULT_SURVEY
 from tests import factories
 from tests.browser import (
     ARTIFACTS,
@@ -77,11 +78,20 @@ def browser() -> Iterator[Browser]:
 THANKS = {"en": "Thank you", "es": "Gracias"}
 
 
+def reveal(page: Page, selector: str) -> None:
+    """With JavaScript the survey shows one part at a time: move on to the part that holds
+    ``selector`` (without, every part shows at once)."""
+    while not page.is_visible(selector):
+        page.click("button.next")
+
+
 def answer_survey(page: Page, marker: str, language: str = "en") -> None:
     page.check("#q-believed-5")  # Strongly agree
     page.check("#q-pressured-6")  # Prefer not to say
-    page.check("label[for=q-gender-1]")  # Woman, by clicking its label
+    reveal(page, "#q-time_in_program-2")
     page.check("#q-time_in_program-2")  # 3 to 6 months
+    reveal(page, "label[for=q-gender-1]")
+    page.check("label[for=q-gender-1]")  # Woman, by clicking its label
     page.fill("#comment", f"Thank you {marker}")
     page.click("button[type=submit]")
     page.wait_for_selector(f"h1:text('{THANKS[language]}')")
@@ -143,6 +153,83 @@ def test_survey_completed_stores_one_submission_that_opens_to_the_answers(
     assert storage == [0, 0]
 
 
+def test_the_default_bank_in_parts_on_a_small_phone_sends_only_what_was_answered(
+    site: Site, browser: Browser
+) -> None:
+    """Version 2 of the default bank (comments off) at 360x640: the first question on the
+    first screen, one part at a time with its place, no request between parts; a survivor
+    who answers two questions sends exactly those two."""
+
+    async def v2_link(conn: Any) -> tuple[factories.KeyedTenant, str]:
+        keyed = await factories.keyed_tenant(
+            conn, f"v2-{uuid.uuid4().hex[:8]}", comments=False, survey=DEFAULT_SURVEY
+        )
+        token = (await create_batch(conn, program_id=keyed.tenant.program_id, count=1)).tokens[0]
+        return keyed, f"{site.server.base_url}/s/{token}"
+
+    keyed, link = site.run(v2_link)
+    context = browser.new_context(viewport={"width": 360, "height": 640}, has_touch=True)
+    page = context.new_page()
+    page.goto(link)
+    first = page.locator("fieldset.question").first.bounding_box()
+    assert first is not None
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "survey-v2-360x640.png"))
+    assert first["y"] + first["height"] <= 640  # the whole first question, without scrolling
+    assert page.locator("#part-1-heading").inner_text().startswith("Part 1 of 3")
+    assert page.is_hidden("#part-2")
+    assert page.is_hidden("button[type=submit]")
+    assert page.is_hidden("[data-shift-tip]")  # a touch screen has no Shift key
+    assert page.locator("textarea").count() == 0  # comments are off: no box
+    assert page.locator("input:checked").count() == 0  # nothing chosen for the survivor
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.method + " " + request.url))
+    page.check("#q-needs_asked-4")
+    page.click("button.next")
+    assert page.locator("#part-2-heading").inner_text().startswith("Part 2 of 3")
+    assert page.evaluate("() => document.activeElement.id") == "part-2-heading"
+    page.click("button.back")  # back and forth keeps the answer, and asks nothing of the server
+    assert page.is_checked("#q-needs_asked-4")
+    page.click("button.next")
+    page.check("#q-housing-2")
+    page.click("button.next")
+    assert page.locator("#part-3-heading").inner_text().startswith("Part 3 of 3")
+    assert requests == []
+    page.click("button[type=submit]")
+    page.wait_for_selector(".receipt")
+    assert "never before the end of this month" in page.inner_text(".receipt")
+    context.close()
+
+    async def stored(conn: Any) -> list[bytes]:
+        rows = await conn.fetch(
+            "SELECT ciphertext FROM submissions WHERE organisation_id = $1",
+            keyed.tenant.organisation_id,
+        )
+        return [r["ciphertext"] for r in rows]
+
+    [ciphertext] = site.run(stored)
+    key = UnlockedKey(keyed.tenant.key_id, keyed.private_key)
+    envelope = from_plaintext(key.open(ciphertext))
+    assert (envelope.survey, envelope.survey_version) == ("rights-based", 2)
+    assert dict(envelope.answers) == {"needs_asked": 4, "housing": 2}
+    assert envelope.comment is None
+
+
+def test_without_javascript_every_part_shows_headed_with_its_place(
+    site: Site, browser: Browser
+) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(site.new_link())
+    headings = page.locator("section.part h2").all_inner_texts()
+    assert [h.split("\n")[0] for h in headings] == [f"Part {n} of 3" for n in (1, 2, 3)]
+    assert all(page.is_visible(f"#part-{n}") for n in (1, 2, 3))
+    assert page.is_visible("button[type=submit]")
+    assert page.is_hidden("[data-shift-tip]")  # pressing Shift needs the script
+    assert page.locator("button.next").count() == 0
+    context.close()
+
+
 def test_quick_exit_leaves_no_history_entry_for_the_survey(site: Site, browser: Browser) -> None:
     for how in ("button", "shift"):
         context = browser.new_context()
@@ -180,6 +267,9 @@ def test_keyboard_only_completion(site: Site, browser: Browser) -> None:
     page.keyboard.press("ArrowDown")  # arrows move within a radio group
     page.keyboard.press("ArrowDown")
     assert page.is_checked("#q-believed-3")
+    for _ in range(2):  # Next, by keyboard, to the last part
+        page.focus("button.next")
+        page.keyboard.press("Enter")
     page.focus("button[type=submit]")
     page.keyboard.press("Enter")
     page.wait_for_selector("h1:text('Thank you')")
@@ -220,6 +310,10 @@ def survivor_pages(site: Site, page: Page, language: str) -> Iterator[str]:
     page.goto(f"{link}?lang={language}")
     yield "survey"
     page.check("#q-believed-4")
+    page.click("button.next")
+    yield "survey, part 2"
+    reveal(page, "button[type=submit]")
+    yield "survey, last part"
     page.click("button[type=submit]")
     page.wait_for_selector(".receipt")
     yield "thanks"
@@ -256,7 +350,7 @@ def test_axe_finds_no_wcag_21_aa_violations(site: Site, browser: Browser, langua
         assert page.locator("[data-quick-exit]").count() == 1, name
         checked.append(name)
     context.close()
-    assert len(checked) == 7
+    assert len(checked) == 9
 
 
 def test_axe_flags_a_broken_page(site: Site, browser: Browser) -> None:
@@ -264,6 +358,7 @@ def test_axe_flags_a_broken_page(site: Site, browser: Browser) -> None:
     context = browser.new_context(bypass_csp=True)
     page = context.new_page()
     page.goto(site.new_link())
+    reveal(page, "#comment")  # axe checks what is shown: the comment is in the last part
     page.evaluate("() => document.querySelector('label[for=comment]').remove()")
     page.add_script_tag(path=str(AXE))
     result = page.evaluate(

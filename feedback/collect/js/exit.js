@@ -10,6 +10,11 @@ function leave(link, event) {
 function start() {
   const link = document.querySelector("[data-quick-exit]");
   if (!link) return;
+  // The Shift tip only where it works: with this script, on a device with a keyboard and mouse.
+  const tip = document.querySelector("[data-shift-tip]");
+  if (tip && window.matchMedia && window.matchMedia("(hover: hover) and (pointer: fine)").matches) {
+    tip.hidden = false;
+  }
   link.addEventListener("click", (event) => leave(link, event));
   let presses = [];
   document.addEventListener("keyup", (event) => {

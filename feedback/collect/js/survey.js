@@ -41,11 +41,66 @@ function hiddenForm(action, fields) {
   return form;
 }
 
+function button(text, className) {
+  const made = document.createElement("button");
+  made.type = "button";
+  made.className = className;
+  made.textContent = text;
+  return made;
+}
+
+// One part of the survey at a time, with Back and Next: no request between parts, and nothing
+// kept anywhere but the form itself. Without this script every part shows, each headed with its
+// place ("Part 1 of 3").
+function paginate(form) {
+  const parts = Array.from(form.querySelectorAll("section.part"));
+  const send = form.querySelector("button[type=submit]");
+  if (parts.length < 2 || !send) return () => true;
+  const nav = document.createElement("div");
+  nav.className = "part-nav";
+  const back = button(form.dataset.back, "back");
+  const next = button(form.dataset.next, "next");
+  nav.append(back, next);
+  send.before(nav);
+  let current = 0;
+  const show = (index, focus) => {
+    current = index;
+    parts.forEach((part, i) => {
+      part.hidden = i !== index;
+    });
+    back.hidden = index === 0;
+    next.hidden = index === parts.length - 1;
+    send.hidden = index !== parts.length - 1;
+    if (focus) {
+      const heading = parts[index].querySelector("h2");
+      heading.focus();
+      heading.scrollIntoView({ block: "start" });
+    }
+  };
+  back.addEventListener("click", () => show(current - 1, true));
+  next.addEventListener("click", () => show(current + 1, true));
+  show(0, false);
+  // Enter in a part before the last moves on; it does not send.
+  return () => {
+    if (current === parts.length - 1) return true;
+    show(current + 1, true);
+    return false;
+  };
+}
+
 function start() {
   const form = document.getElementById("survey");
-  if (!form || !window.crypto || !window.crypto.getRandomValues) return;
+  if (!form) return;
+  const onLastPart = paginate(form);
+  if (!window.crypto || !window.crypto.getRandomValues) {
+    form.addEventListener("submit", (event) => {
+      if (!onLastPart()) event.preventDefault();
+    });
+    return;
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (!onLastPart()) return;
     let outgoing;
     try {
       outgoing = sealedForm(form);
