@@ -197,7 +197,7 @@ def test_the_default_bank_in_parts_on_a_small_phone_sends_only_what_was_answered
     assert requests == []
     page.click("button[type=submit]")
     page.wait_for_selector(".receipt")
-    assert "never before the end of this month" in page.inner_text(".receipt")
+    assert "never before the end of this week" in page.inner_text(".receipt")
     context.close()
 
     async def stored(conn: Any) -> list[bytes]:
