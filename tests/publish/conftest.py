@@ -24,7 +24,7 @@ from feedback.periods import Period
 from feedback.publish import views
 from feedback.publish.accounts import create_user
 from feedback.secretfiles import ServiceSecrets
-from feedback.surveys import FIRST_VERSION, load_survey
+from feedback.surveys import FIRST_VERSION, Survey, load_survey
 from tests import factories
 from tests.asgi import client_for
 
@@ -60,21 +60,27 @@ async def add_release(
     threshold: int = 11,
     kind: str = "questions",
     draw: bool = True,
+    survey: tuple[uuid.UUID, Survey] | None = None,  # another version than the tenant's
 ) -> None:
     """A release of synthetic answers through the real release code; then, as the worker
     does after a release, the program's pages are drawn (unless ``draw`` is false)."""
     questions = OUTCOMES if breakdown == "time_in_program" else TREATMENT + OUTCOMES
+    survey_id, definition = survey or (t.survey_id, SURVEY)
     if kind == "indices":
-        layout = Layout.for_indices(SURVEY, breakdown)
+        layout = Layout.for_indices(definition, breakdown)
         split = means.split(epsilon, indices=len(layout.indices), expected_n=respondents or 1)
     else:
         layout, split = Layout.plan(SURVEY, questions, breakdown), None
+
+    asked = {q.id for q in definition.questions}
 
     async def count() -> tuple[Counted, dict[str, Any]]:
         tally = Tally(layout)
         bands = ["under_3", "3_to_6", "6_to_12", "over_12"]
         for i in range(respondents):
-            answers: dict[str, int | str] = {q: 5 - i % 3 for q in TREATMENT + OUTCOMES}
+            answers: dict[str, int | str] = {
+                q: 5 - i % 3 for q in TREATMENT + OUTCOMES if q in asked
+            }
             if breakdown == "gender":
                 answers["gender"] = "woman" if i % 4 else "man"
             if breakdown == "time_in_program":
@@ -83,7 +89,7 @@ async def add_release(
         return Counted(tally, respondents, 0), {"privacy_unit": "invitation"}
 
     program = program_id or t.program_id
-    scope = Scope(t.organisation_id, program, t.survey_id, Period.parse(period), breakdown, kind)
+    scope = Scope(t.organisation_id, program, survey_id, Period.parse(period), breakdown, kind)
     await make_release(
         worker,
         scope,

@@ -9,6 +9,7 @@ import re
 
 from feedback.db import Connection
 from feedback.publish.invitations import create_batch
+from feedback.surveys import FIRST_VERSION, from_json, load_definition
 from feedback.tokens import hash_token
 from tests.publish.conftest import StaffClient, World, add_release, post_form
 
@@ -283,3 +284,36 @@ async def test_an_admin_plans_on_the_web_with_the_advisor_and_confirms_wide_line
     assert "plan.remove" in actions
     async with staff_client(world.manager) as client:
         assert (await client.get(budget)).status_code == 404
+
+
+async def test_an_index_missing_an_item_in_a_survey_version_says_which_items_it_holds(
+    world: World, staff_client: StaffClient, conn: Connection, worker_conn: Connection
+) -> None:
+    first = load_definition(FIRST_VERSION)
+    document = {
+        **first,
+        "version": 3,
+        "questions": [q for q in first["questions"] if q["id"] != "own_decisions"],
+    }
+    survey_id = await conn.fetchval(
+        "INSERT INTO surveys (organisation_id, slug, version, definition) "
+        "VALUES ($1, 'rights-based', 3, $2) RETURNING id",
+        world.org.organisation_id,
+        document,
+    )
+    await add_release(
+        worker_conn,
+        world.org,
+        "2026-Q1",
+        kind="indices",
+        epsilon=0.5,
+        survey=(survey_id, from_json(document)),
+    )
+    async with staff_client(world.manager) as client:
+        page = (await client.get("/staff/p/shelter/?period=2026-Q1")).text
+    said = re.search(r"Treated with rights in 2026-Q1 is the mean of: (.*?)\.</p>", page)
+    assert said is not None
+    assert "Staff believed me." in said[1]
+    assert "I was asked what I needed" in said[1]
+    assert "I made the decisions" not in said[1]  # removed in this version: not counted
+    assert re.search(r"<td>2026-Q1</td><td>Treated with rights</td><td>\d+", page)
