@@ -31,6 +31,11 @@ BOUND = 50  # |contribution| <= BOUND: what one respondent moves an index's sum 
 # The split of epsilon is chosen for an index this far from the middle (25 or 75): the count's
 # noise moves the mean in proportion to that distance, so the further, the more the count gets.
 PLANNED_OFFSET = 25
+# The count of respondents gets at least this much of an indices release's epsilon: a count
+# noised more than that says nothing, and the exact interval's cost grows with its scale (the
+# sum over the count's noise runs to 40 times the scale), so every split stays cheap to read.
+LEAST_COUNT = Decimal("0.02")
+LEAST_EPSILON = Decimal("0.05")  # the least an indices release can be planned at
 _GRID = 20  # steps per point when the interval's ends are searched for
 
 
@@ -95,19 +100,27 @@ def split(epsilon: float | Decimal, *, indices: int, expected_n: int) -> Split:
     total = Decimal(str(epsilon))
     if not (total.is_finite() and total > 0):
         raise ValueError(f"epsilon must be a positive number; got {epsilon}")
+    if total < LEAST_EPSILON:
+        raise ValueError(
+            f"epsilon {epsilon} is too small to split between sums and a count: an indices "
+            f"release needs at least {LEAST_EPSILON}"
+        )
     places = Decimal("0.000001")
 
     def candidate(percent: int) -> Split | None:
         count = (total * percent / 100).quantize(places, rounding=ROUND_FLOOR)
-        return Split(sums=total - count, count=count, indices=indices) if count > 0 else None
+        if count < LEAST_COUNT:
+            return None
+        return Split(sums=total - count, count=count, indices=indices)
 
     def best(percents: Iterable[int]) -> tuple[int, Split] | None:
         found = [(p, c) for p in percents if (c := candidate(p)) is not None]
         if not found:
             return None
-        return min(found, key=lambda pair: (planned_half_width(pair[1], expected_n), pair[0]))
+        # Ties (widths capped at the whole scale) go to the larger count: cheaper to read.
+        return min(found, key=lambda pair: (planned_half_width(pair[1], expected_n), -pair[0]))
 
-    coarse = best(range(5, 81, 5)) or best(range(1, 5))
+    coarse = best(range(5, 81, 5))
     if coarse is None:
         raise ValueError(f"epsilon {epsilon} is too small to split between sums and a count")
     fine = best(range(max(1, coarse[0] - 4), min(80, coarse[0] + 4) + 1))

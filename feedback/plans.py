@@ -141,6 +141,26 @@ async def plan_of(conn: Connection, organisation_id: uuid.UUID, year: int) -> li
     return [_line(row) for row in rows]
 
 
+MOST_SCALE = 2000  # the noise scale of a count beyond which a line of questions shows nothing
+
+
+def check_epsilon(layout: Layout, epsilon: Decimal) -> None:
+    """Refuse an epsilon per release that no one could read, before anything is computed
+    with it: an indices release needs at least means.LEAST_EPSILON; a release of questions,
+    a count's noise scale (its cells a respondent touches, over epsilon) of at most
+    MOST_SCALE. Both keep every preview and interval cheap to compute."""
+    if not Decimal(0) < epsilon <= Decimal(10):
+        raise PlanError(f"epsilon per release must be more than 0 and at most 10; got {epsilon}")
+    if epsilon != epsilon.quantize(EPSILON_PLACES):
+        raise PlanError(f"epsilon per release has at most six decimal places; got {epsilon}")
+    least = means.LEAST_EPSILON if layout.indices else Decimal(layout.sensitivity) / MOST_SCALE
+    if epsilon < least:
+        raise PlanError(
+            f"epsilon per release must be at least {least.normalize():f} for this table; "
+            f"got {epsilon}: with less, its figures would be noise"
+        )
+
+
 async def add_line(
     conn: Connection,
     *,
@@ -162,10 +182,6 @@ async def add_line(
         raise PlanError(
             "an indices line names no questions and expects at least 1 respondent per period"
         )
-    if not Decimal(0) < epsilon <= Decimal(10):
-        raise PlanError(f"epsilon per release must be more than 0 and at most 10; got {epsilon}")
-    if epsilon != epsilon.quantize(EPSILON_PLACES):
-        raise PlanError(f"epsilon per release has at most six decimal places; got {epsilon}")
     definition = await conn.fetchval(
         "SELECT definition FROM surveys WHERE organisation_id = $1 AND id = $2",
         organisation_id,
@@ -175,13 +191,14 @@ async def add_line(
         raise PlanError("no such survey in this organisation")
     try:
         if kind == "indices":
-            Layout.for_indices(from_json(definition), breakdown)
+            layout = Layout.for_indices(from_json(definition), breakdown)
         else:
-            Layout.plan(from_json(definition), questions, breakdown)
+            layout = Layout.plan(from_json(definition), questions, breakdown)
     except KeyError as exc:
         raise PlanError(f"{exc.args[0]!r} is not a question of this survey") from None
     except PrivacyError as exc:
         raise PlanError(str(exc)) from None
+    check_epsilon(layout, epsilon)
     cost = epsilon * PERIODS_PER_YEAR[granularity]
     async with conn.transaction(isolation="read_committed"):  # see aggregate.releases
         total = await conn.fetchval(

@@ -20,6 +20,7 @@ from feedback.db import Connection
 from feedback.publish.accounts import FREE_FAILURES, wait_after
 from feedback.web import ACQUIRE_TIMEOUT_S, BODY_DEADLINE_S
 from tests.attackers import (
+    GUESSERS,
     TARGET_EMAIL,
     Latencies,
     checked_guesses,
@@ -166,4 +167,6 @@ async def test_eight_parallel_guessers_get_a_handful_of_guesses(
         "WHERE u.email = $1",
         TARGET_EMAIL,
     )
-    assert failures == answers["401"]  # each refused guess counted for the admins
+    # Each refused guess counted for the admins; at the deadline each guesser's request in
+    # flight is cut, and may have been counted without its answer being read.
+    assert answers["401"] <= failures <= answers["401"] + GUESSERS

@@ -22,8 +22,8 @@ def test_a_small_program_gets_the_indices_once_a_year_and_no_question_detail() -
     assert line.half_width <= advisor.INDEX_GOAL
     said = " ".join(advice.sayings())
     assert "once a year, each within about \u00b18 points" in said
-    assert "a difference of 19 points between two periods will usually be visible" in said
-    assert "not enough answers" in said
+    assert "a difference of 25 points between two periods will usually be visible" in said
+    assert "Each question's share on its own: not enough to show" in said
 
 
 def test_a_larger_program_gets_quarterly_indices_and_yearly_detail_within_the_budget() -> None:
@@ -70,3 +70,25 @@ def test_a_line_whose_preview_is_too_wide_says_why() -> None:
     assert (
         advisor.shortfall(indices, Decimal(1), 60, means.split(1, indices=2, expected_n=60)) is None
     )
+
+
+def test_advice_is_planned_whole_or_not_at_all() -> None:
+    advice = advisor.advise(SURVEY, 300, Decimal(4))
+    advisor.check_affordable(advice, Decimal(4))
+    with pytest.raises(ValueError, match="but only 3 is left to plan"):
+        advisor.check_affordable(advice, Decimal(3))
+
+
+def test_at_any_size_the_plan_stays_cheap_to_read_and_says_nothing_absurd() -> None:
+    for respondents, budget in ((1, "10"), (60, "0.05"), (1_000_000, "4")):
+        advice = advisor.advise(SURVEY, respondents, Decimal(budget))
+        for line in advice.lines:
+            if line.kind == "indices":
+                assert line.epsilon >= means.LEAST_EPSILON
+                assert means.split(line.epsilon, indices=2, expected_n=1).count >= Decimal("0.02")
+        said = " ".join(advice.sayings())
+        assert "1 respondents" not in said
+        assert "±0 points" not in said
+        if not advice.meets_goal:
+            assert "too uncertain to read" in said
+            assert "will usually be visible" not in said

@@ -17,7 +17,15 @@ from feedback.config import Settings
 from feedback.db import WORKER, Connection, Record
 from feedback.errors import FeedbackError
 from feedback.periods import Granularity
-from feedback.plans import PlanError, PlanLine, add_line, declare_groups, plan_of, remove_line
+from feedback.plans import (
+    PlanError,
+    PlanLine,
+    add_line,
+    check_epsilon,
+    declare_groups,
+    plan_of,
+    remove_line,
+)
 from feedback.shares import preview, suppressed_chance
 from feedback.surveys import INDICES, from_json
 
@@ -191,6 +199,7 @@ async def add(
                 )
             )
         threshold = await _threshold(conn, org.id)
+        check_epsilon(layout, epsilon)  # before the preview: none is computed for noise
         split = None
         if indices:
             split = means.split(epsilon, indices=len(layout.indices), expected_n=respondents)
@@ -236,7 +245,7 @@ async def add(
 @click.option("--program", "-p", metavar="SLUG", help="One program (default: the organisation).")
 @click.option(
     "--respondents",
-    type=click.IntRange(1),
+    type=click.IntRange(1, advisor.MOST_RESPONDENTS),
     required=True,
     help="How many people you expect to answer in a year (stated, never read from data).",
 )
@@ -286,6 +295,11 @@ async def advise(
         if not apply:
             click.echo("(nothing planned: add --apply to plan these lines)")
             return
+        left = (await year_budget(conn, org.id, year)).left
+        try:
+            advisor.check_affordable(advice, left)
+        except ValueError as exc:
+            raise PlanError(f"{exc} (--budget {left})") from None
         for line in advice.lines:
             added = await add_line(
                 conn,

@@ -33,7 +33,7 @@ from feedback.publish.reports import (
     change,
     rounded,
 )
-from feedback.surveys import INDICES, Question
+from feedback.surveys import INDICES, IndexName, Question
 
 WIDTH = 460
 ROWS = "rows"
@@ -190,11 +190,7 @@ def indices_over_time(report: Report) -> Chart | None:
             if value.value is not None:
                 rows.append(_index_row(value, str(release.period)))
             mean, interval = _index_cells(value)
-            moved = (
-                ""
-                if before is None or index not in before.indices
-                else change(release, before, index)
-            )
+            moved = _moved(release, before, index)
             uncertain = value.value is not None and _too_wide(value.low, value.high, 100)
             table.append(
                 Row(
@@ -216,6 +212,15 @@ def indices_over_time(report: Report) -> Chart | None:
         ("period", "index", "mean (0 to 100)", "95% interval", "against the period before"),
         tuple(table),
     )
+
+
+def _moved(release: Release, before: Release | None, index: IndexName) -> str:
+    """The verdict against the period just before; none for the first period shown."""
+    if before is None:
+        return ""
+    if before.period.end != release.period.start or index not in before.indices:
+        return "no release of the period before"
+    return change(release, before, index)
 
 
 def indices_by_group(release: Release) -> Chart:
@@ -355,14 +360,14 @@ def _share_template(series_title: str) -> str:
     return _compile((bars + whiskers + hidden).properties(width=WIDTH - 120))
 
 
-def _withheld_note(shares: Sequence[Share]) -> str:
+def _withheld_note(shares: Sequence[Share], pooled: bool) -> str:
     if all(_readable(s) or s.suppressed or s.value is None for s in shares):
         return ""
     return (
         f"Where a share says \u201c{NOT_ENOUGH}\u201d, its 95% interval would be wider than "
         f"{READABLE * 100:.0f} points: with this many answers the noise that protects them is "
-        "larger than any difference the share could show. The indices above pool several "
-        "questions and need fewer answers."
+        "larger than any difference the share could show."
+        + (" The indices above pool several questions and need fewer answers." if pooled else "")
     )
 
 
@@ -399,11 +404,11 @@ def answers(report: Report) -> Chart | None:
         _draw(_share_template("period"), rows),
         ("question", f"agree {now.period}", "95% interval", "period before"),
         tuple(table),
-        _withheld_note(shares),
+        _withheld_note(shares, pooled=bool(report.indices_trend)),
     )
 
 
-def grouped(release: Release, *, sections: Sequence[str]) -> Chart:
+def grouped(release: Release, *, sections: Sequence[str], pooled: bool) -> Chart:
     """Share agreeing per question and group of a breakdown release (equity, time)."""
     names = _group_names(release)
     rows, table, shares = [], [], []
@@ -425,7 +430,7 @@ def grouped(release: Release, *, sections: Sequence[str]) -> Chart:
         _draw(_share_template(by), rows),
         ("question", by, "agree", "95% interval"),
         tuple(table),
-        _withheld_note(shares),
+        _withheld_note(shares, pooled),
     )
 
 
@@ -474,8 +479,9 @@ def draw(report: Report) -> list[Chart]:
     made: list[Chart | None] = [indices_over_time(report)]
     made += [indices_by_group(r) for r in report.indices_groups]
     made.append(answers(report))
+    pooled = bool(report.indices_trend)
     if report.by_time is not None:
-        made.append(grouped(report.by_time, sections=("outcomes",)))
-    made += [grouped(r, sections=("treatment", "outcomes")) for r in report.equity]
+        made.append(grouped(report.by_time, sections=("outcomes",), pooled=pooled))
+    made += [grouped(r, sections=("treatment", "outcomes"), pooled=pooled) for r in report.equity]
     made.append(volume(report))
     return [chart for chart in made if chart is not None]

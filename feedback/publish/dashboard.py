@@ -44,20 +44,13 @@ async def _report(ctx: Context) -> tuple[Report | None, Program]:
     return found, program
 
 
-async def _stored(ctx: Context, found: Report, program: Program) -> list[charts.Chart] | None:
-    drawn = await views.stored(ctx.conn, found)
-    if drawn is None:
-        views.draw_later(ctx.request.state.staff_pool, ctx.staff.organisation_id, program.id)
-    return drawn
-
-
 @staff_page()
 async def program_page(ctx: Context) -> Response:
     found, program = await _report(ctx)
     drawn = None
     if found is not None:
         await ctx.audit("release.view", program.slug, period=str(found.period))
-        drawn = await _stored(ctx, found, program)
+        drawn = await views.stored(ctx.conn, found)
     return page(
         ctx.request,
         "program.html",
@@ -76,7 +69,7 @@ async def program_page(ctx: Context) -> Response:
 async def chart_csv(ctx: Context) -> Response:
     found, program = await _report(ctx)
     wanted = ctx.request.path_params["chart"]
-    drawn = await _stored(ctx, found, program) if found else None
+    drawn = await views.stored(ctx.conn, found) if found else None
     chart = next((c for c in drawn or [] if c.name == wanted), None)
     if chart is None or found is None:
         raise HTTPException(404)

@@ -17,7 +17,14 @@ from feedback.budget import year_budget
 from feedback.cells import Layout, PrivacyError
 from feedback.offload import DRAWING
 from feedback.periods import Granularity
-from feedback.plans import PlanError, PlanLine, add_line, plan_of, remove_line
+from feedback.plans import (
+    PlanError,
+    PlanLine,
+    add_line,
+    check_epsilon,
+    plan_of,
+    remove_line,
+)
 from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
 from feedback.shares import Preview, preview
@@ -145,18 +152,22 @@ async def advise(ctx: Context) -> Response:
     """The advisor's plan for a program (or the organisation); with ``apply``, planned."""
     year, n = _year_and_n(ctx)
     try:
-        respondents = int(ctx.field("respondents") or "0")
+        respondents = int(ctx.field("respondents") or "0")  # ValueError: a 400 below
         program_id = await _program_id(ctx, ctx.field("program"))
         survey_id, survey = await _survey(ctx)
         left = (await year_budget(ctx.conn, ctx.staff.organisation_id, year)).left
         budget = _epsilon(ctx.field("budget")) if ctx.field("budget") else left
-        if respondents < 1:
-            raise PlanError("say how many people you expect to answer in a year (1 or more)")
+        if not 1 <= respondents <= advisor.MOST_RESPONDENTS:
+            raise PlanError(
+                "say how many people you expect to answer in a year "
+                f"(1 to {advisor.MOST_RESPONDENTS:,})"
+            )
         try:
             advice = await DRAWING.run(advisor.advise, survey, respondents, budget)
         except ValueError as exc:
             raise PlanError(str(exc)) from None
         if ctx.field("apply") == "yes":
+            advisor.check_affordable(advice, left)
             for line in advice.lines:
                 added = await add_line(
                     ctx.conn,
@@ -205,8 +216,7 @@ async def add(ctx: Context) -> Response:
                 layout = Layout.plan(survey, questions, breakdown)
         except PrivacyError as exc:
             raise PlanError(str(exc)) from None
-        if not Decimal(0) < epsilon <= Decimal(10):
-            raise PlanError(f"epsilon per release is more than 0 and at most 10; got {epsilon}")
+        check_epsilon(layout, epsilon)  # before any preview: no one reads noise, or waits
         split = (
             await DRAWING.run(means.split, epsilon, indices=len(layout.indices), expected_n=n)
             if indices
@@ -235,7 +245,7 @@ async def add(ctx: Context) -> Response:
             epsilon=epsilon,
             expected_n=n if indices else None,
         )
-    except PlanError as exc:
+    except (PlanError, PrivacyError, ValueError) as exc:
         return await _page(ctx, year, n, status_code=400, error=str(exc), pending=pending)
     await ctx.audit("plan.add", line.program or "organisation", line=line.describe())
     return RedirectResponse(f"{ctx.request.url_for('budget')}?year={year}", 303)

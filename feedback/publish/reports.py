@@ -204,6 +204,7 @@ class Report:
     indices: Release | None = None  # the indices, overall
     indices_trend: tuple[Release, ...] = ()
     indices_groups: tuple[Release, ...] = ()  # the indices by gender, time in program...
+    detail_periods: tuple[Period, ...] = ()  # the periods whose questions were released
 
     @property
     def main(self) -> Release | None:
@@ -242,13 +243,13 @@ def report(releases: Sequence[Release], period: Period | None) -> Report | None:
         return [overall[p] for p in same][-TREND_PERIODS:]
 
     trend = up_to(questions)
-    earlier = [r for r in trend if r.period.start < chosen.start]
+    before = next((r for r in trend if r.period.end == chosen.start), None)
     here = [r for r in releases if r.period == chosen and r.breakdown is not None]
     return Report(
         period=chosen,
         periods=periods,
         overall=questions.get(chosen),
-        previous=earlier[-1] if earlier else None,
+        previous=before,  # the period just before, if it has a release
         trend=trend,
         equity=[r for r in here if r.kind == "questions" and r.breakdown in EQUITY],
         by_time=next(
@@ -257,6 +258,7 @@ def report(releases: Sequence[Release], period: Period | None) -> Report | None:
         indices=indices.get(chosen),
         indices_trend=tuple(up_to(indices)),
         indices_groups=tuple(r for r in here if r.kind == "indices"),
+        detail_periods=tuple(sorted(questions, key=lambda p: (p.start, p.granularity))),
     )
 
 

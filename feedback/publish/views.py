@@ -3,28 +3,24 @@
 Releases never change, so the charts and tables of a period's page are fixed by the releases
 it reads: they are drawn once, by the worker after a release is made (``draw_missing``), and
 stored under a hash of those releases' ids and of ``DRAWING_VERSION``. A request reads the
-stored page and never waits on the renderer; a page not drawn yet (the worker has not run
-since the release, or the drawing code changed) is drawn in the background while the request
-answers that it is being prepared.
+stored page and never draws; a page not drawn yet (the worker has not run since the release,
+or the drawing code changed) says it is being prepared until the worker's next run. Only the
+worker writes pages: the staff app serves their SVG as it is.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
-import logging
 import uuid
 
-from feedback.db import Connection, Pool
+from feedback.db import Connection
 from feedback.jobs import Job
 from feedback.offload import DRAWING
 from feedback.publish import charts
 from feedback.publish.reports import Report, program_releases, report
 
-log = logging.getLogger(__name__)
-
-DRAWING_VERSION = "4"  # raise when the charts change: every page is then drawn again
+DRAWING_VERSION = "5"  # raise when the charts change: every page is then drawn again
 
 
 def view_key(found: Report) -> bytes:
@@ -85,29 +81,3 @@ async def draw_missing(conn: Connection) -> str:
 
 
 JOB = Job("draw-program-pages", dt.timedelta(minutes=1), draw_missing)
-
-_drawing: set[uuid.UUID] = set()  # programs being drawn in the background, by this process
-
-
-def draw_later(pool: Pool, organisation_id: uuid.UUID, program_id: uuid.UUID) -> None:
-    """Draw a program's missing pages in the background (once at a time per program): the
-    request that found one missing does not wait, and holds no connection meanwhile."""
-    if program_id in _drawing:
-        return
-    _drawing.add(program_id)
-
-    async def run() -> None:
-        try:
-            async with pool.acquire() as conn:
-                await draw_program(conn, organisation_id, program_id)
-        except Exception:
-            log.exception("drawing a program's pages failed; the worker will try again")
-        finally:
-            _drawing.discard(program_id)
-
-    task = asyncio.get_running_loop().create_task(run())
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-
-
-_tasks: set[asyncio.Task[None]] = set()

@@ -87,7 +87,8 @@ def reveal(page: Page, selector: str) -> None:
 
 def answer_survey(page: Page, marker: str, language: str = "en") -> None:
     page.check("#q-believed-5")  # Strongly agree
-    page.check("#q-pressured-6")  # Prefer not to say
+    if page.locator("#q-pressured-6").count():  # version 1 (version 2 has no such item)
+        page.check("#q-pressured-6")  # Prefer not to say
     reveal(page, "#q-time_in_program-2")
     page.check("#q-time_in_program-2")  # 3 to 6 months
     reveal(page, "label[for=q-gender-1]")

@@ -230,6 +230,9 @@ async def test_an_admin_plans_on_the_web_with_the_advisor_and_confirms_wide_line
             ({"epsilon": "11"}, "at most 10"),
             ({"program": "nowhere"}, "no program &#39;nowhere&#39;"),
             ({"every": "week"}, "choose a month, a quarter or a year"),
+            ({"epsilon": "0.00002"}, "must be at least 0.05 for this table"),  # no slow preview
+            ({"epsilon": "1E-400"}, "at most six decimal places"),
+            ({"epsilon": "0.1234567"}, "at most six decimal places"),
         ):
             answer = await post_form(
                 client, budget, lines, **{**form, "kind": "indices", "epsilon": "1", **bad}
@@ -239,6 +242,15 @@ async def test_an_admin_plans_on_the_web_with_the_advisor_and_confirms_wide_line
         assert await conn.fetchval("SELECT count(*) FROM release_plans") == 1
 
         advise = "/staff/admin/budget/advise"
+        for respondents in ("0", "1000001", "10" * 20, "many"):
+            refused = await post_form(client, budget, advise, year="2027", respondents=respondents)
+            assert refused.status_code == 400, respondents
+        too_much = await post_form(
+            client, budget, advise, year="2027", respondents="300", budget="10", apply="yes"
+        )
+        assert too_much.status_code == 400
+        assert "but only" in too_much.text  # all of the advice or none of it
+        assert await conn.fetchval("SELECT count(*) FROM release_plans") == 1
         advised = await post_form(
             client, budget, advise, year="2027", program="shelter", respondents="300"
         )
