@@ -213,18 +213,19 @@ def test_no_marker_phone_number_or_address_in_the_database_or_any_log(
     assert count_submissions(database_url) == before + 2
     mixed = feedback("jobs", "run", "mix-submissions", env=env)
     assert mixed.returncode == 0, mixed.stderr
-    # A period is released once it has ended: move this week's rows back to a quarter of
-    # last year, as if time had passed, and release that (the demo released this year's).
-    last_year = current_week().year - 1
-    run_async(move_to(database_url, dt.date(last_year, 12, 1)))
+    # A period is released once it has ended: move this week's rows back to a quarter of a
+    # year the demo did not plan (it plans and releases the last two), as if time had passed,
+    # and release that.
+    old_year = current_week().year - 3
+    run_async(move_to(database_url, dt.date(old_year, 12, 1)))
     planned = feedback(
-        "plan", "add", "--year", str(last_year), "-q", "believed", "--accept-wide", env=env
+        "plan", "add", "--year", str(old_year), "-q", "believed", "--accept-wide", env=env
     )
     assert planned.returncode == 0, planned.stderr
     released = feedback(
         "aggregate",
         "--period",
-        f"{last_year}-Q4",
+        f"{old_year}-Q4",
         "--passphrase-file",
         facts["key_passphrase_file"],
         env=env,
