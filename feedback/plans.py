@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from feedback import means
+from feedback import advisor, means
 from feedback.budget import (
     EPSILON_PLACES,
     PERIODS_PER_YEAR,
@@ -26,6 +26,7 @@ from feedback.budget import (
     planned_by_program,
     plus,
     program_names,
+    year_budget,
 )
 from feedback.cells import Layout, PrivacyError
 from feedback.db import Connection, Record
@@ -253,6 +254,39 @@ async def add_line(
             expected_n,
         )
     return await line_by_id(conn, organisation_id, line_id)
+
+
+async def add_advised(
+    conn: Connection,
+    advice: advisor.Advice,
+    *,
+    organisation_id: uuid.UUID,
+    year: int,
+    program_id: uuid.UUID | None,
+    survey_id: uuid.UUID,
+) -> list[PlanLine]:
+    """Plan every line of the advisor's advice, or none: refused first when together they
+    cost more than is left of the year's budget."""
+    left = (await year_budget(conn, organisation_id, year)).left
+    try:
+        advisor.check_affordable(advice, left)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    return [
+        await add_line(
+            conn,
+            organisation_id=organisation_id,
+            year=year,
+            program_id=program_id,
+            survey_id=survey_id,
+            granularity=line.granularity,
+            questions=line.questions,
+            breakdown=None,
+            epsilon=line.epsilon,
+            expected_n=line.expected_n if line.kind == "indices" else None,
+        )
+        for line in advice.lines
+    ]
 
 
 async def line_by_id(conn: Connection, organisation_id: uuid.UUID, line_id: uuid.UUID) -> PlanLine:

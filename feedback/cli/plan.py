@@ -20,6 +20,7 @@ from feedback.periods import Granularity
 from feedback.plans import (
     PlanError,
     PlanLine,
+    add_advised,
     add_line,
     check_epsilon,
     declare_groups,
@@ -295,24 +296,15 @@ async def advise(
         if not apply:
             click.echo("(nothing planned: add --apply to plan these lines)")
             return
-        left = (await year_budget(conn, org.id, year)).left
-        try:
-            advisor.check_affordable(advice, left)
-        except ValueError as exc:
-            raise PlanError(f"{exc} (--budget {left})") from None
-        for line in advice.lines:
-            added = await add_line(
-                conn,
-                organisation_id=org.id,
-                year=year,
-                program_id=program_id,
-                survey_id=survey_row["id"],
-                granularity=line.granularity,
-                questions=line.questions,
-                breakdown=None,
-                epsilon=line.epsilon,
-                expected_n=line.expected_n if line.kind == "indices" else None,
-            )
+        planned = await add_advised(
+            conn,
+            advice,
+            organisation_id=org.id,
+            year=year,
+            program_id=program_id,
+            survey_id=survey_row["id"],
+        )
+        for added in planned:
             click.echo(f"planned {added.id}: {added.describe()}")
 
 

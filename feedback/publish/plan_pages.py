@@ -20,6 +20,7 @@ from feedback.periods import Granularity
 from feedback.plans import (
     PlanError,
     PlanLine,
+    add_advised,
     add_line,
     check_epsilon,
     plan_of,
@@ -167,20 +168,14 @@ async def advise(ctx: Context) -> Response:
         except ValueError as exc:
             raise PlanError(str(exc)) from None
         if ctx.field("apply") == "yes":
-            advisor.check_affordable(advice, left)
-            for line in advice.lines:
-                added = await add_line(
-                    ctx.conn,
-                    organisation_id=ctx.staff.organisation_id,
-                    year=year,
-                    program_id=program_id,
-                    survey_id=survey_id,
-                    granularity=line.granularity,
-                    questions=line.questions,
-                    breakdown=None,
-                    epsilon=line.epsilon,
-                    expected_n=line.expected_n if line.kind == "indices" else None,
-                )
+            for added in await add_advised(
+                ctx.conn,
+                advice,
+                organisation_id=ctx.staff.organisation_id,
+                year=year,
+                program_id=program_id,
+                survey_id=survey_id,
+            ):
                 await ctx.audit("plan.add", added.program or "organisation", line=added.describe())
             return RedirectResponse(f"{ctx.request.url_for('budget')}?year={year}", 303)
     except (PlanError, ValueError) as exc:

@@ -40,7 +40,7 @@ async def draw_program(conn: Connection, organisation_id: uuid.UUID, program_id:
     many were drawn. The releases' cells are read only when one is missing."""
     light = await program_releases(conn, organisation_id, program_id, cells=False)
     periods = {r.period for r in light if r.breakdown is None}
-    keys = {p: view_key(report(light, p)) for p in periods}  # type: ignore[arg-type]
+    keys = {p: view_key(found) for p in periods if (found := report(light, p)) is not None}
     have = {
         row["key"]
         for row in await conn.fetch(
