@@ -205,12 +205,12 @@ def aggregation_figures() -> dict[str, Any]:
 
 
 async def _release_10k(url: str, tenant: factories.Tenant) -> tuple[float, float]:
-    """A survey of 1,427 five-point questions and one of nine choices: n, then 1,427 x 7 and
-    9 + 1 cells, 10,000 in all."""
+    """A survey of 1,997 five-point questions and one of 13 choices: n, then 1,997 x 5
+    (three categories, prefer not to say, skipped) and 13 + 1 cells, 10,000 in all."""
     lines = ['slug = "wide"', "version = 1", 'title = "Wide"']
-    for i in range(1427):
+    for i in range(1997):
         lines += ["[[questions]]", f'id = "q{i}"', 'type = "likert5"', f'text = "Q{i}"']
-    options = ", ".join(f'{{ id = "o{i}", text = "O{i}" }}' for i in range(9))
+    options = ", ".join(f'{{ id = "o{i}", text = "O{i}" }}' for i in range(13))
     lines += [
         "[[questions]]",
         'id = "choice"',
