@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from feedback import advisor, means
@@ -140,6 +140,17 @@ async def plan_of(conn: Connection, organisation_id: uuid.UUID, year: int) -> li
         year,
     )
     return [_line(row) for row in rows]
+
+
+def parse_epsilon(raw: str) -> Decimal:
+    """An epsilon as typed: a finite decimal, else a PlanError saying so."""
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise PlanError(f"epsilon must be a number; got {raw!r}") from None
+    if not value.is_finite():
+        raise PlanError(f"epsilon must be a number; got {raw!r}")
+    return value
 
 
 MOST_SCALE = 2000  # the noise scale of a count beyond which a line of questions shows nothing

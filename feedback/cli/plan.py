@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import click
 
@@ -24,6 +24,7 @@ from feedback.plans import (
     add_line,
     check_epsilon,
     declare_groups,
+    parse_epsilon,
     plan_of,
     remove_line,
 )
@@ -36,12 +37,9 @@ N_HELP = "Respondents per group to preview the accuracy at (the program's usual 
 
 def _epsilon(raw: str) -> Decimal:
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
+        return parse_epsilon(raw)
+    except PlanError:
         raise click.BadParameter(f"{raw!r} is not a number") from None
-    if not value.is_finite():
-        raise click.BadParameter(f"{raw!r} is not a number")
-    return value
 
 
 def describe_preview(layout: Layout, epsilon: Decimal, n: int, threshold: int) -> list[str]:

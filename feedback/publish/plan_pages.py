@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
@@ -23,17 +22,17 @@ from feedback.plans import (
     add_advised,
     add_line,
     check_epsilon,
+    parse_epsilon,
     plan_of,
     remove_line,
 )
+from feedback.publish import charts
 from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
 from feedback.shares import Preview, preview
 from feedback.surveys import INDICES, Survey, from_json
 
 EVERY: tuple[Granularity, ...] = ("month", "quarter", "year")
-BREAKDOWNS = {"gender": "gender", "age_band": "age", "exploitation": "kind of exploitation"}
-BREAKDOWNS["time_in_program"] = "time in program"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +80,6 @@ async def _page(
     advice: advisor.Advice | None = None,
     pending: dict[str, str] | None = None,
     shortfall: str | None = None,
-    added: PlanLine | None = None,
 ) -> Response:
     org = ctx.staff.organisation_id
     threshold = await ctx.conn.fetchval(
@@ -103,12 +101,11 @@ async def _page(
         threshold=threshold,
         programs=programs,
         every=EVERY,
-        breakdowns=BREAKDOWNS,
+        breakdowns=charts.BY,
         error=error,
         advice=advice,
         pending=pending or {},
         shortfall=shortfall,
-        added=added,
         index_goal=advisor.INDEX_GOAL,
         detail_goal=advisor.DETAIL_GOAL,
     )
@@ -138,16 +135,6 @@ async def _program_id(ctx: Context, slug: str) -> uuid.UUID | None:
     return found
 
 
-def _epsilon(raw: str) -> Decimal:
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise PlanError(f"epsilon must be a number; got {raw!r}") from None
-    if not value.is_finite():
-        raise PlanError(f"epsilon must be a number; got {raw!r}")
-    return value
-
-
 @staff_page("admin")
 async def advise(ctx: Context) -> Response:
     """The advisor's plan for a program (or the organisation); with ``apply``, planned."""
@@ -157,7 +144,7 @@ async def advise(ctx: Context) -> Response:
         program_id = await _program_id(ctx, ctx.field("program"))
         survey_id, survey = await _survey(ctx)
         left = (await year_budget(ctx.conn, ctx.staff.organisation_id, year)).left
-        budget = _epsilon(ctx.field("budget")) if ctx.field("budget") else left
+        budget = parse_epsilon(ctx.field("budget")) if ctx.field("budget") else left
         if not 1 <= respondents <= advisor.MOST_RESPONDENTS:
             raise PlanError(
                 "say how many people you expect to answer in a year "
@@ -198,9 +185,9 @@ async def add(ctx: Context) -> Response:
         if every is None:
             raise PlanError("choose a month, a quarter or a year")
         breakdown = pending["breakdown"] or None
-        if breakdown is not None and breakdown not in BREAKDOWNS:
+        if breakdown is not None and breakdown not in charts.BY:
             raise PlanError("choose a breakdown from the list")
-        epsilon = _epsilon(pending["epsilon"])
+        epsilon = parse_epsilon(pending["epsilon"])
         indices = pending["kind"] == "indices"
         try:
             if indices:
