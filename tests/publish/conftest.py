@@ -128,7 +128,9 @@ async def world(conn: Connection, worker_conn: Connection) -> World:
             password=PASSWORD,
         )
     await add_release(worker_conn, org, "2026-Q2")
-    await add_release(worker_conn, org, "2026-Q2", kind="indices", epsilon=0.5)
+    await add_release(  # few respondents: too uncertain to read, whatever the noise
+        worker_conn, org, "2026-Q2", kind="indices", epsilon=0.5, respondents=30, threshold=1
+    )
     await add_release(worker_conn, org, "2026-Q3", respondents=400)  # big enough to read
     await add_release(worker_conn, org, "2026-Q3", kind="indices", epsilon=0.5, respondents=400)
     await add_release(worker_conn, org, "2026-Q3", kind="indices", breakdown="gender", epsilon=0.5)

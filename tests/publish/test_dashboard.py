@@ -48,7 +48,7 @@ async def test_a_program_page_draws_its_release(
             r"<td>\d+ to \d+</td><td>(higher|lower|can&#39;t tell)</td>",
             html,
         )
-        # 60 respondents at epsilon 0.5: too uncertain to read, drawn greyed and said so.
+        # 30 respondents at epsilon 0.5: too uncertain to read, drawn greyed and said so.
         assert re.search(
             r'<tr class="uncertain"><td>2026-Q2</td><td>Recovery</td>'
             r"<td>\d+ \(too uncertain to read\)</td>",
