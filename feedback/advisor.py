@@ -4,10 +4,11 @@ release plan that shows the most that can be read, and what it will be able to s
 Nothing here reads data: the admin states the expected respondents, and every figure is a
 plan's accuracy preview (feedback.means for the indices, feedback.shares for the questions).
 The plans are tried from the most detailed to the least, and the first whose previews meet
-the goals within the budget is chosen: the indices every quarter and each question every
-quarter; the indices every quarter and the questions once a year; both once a year; the
-indices alone, every quarter, then once a year. Whatever budget the chosen plan does not need
-is shared out between its lines in proportion, so that every line is as narrow as it can be.
+the goals within the budget is chosen: the indices as often as they can be read (every
+quarter, then every half-year, then once a year), each with the questions as often as they
+can be read beside them; then the indices alone, every quarter, half-year, then year.
+Whatever budget the chosen plan does not need is shared out between its lines in proportion,
+so that every line is as narrow as it can be.
 """
 
 from __future__ import annotations
@@ -19,13 +20,30 @@ from decimal import ROUND_FLOOR, Decimal
 
 from feedback import means
 from feedback.cells import Layout
-from feedback.periods import Granularity
+from feedback.periods import NAMES, PER_YEAR, Granularity
 from feedback.shares import preview
 from feedback.surveys import INDICES, Survey
 
 INDEX_GOAL = 10.0  # points: the widest 95% half-width an index may have and still be planned
 DETAIL_GOAL = 15.0  # points: the same for a question's share (PRIVACY.md)
-PER_YEAR: dict[Granularity, int] = {"quarter": 4, "year": 1}
+OFTEN: dict[Granularity, str] = {
+    "month": "every month",
+    "quarter": "every quarter",
+    "half": "every half-year",
+    "year": "once a year",
+}
+# (indices, questions): from the most detailed plan to the least.
+OPTIONS: tuple[tuple[Granularity, Granularity | None], ...] = (
+    ("quarter", "quarter"),
+    ("quarter", "half"),
+    ("quarter", "year"),
+    ("half", "half"),
+    ("half", "year"),
+    ("year", "year"),
+    ("quarter", None),
+    ("half", None),
+    ("year", None),
+)
 PLACES = Decimal("0.000001")
 MOST_RESPONDENTS = 1_000_000
 LEAST_BUDGET = Decimal("0.05")  # a year's epsilon below this can show nothing at any size
@@ -60,19 +78,19 @@ class Advice:
         """What the plan will be able to show, in plain words."""
         said: list[str] = []
         for line in self.lines:
-            every = "every quarter" if line.granularity == "quarter" else "once a year"
+            every = OFTEN[line.granularity]
             people = _people(line.expected_n)
             if line.kind == "indices" and line.half_width > INDEX_GOAL:
                 said.append(
                     f"{' and '.join(INDICES.values())} {every}: at about {people} a "
-                    f"{line.granularity} each would be within "
+                    f"{NAMES[line.granularity]} each would be within "
                     f"{_about(line.half_width)} (95%), too uncertain to read."
                 )
             elif line.kind == "indices":
                 names = " and ".join(INDICES.values())
                 said.append(
                     f"{names} {every}, each within {_about(line.half_width)} (95%) at "
-                    f"about {people} a {line.granularity}: a difference of "
+                    f"about {people} a {NAMES[line.granularity]}: a difference of "
                     f"{_points(visible(line.half_width))} between two periods will usually "
                     "be visible (about 4 times in 5, counting the noise only)."
                 )
@@ -163,21 +181,21 @@ def advise(
             f"the yearly budget to advise on is from {LEAST_BUDGET} to 10; got {budget}"
         )
     chosen = tuple(questions) or tuple(q.id for index in INDICES for q in survey.items_of(index))
-    options: list[tuple[Granularity, Granularity | None]] = [
-        ("quarter", "quarter"),
-        ("quarter", "year"),
-        ("year", "year"),
-        ("quarter", None),
-        ("year", None),
-    ]
-    possible = detail_epsilon(survey, chosen, respondents) is not None
-    for index_every, detail_every in options:
+    least_by_n: dict[int, Decimal | None] = {}
+
+    def least_detail(n: int) -> Decimal | None:
+        if n not in least_by_n:
+            least_by_n[n] = detail_epsilon(survey, chosen, n)
+        return least_by_n[n]
+
+    possible = least_detail(respondents) is not None
+    for index_every, detail_every in OPTIONS:
         index_n = max(1, respondents // PER_YEAR[index_every])
         detail: tuple[Granularity, int, Decimal] | None = None
         left = budget
         if detail_every is not None:
             detail_n = max(1, respondents // PER_YEAR[detail_every])
-            least = detail_epsilon(survey, chosen, detail_n)
+            least = least_detail(detail_n)
             if least is None or least * PER_YEAR[detail_every] >= budget - LEAST_BUDGET:
                 continue
             detail = (detail_every, detail_n, least)

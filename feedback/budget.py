@@ -23,7 +23,6 @@ from decimal import ROUND_CEILING, Decimal
 from feedback.db import Connection
 
 ByProgram = Mapping[uuid.UUID | None, Decimal]  # None: the organisation-wide releases
-PERIODS_PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
 EPSILON_PLACES = Decimal("0.000001")  # the ledger's precision: costs round up to it
 
 
@@ -118,8 +117,8 @@ async def planned_by_program(
     rows = await conn.fetch(
         """
         SELECT program_id,
-               sum(epsilon * CASE granularity WHEN 'month' THEN 12
-                                              WHEN 'quarter' THEN 4 ELSE 1 END) AS epsilon
+               sum(epsilon * CASE granularity WHEN 'month' THEN 12 WHEN 'quarter' THEN 4
+                                              WHEN 'half' THEN 2 ELSE 1 END) AS epsilon
           FROM release_plans
          WHERE organisation_id = $1 AND budget_year = $2
          GROUP BY program_id

@@ -1,4 +1,5 @@
-"""Declared release periods: a month (2026-07), a quarter (2026-Q3) or a year (2026)."""
+"""Declared release periods: a month (2026-07), a quarter (2026-Q3), a half-year (2026-H2) or a
+year (2026)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,21 @@ from typing import Literal
 
 from feedback.errors import FeedbackError
 
-Granularity = Literal["month", "quarter", "year"]
+Granularity = Literal["month", "quarter", "half", "year"]
+GRANULARITIES: tuple[Granularity, ...] = ("month", "quarter", "half", "year")
+PER_YEAR: dict[Granularity, int] = {"month": 12, "quarter": 4, "half": 2, "year": 1}
+NAMES: dict[Granularity, str] = {
+    "month": "month",
+    "quarter": "quarter",
+    "half": "half-year",
+    "year": "year",
+}
+EVERY: dict[Granularity, str] = {
+    "month": "monthly",
+    "quarter": "quarterly",
+    "half": "half-yearly",
+    "year": "yearly",
+}
 
 
 class BadPeriod(FeedbackError):
@@ -36,10 +51,15 @@ class Period:
             start = dt.date(year, 3 * quarter - 2, 1)
             end = dt.date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
             return cls("quarter", start, end)
+        if match := re.fullmatch(r"(\d{4})-H([12])", text, flags=re.IGNORECASE):
+            year, half = int(match[1]), int(match[2])
+            start = dt.date(year, 6 * half - 5, 1)
+            end = dt.date(year + (half == 2), (6 * half) % 12 + 1, 1)
+            return cls("half", start, end)
         if re.fullmatch(r"\d{4}", text):
             year = int(text)
             return cls("year", dt.date(year, 1, 1), dt.date(year + 1, 1, 1))
-        raise BadPeriod(f"{text!r} is not a period: write 2026-07, 2026-Q3 or 2026")
+        raise BadPeriod(f"{text!r} is not a period: write 2026-07, 2026-Q3, 2026-H2 or 2026")
 
     @classmethod
     def of(cls, granularity: str, start: dt.date) -> Period:
@@ -48,9 +68,11 @@ class Period:
             return cls.parse(f"{start:%Y-%m}")
         if granularity == "quarter":
             return cls.parse(f"{start.year}-Q{(start.month - 1) // 3 + 1}")
+        if granularity == "half":
+            return cls.parse(f"{start.year}-H{(start.month - 1) // 6 + 1}")
         if granularity == "year":
             return cls.parse(str(start.year))
-        raise BadPeriod(f"{granularity!r} is not month, quarter or year")
+        raise BadPeriod(f"{granularity!r} is not month, quarter, half or year")
 
     @property
     def budget_year(self) -> int:
@@ -68,4 +90,6 @@ class Period:
             return f"{self.start:%Y-%m}"
         if self.granularity == "quarter":
             return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
+        if self.granularity == "half":
+            return f"{self.start.year}-H{(self.start.month - 1) // 6 + 1}"
         return str(self.start.year)

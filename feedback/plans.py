@@ -1,10 +1,10 @@
 """Release plans: the releases a year holds, declared by the admin before any is made.
 
 A plan line is one table (the organisation or one program, one survey version, the questions,
-an optional breakdown) released for every month, quarter or year of the budget year, each at
-the line's epsilon. Only planned releases are made: no ad-hoc filters or overlapping windows
-(PRIVACY.md). A line is refused when the plan would spend more than the yearly budget, and it
-can be removed only while none of its releases has been made.
+an optional breakdown) released for every month, quarter, half-year or year of the budget
+year, each at the line's epsilon. Only planned releases are made: no ad-hoc filters or
+overlapping windows (PRIVACY.md). A line is refused when the plan would spend more than the
+yearly budget, and it can be removed only while none of its releases has been made.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Literal
 from feedback import advisor, means
 from feedback.budget import (
     EPSILON_PLACES,
-    PERIODS_PER_YEAR,
     Accounting,
     accounting,
     planned_by_program,
@@ -31,7 +30,7 @@ from feedback.budget import (
 from feedback.cells import Layout, PrivacyError
 from feedback.db import Connection, Record
 from feedback.errors import FeedbackError
-from feedback.periods import Granularity, Period
+from feedback.periods import EVERY, NAMES, PER_YEAR, Granularity, Period
 from feedback.surveys import INDICES, Survey, from_json
 
 Kind = Literal["questions", "indices"]
@@ -74,14 +73,14 @@ class PlanLine:
     @property
     def cost(self) -> Decimal:
         """Epsilon over the year: one release per period."""
-        return self.epsilon * PERIODS_PER_YEAR[self.granularity]
+        return self.epsilon * PER_YEAR[self.granularity]
 
     def periods(self) -> list[Period]:
-        if self.granularity == "year":
-            return [Period.parse(str(self.year))]
-        if self.granularity == "quarter":
-            return [Period.parse(f"{self.year}-Q{q}") for q in range(1, 5)]
-        return [Period.parse(f"{self.year}-{m:02d}") for m in range(1, 13)]
+        step = 12 // PER_YEAR[self.granularity]
+        return [
+            Period.of(self.granularity, dt.date(self.year, month, 1))
+            for month in range(1, 13, step)
+        ]
 
     def due(self, today: dt.date) -> list[Period]:
         """The periods whose every week has ended by ``today``."""
@@ -93,11 +92,10 @@ class PlanLine:
         what = ", ".join(self.questions)
         if self.kind == "indices":
             names = ", ".join(INDICES[index] for index in self.layout.indices)
-            what = (
-                f"indices ({names}), for about {self.expected_n} respondents a {self.granularity}"
-            )
+            per = NAMES[self.granularity]
+            what = f"indices ({names}), for about {self.expected_n} respondents a {per}"
         return (
-            f"{self.year} {self.granularity}ly, {scope}, {self.survey.slug} "
+            f"{self.year} {EVERY[self.granularity]}, {scope}, {self.survey.slug} "
             f"v{self.survey.version}: {what}{by}; epsilon {self.epsilon} "
             f"per release, {self.cost} a year"
         )
@@ -211,7 +209,7 @@ async def add_line(
     except PrivacyError as exc:
         raise PlanError(str(exc)) from None
     check_epsilon(layout, epsilon)
-    cost = epsilon * PERIODS_PER_YEAR[granularity]
+    cost = epsilon * PER_YEAR[granularity]
     async with conn.transaction(isolation="read_committed"):  # see aggregate.releases
         total = await conn.fetchval(
             "SELECT epsilon_per_year FROM organisations WHERE id = $1 FOR UPDATE", organisation_id
@@ -222,7 +220,7 @@ async def add_line(
             left = max(Decimal(0), total - rules.worst(planned))
             raise PlanError(
                 f"this line would spend epsilon {cost} in {year} ({epsilon} per release, "
-                f"{PERIODS_PER_YEAR[granularity]} releases), but only {left} of the yearly "
+                f"{PER_YEAR[granularity]} releases), but only {left} of the yearly "
                 f"budget of {total} is left to plan for the worst-off survivor. Lower its "
                 "epsilon, choose a coarser period, declare programs that serve different "
                 "people (`feedback plan groups`), or raise the budget."

@@ -43,6 +43,18 @@ def test_a_larger_program_gets_quarterly_indices_and_yearly_detail_within_the_bu
     assert "Each question's share agreeing once a year" in " ".join(advice.sayings())
 
 
+def test_a_program_between_the_two_gets_half_yearly_indices() -> None:
+    """Too few for quarters to be read, enough that a year is longer than needed."""
+    advice = advisor.advise(SURVEY, 200, Decimal(1))
+    [line] = advice.lines
+    assert (line.kind, line.granularity, line.expected_n) == ("indices", "half", 100)
+    assert line.cost == Decimal(1)
+    assert line.half_width <= advisor.INDEX_GOAL
+    said = " ".join(advice.sayings())
+    assert "every half-year, each within about" in said
+    assert "at about 100 respondents a half-year" in said
+
+
 def test_too_few_respondents_for_any_goal_is_said_and_pooling_suggested() -> None:
     advice = advisor.advise(SURVEY, 40, Decimal("0.5"))
     assert not advice.meets_goal

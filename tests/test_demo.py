@@ -51,11 +51,14 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
         assert program.text.count("<svg") >= 2  # the indices over seven quarters, respondents
         assert "2026-Q3" in program.text
         check_readable(program.text)
-        year = staff.get("/p/shelter/?period=2025")  # the advisor's yearly detail, by group
-        assert year.text.count("<svg") >= 4
-        assert "Each question: share agreeing, 2025" in year.text
+        year = staff.get("/p/shelter/?period=2025")  # the yearly indices by group
+        assert year.text.count("<svg") >= 3
         assert "Treated with rights and Recovery by gender, 2025" in year.text
+        assert "2025-H2" in year.text  # named as a period that has the questions' detail
         check_readable(year.text)
+        half = staff.get("/p/shelter/?period=2025-H2")  # the advisor's half-yearly detail
+        assert "Each question: share agreeing, 2025-H2" in half.text
+        check_readable(half.text)
         small = staff.get("/p/drop-in/")  # about 60 respondents in 2025
         assert small.status_code == 200
         assert re.search(
@@ -161,8 +164,9 @@ async def test_demo_with_a_database_url(demo_dir: Path, database_url: str) -> No
     assert programs == 3
     assert surveys == 1
     assert ran >= 1  # the worker's jobs ran inside the demo process
-    # 2025: each large program's 4 quarterly indices, yearly questions, indices by gender and
-    # by time in program, and the small program's yearly indices; 2026: the large programs'
-    # indices of the three quarters that have ended.
-    assert releases == spent == 2 * 7 + 1 + 2 * 3
+    # 2025: each large program's 4 quarterly indices, 2 half-yearly releases of the questions,
+    # yearly indices by gender and by time in program, and the small program's yearly indices;
+    # 2026: the large programs' indices of the three quarters that have ended and the
+    # questions of the first half.
+    assert releases == spent == 2 * (4 + 2 + 2) + 1 + 2 * (3 + 1)
     assert retention >= 1  # and released ciphertexts past their grace period go

@@ -33,7 +33,13 @@ async def delete_released_ciphertexts(conn: Connection) -> str:
                          AND r.granularity = p.granularity
                          AND r.breakdown IS NOT DISTINCT FROM p.breakdown
                          AND r.kind = p.kind
-                         AND r.period_start = date_trunc(p.granularity, s.received_week)))
+                         AND r.period_start = CASE p.granularity
+                             WHEN 'half' THEN make_date(
+                                 extract(year FROM s.received_week)::int,
+                                 CASE WHEN extract(month FROM s.received_week) < 7 THEN 1
+                                      ELSE 7 END,
+                                 1)
+                             ELSE date_trunc(p.granularity, s.received_week)::date END))
            -- and the grace period has passed since the last release that counted it
            AND NOT EXISTS (
                SELECT 1 FROM releases r

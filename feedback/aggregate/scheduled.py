@@ -18,7 +18,7 @@ from feedback.aggregate.unseal import KeysMissing, Progress, counter
 from feedback.db import WORKER, Connection, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import Job
-from feedback.periods import Period
+from feedback.periods import EVERY, Period
 from feedback.plans import PlanError, PlanLine, plan_of, release_made
 from feedback.secretfiles import read_passphrase_file
 
@@ -48,7 +48,7 @@ async def of_period(
     if not chosen:
         held = "; ".join(line.describe() for line in lines) or "nothing"
         raise PlanError(
-            f"the {period.budget_year} plan holds no {period.granularity}ly release"
+            f"the {period.budget_year} plan holds no {EVERY[period.granularity]} release"
             + (f" for program {program}" if program else "")
             + f" (it holds: {held}). Add one with `feedback plan add`."
         )

@@ -89,7 +89,7 @@ def _noise_lines(cells: dict[str, Any]) -> list[str]:
 
 @click.command()
 @organisation_option
-@click.option("--period", required=True, help="2026-07, 2026-Q3 or 2026.")
+@click.option("--period", required=True, help="2026-07, 2026-Q3, 2026-H2 or 2026.")
 @click.option("--program", "-p", metavar="SLUG", help="Only this program's planned releases.")
 @key_file_option
 @passphrase_file_option

@@ -24,7 +24,9 @@ from feedback.periods import Period
 
 @click.command()
 @organisation_option
-@click.option("--period", required=True, help="2026-07, 2026-Q3 or 2026 (it must have ended).")
+@click.option(
+    "--period", required=True, help="2026-07, 2026-Q3, 2026-H2 or 2026 (it must have ended)."
+)
 @click.option("--program", "-p", metavar="SLUG", help="Only this program's comments.")
 @key_file_option
 @passphrase_file_option

@@ -16,7 +16,7 @@ from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.db import WORKER, Connection, Record
 from feedback.errors import FeedbackError
-from feedback.periods import Granularity
+from feedback.periods import EVERY, GRANULARITIES, Granularity
 from feedback.plans import (
     PlanError,
     PlanLine,
@@ -114,7 +114,7 @@ def _line_preview(line: PlanLine, respondents: int, threshold: int) -> list[str]
 @click.option(
     "--every",
     "granularity",
-    type=click.Choice(["month", "quarter", "year"]),
+    type=click.Choice(GRANULARITIES),
     default="quarter",
     show_default=True,
 )
@@ -202,11 +202,11 @@ async def add(
         split = None
         if indices:
             split = means.split(epsilon, indices=len(layout.indices), expected_n=respondents)
-            click.echo(f"{granularity}ly releases of the indices at epsilon {epsilon} each:")
+            click.echo(f"{EVERY[granularity]} releases of the indices at epsilon {epsilon} each:")
             shown = describe_indices_preview(layout, split, respondents, threshold)
         else:
             click.echo(
-                f"{granularity}ly releases of {', '.join(chosen)} at epsilon {epsilon} each:"
+                f"{EVERY[granularity]} releases of {', '.join(chosen)} at epsilon {epsilon} each:"
             )
             shown = describe_preview(layout, epsilon, respondents, threshold)
         for text in shown:

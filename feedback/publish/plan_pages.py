@@ -15,7 +15,7 @@ from feedback import advisor, means
 from feedback.budget import year_budget
 from feedback.cells import Layout, PrivacyError
 from feedback.offload import DRAWING
-from feedback.periods import Granularity
+from feedback.periods import GRANULARITIES, NAMES
 from feedback.plans import (
     PlanError,
     PlanLine,
@@ -31,8 +31,6 @@ from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
 from feedback.shares import Preview, preview
 from feedback.surveys import INDICES, Survey, from_json
-
-EVERY: tuple[Granularity, ...] = ("month", "quarter", "year")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +98,7 @@ async def _page(
         shown=shown,
         threshold=threshold,
         programs=programs,
-        every=EVERY,
+        every=NAMES,
         breakdowns=charts.BY,
         error=error,
         advice=advice,
@@ -181,9 +179,9 @@ async def add(ctx: Context) -> Response:
     try:
         program_id = await _program_id(ctx, pending["program"])
         survey_id, survey = await _survey(ctx)
-        every = next((g for g in EVERY if g == pending["every"]), None)
+        every = next((g for g in GRANULARITIES if g == pending["every"]), None)
         if every is None:
-            raise PlanError("choose a month, a quarter or a year")
+            raise PlanError("choose a month, a quarter, a half-year or a year")
         breakdown = pending["breakdown"] or None
         if breakdown is not None and breakdown not in charts.BY:
             raise PlanError("choose a breakdown from the list")

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from feedback.offload import DRAWING
+from feedback.periods import Period
 from feedback.publish.guard import Context, Program, staff_page
 from feedback.publish.invitations import (
     MAX_BATCH,
@@ -171,6 +172,7 @@ async def notes(ctx: Context) -> Response:
         program=program,
         notes=written,
         releases=releases,
+        period=Period.of,
         error=error,
         max_note=MAX_NOTE,
     )

@@ -195,7 +195,7 @@ class Report:
     by group), then the questions' detail. Each list holds releases of one kind."""
 
     period: Period
-    periods: list[Period]  # every period with an overall release, for the selector
+    periods: list[Period]  # every period with a release, for the selector
     overall: Release | None  # the questions, overall
     previous: Release | None
     trend: list[Release]  # the latest overall releases of this granularity up to the period
@@ -208,8 +208,10 @@ class Report:
 
     @property
     def main(self) -> Release | None:
-        """The release the page's method section describes: the indices' if there is one."""
-        return self.indices or self.overall
+        """The release the page's method section describes: the indices' if there is one, else
+        the questions', else (a period released only by group) the first by group."""
+        by_group = (*self.indices_groups, *self.equity, self.by_time)
+        return self.indices or self.overall or next((r for r in by_group if r), None)
 
     def releases(self) -> list[Release]:
         """Every release the page reads."""
@@ -227,10 +229,10 @@ class Report:
 
 
 def report(releases: Sequence[Release], period: Period | None) -> Report | None:
-    """The report for ``period`` (default: the latest with an overall release of any kind)."""
+    """The report for ``period`` (default: the latest with a release of any kind)."""
     questions = {r.period: r for r in releases if r.breakdown is None and r.kind == "questions"}
     indices = {r.period: r for r in releases if r.breakdown is None and r.kind == "indices"}
-    periods = sorted({*questions, *indices}, key=lambda p: (p.start, p.granularity))
+    periods = sorted({r.period for r in releases}, key=lambda p: (p.start, p.granularity))
     if not periods:
         return None
     chosen = period if period is not None else periods[-1]

@@ -39,7 +39,7 @@ async def draw_program(conn: Connection, organisation_id: uuid.UUID, program_id:
     """Draw and store every period's page of a program that is not stored yet; returns how
     many were drawn. The releases' cells are read only when one is missing."""
     light = await program_releases(conn, organisation_id, program_id, cells=False)
-    periods = {r.period for r in light if r.breakdown is None}
+    periods = {r.period for r in light}
     keys = {p: view_key(found) for p in periods if (found := report(light, p)) is not None}
     have = {
         row["key"]
@@ -53,7 +53,7 @@ async def draw_program(conn: Connection, organisation_id: uuid.UUID, program_id:
     releases = await program_releases(conn, organisation_id, program_id)
     for period in missing:
         found = report(releases, period)
-        if found is None:  # cannot be: the period has an overall release
+        if found is None:  # cannot be: the period has a release
             continue
         drawn = await DRAWING.run(charts.draw, found)
         await conn.execute(

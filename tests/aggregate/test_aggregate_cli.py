@@ -160,7 +160,7 @@ async def test_aggregate_makes_one_release_then_returns_it(
         database_url, "aggregate", "--period", "last quarter", "--passphrase-file", str(secret)
     )
     assert bad.returncode == 1
-    assert "write 2026-07, 2026-Q3 or 2026" in bad.stderr
+    assert "write 2026-07, 2026-Q3, 2026-H2 or 2026" in bad.stderr
 
 
 async def test_plan_commands_show_the_budget_and_refuse_bad_values(

@@ -385,6 +385,28 @@ async def test_ciphertexts_go_once_their_scheduled_releases_are_made_and_grace_p
     assert await left() == [q2]
 
 
+async def test_a_half_yearly_line_costs_two_releases_and_keeps_each_half_until_it_is_made(
+    conn: Connection, worker_conn: Connection
+) -> None:
+    t = await factories.tenant(conn)
+    line = await plan(worker_conn, t, program_id=t.program_id, granularity="half", epsilon="0.5")
+    assert [str(p) for p in line.periods()] == ["2026-H1", "2026-H2"]
+    assert (await year_budget(worker_conn, t.organisation_id, 2026)).planned == Decimal("1.0")
+    assert "2026 half-yearly" in line.describe()
+    assert [str(p) for _, p in await due(conn, t.organisation_id, dt.date(2026, 11, 24))] == [
+        "2026-H1"
+    ]
+    # The first week of July counts in the second half; the last of June in the first.
+    first, second = dt.date(2026, 6, 29), dt.date(2026, 7, 6)
+    for week in (first, second):
+        await factories.submission(conn, t, week=week, ciphertext=os.urandom(1072))
+    await conn.execute("UPDATE organisations SET retention_grace_days = 0")
+    await release_of(worker_conn, line, "2026-H1")
+    await delete_released_ciphertexts(worker_conn)
+    rows = await conn.fetch("SELECT received_week FROM submissions")
+    assert [r["received_week"] for r in rows] == [second]
+
+
 async def test_an_answer_arriving_while_a_period_is_counted_stays_withdrawable(
     conn: Connection, worker_conn: Connection, database_url: str
 ) -> None:

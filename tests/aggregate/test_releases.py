@@ -57,10 +57,14 @@ def test_periods() -> None:
     assert Period.parse("2026-12").end == dt.date(2027, 1, 1)
     assert Period.parse("2026").granularity == "year"
     assert str(Period.parse("2026-q4")) == "2026-Q4"
+    h1, h2 = Period.parse("2026-H1"), Period.parse("2026-h2")
+    assert (h1.granularity, h1.start, h1.end) == ("half", dt.date(2026, 1, 1), dt.date(2026, 7, 1))
+    assert (h2.start, h2.end, str(h2)) == (dt.date(2026, 7, 1), dt.date(2027, 1, 1), "2026-H2")
+    assert Period.of("half", dt.date(2026, 7, 1)) == h2
     first, last = q3.weeks()
     assert first.weekday() == last.weekday() == 0
     assert q3.start <= first < q3.start + dt.timedelta(days=7)
-    for bad in ("2026-13", "26-Q1", "2026-Q5", "last quarter"):
+    for bad in ("2026-13", "26-Q1", "2026-Q5", "2026-H3", "2026-H0", "last quarter"):
         with pytest.raises(BadPeriod):
             Period.parse(bad)
 

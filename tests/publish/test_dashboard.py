@@ -229,7 +229,7 @@ async def test_an_admin_plans_on_the_web_with_the_advisor_and_confirms_wide_line
             ({"epsilon": "lots"}, "epsilon must be a number"),
             ({"epsilon": "11"}, "at most 10"),
             ({"program": "nowhere"}, "no program &#39;nowhere&#39;"),
-            ({"every": "week"}, "choose a month, a quarter or a year"),
+            ({"every": "week"}, "choose a month, a quarter, a half-year or a year"),
             ({"epsilon": "0.00002"}, "must be at least 0.05 for this table"),  # no slow preview
             ({"epsilon": "1E-400"}, "at most six decimal places"),
             ({"epsilon": "0.1234567"}, "at most six decimal places"),
