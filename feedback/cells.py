@@ -4,9 +4,10 @@ A release is a fixed layout of integer cells: for each group (the whole program,
 of one single-choice question), a respondent count ``n`` and, for each question, a count per
 answer category plus ``skipped``. A five-point scale is released in three categories (agree,
 neither, disagree): at the sizes programs have, seven noisy counts per question say nothing.
-Each respondent adds exactly 1 to ``n`` and 1 cell per question, so one survivor changes at
-most ``1 + Q`` cells by 1. The aggregator counts into this layout; the dashboard and the API
-read releases through it.
+A comment question is released only as a count: ``written`` (a comment that is not blank) or
+``skipped``; its text never leaves the worker. Each respondent adds exactly 1 to ``n`` and 1
+cell per question, so one survivor changes at most ``1 + Q`` cells by 1. The aggregator counts
+into this layout; the dashboard and the API read releases through it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from feedback.errors import FeedbackError
 from feedback.surveys import INDICES, PREFER_NOT, IndexName, Question, Survey
 
 SKIPPED = "skipped"
+WRITTEN = "written"  # the comment question's one category: a comment was written
 SUPPRESSED = "S"
 
 
@@ -33,6 +35,8 @@ def categories(question: Question) -> tuple[str, ...]:
     """A question's cells, in a fixed order: its answer categories, then ``skipped``."""
     if question.type == "likert5":
         values: tuple[str, ...] = (AGREE, NEITHER, DISAGREE, PREFER_NOT)
+    elif question.type == "comment":
+        values = (WRITTEN,)
     else:
         values = tuple(str(v) for v in sorted(question.allowed(), key=str))
         if question.type == "single_choice":
@@ -67,12 +71,7 @@ class Layout:
     def plan(
         cls, survey: Survey, question_ids: Sequence[str], breakdown: str | None = None
     ) -> Layout:
-        chosen = []
-        for question_id in question_ids:
-            question = survey.question(question_id)
-            if question.type == "comment":
-                raise PrivacyError("free text is never released")
-            chosen.append(question)
+        chosen = [survey.question(question_id) for question_id in question_ids]
         if breakdown is None:
             return cls(survey, tuple(chosen), ("all",))
         by = survey.question(breakdown)
@@ -94,6 +93,11 @@ class Layout:
 
     def question_ids(self) -> list[str]:
         return [q.id for q in self.questions]
+
+    @property
+    def comment(self) -> str | None:
+        """The comment question, when the release counts comments written."""
+        return next((q.id for q in self.questions if q.type == "comment"), None)
 
     @property
     def sensitivity(self) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from feedback.cells import WRITTEN
 from feedback.errors import FeedbackError
 from feedback.sealing import SEAL_OVERHEAD
 
@@ -104,13 +105,23 @@ def from_plaintext(padded: bytes) -> Envelope:
     )
 
 
-def answers_of(padded: bytes, survey: str, version: int) -> dict[str, object]:
+def answers_of(
+    padded: bytes, survey: str, version: int, comment: str | None = None
+) -> dict[str, object]:
     """The answers of an opened envelope of ``survey`` at ``version``, unchecked: what the
-    aggregator's tally checks as it counts, once per envelope (see ``Tally.add``)."""
+    aggregator's tally checks as it counts, once per envelope (see ``Tally.add``). Given the
+    id of the survey's ``comment`` question, a comment that is not blank is an answer to it,
+    ``written`` (feedback.cells): counted, its text dropped here."""
     document = _document(padded)
     if document["survey"] != survey or document["survey_version"] != version:
         raise InvalidEnvelope(f"the envelope is not of {survey} version {version}")
     answers: dict[str, object] = document["answers"]
+    if comment is not None:
+        if comment in answers:
+            raise InvalidEnvelope("the comment is given apart from the answers")
+        text = document.get("comment")
+        if text and not text.isspace():
+            answers[comment] = WRITTEN
     return answers
 
 

@@ -209,6 +209,13 @@ async def add_line(
     except PrivacyError as exc:
         raise PlanError(str(exc)) from None
     check_epsilon(layout, epsilon)
+    if layout.comment is not None and not await conn.fetchval(
+        "SELECT comments_enabled FROM organisations WHERE id = $1", organisation_id
+    ):
+        raise PlanError(
+            "comments are off for this organisation, so there are none to count: plan the "
+            f"line without {layout.comment!r}"
+        )
     cost = epsilon * PER_YEAR[granularity]
     async with conn.transaction(isolation="read_committed"):  # see aggregate.releases
         total = await conn.fetchval(

@@ -114,6 +114,8 @@ def preview(layout: Layout, epsilon: float, n: int, threshold: int) -> Preview:
     scale = layout.sensitivity / epsilon  # the aggregator's discrete Laplace scale
     widths = {}
     for question in layout.questions:
+        if question.type == "comment":  # a count, not a share
+            continue
         numerator, rest = headline(question)
         widest = 0.0
         for tenths in range(1, 10):

@@ -21,7 +21,7 @@ from typing import Any
 import opendp.prelude as dp
 
 from feedback import means
-from feedback.cells import SKIPPED, Layout, PrivacyError, categories, cell_of
+from feedback.cells import SKIPPED, WRITTEN, Layout, PrivacyError, categories, cell_of
 from feedback.shares import ALPHA, Interval
 
 dp.enable_features("contrib")
@@ -109,6 +109,8 @@ class Tally:
             for q in layout.survey.questions
             if q.type != "comment"
         }
+        if layout.comment is not None:  # only answers_of gives it, and only when asked
+            self._cells[layout.comment] = {WRITTEN: 0}
         offset = 1  # cell 0 of each group is n, never an answer's cell
         self._skipped: list[tuple[int, int]] = []  # (skipped cell, first answer cell) per question
         for question in layout.questions:

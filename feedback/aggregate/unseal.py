@@ -2,8 +2,9 @@
 PostgreSQL with server-side cursors (memory stays flat however many there are), opened with
 the organisation's unlocked keys, checked against their survey version and tallied. Whatever
 does not open or is not a valid envelope is quarantined: counted, never an answer, never a
-crash. Comments are dropped here: free text is never released (the key holder reads them
-with `feedback comments`, see ``comments``).
+crash. Comments are dropped here: free text is never released, only (where a plan line names
+the comment question) a count of those written; the key holder reads them with
+`feedback comments` (see ``comments``).
 
 A large period is opened by worker processes, one per core: libsodium releases the GIL, but
 reading and checking each envelope is Python, so threads would serialise on it. The workers
@@ -161,7 +162,7 @@ async def _count_rows(
     Quarantined: sealed to no unlocked key, did not open, not an envelope of this survey
     version, or holding an answer the survey does not allow."""
     survey = tally.layout.survey
-    slug, version = survey.slug, survey.version
+    slug, version, comment = survey.slug, survey.version, tally.layout.comment
     counted = read = 0
     cursor = await conn.cursor(query, *args)
     while rows := await cursor.fetch(CHUNK):
@@ -169,7 +170,7 @@ async def _count_rows(
             if position is None:
                 continue
             try:
-                answers = answers_of(keys[position - 1].open(ciphertext), slug, version)
+                answers = answers_of(keys[position - 1].open(ciphertext), slug, version, comment)
             except (CannotOpen, InvalidEnvelope):
                 continue
             counted += tally.add(answers)

@@ -124,7 +124,8 @@ def _line_preview(line: PlanLine, respondents: int, threshold: int) -> list[str]
     "-q",
     "questions",
     multiple=True,
-    help="A question to release (repeat; default: all but demographics and the comment).",
+    help="A question to release (repeat; default: all but demographics and the comment; "
+    "naming the comment releases a noisy count of comments written, never their text).",
 )
 @click.option(
     "--indices",

@@ -398,13 +398,25 @@ def answers(report: Report) -> Chart | None:
                 uncertain=not _readable(share),
             )
         )
+    notes = (_withheld_note(shares, pooled=bool(report.indices_trend)), _comments_note(now))
     return Chart(
         "answers",
         f"Each question: share agreeing, {now.period}",
         _draw(_share_template("period"), rows),
         ("question", f"agree {now.period}", "95% interval", "period before"),
         tuple(table),
-        _withheld_note(shares, pooled=bool(report.indices_trend)),
+        " ".join(note for note in notes if note),
+    )
+
+
+def _comments_note(release: Release) -> str:
+    written = release.comments()
+    if written is None:
+        return ""
+    return (
+        f"About {written.value} people wrote a comment (a noisy count; 95% interval "
+        f"{written.low} to {written.high}). Comments are read only by the key holder, in "
+        "batches and in no order, and never shown here."
     )
 
 

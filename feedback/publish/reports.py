@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from feedback import means
-from feedback.cells import SUPPRESSED
+from feedback.cells import SUPPRESSED, WRITTEN
 from feedback.db import Connection
 from feedback.periods import Period
 from feedback.shares import ALPHA, headline, noise_bound, share_interval
@@ -36,6 +36,15 @@ class Share:
     low: float | None
     high: float | None
     suppressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A noisy count with its 95% interval (noise only), none of them below 0."""
+
+    value: int
+    low: int
+    high: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,17 @@ class Release:
     def half_width(self) -> int:
         """95% noise half-width of any one cell."""
         return noise_bound(float(self.noise_scale), 1, ALPHA)
+
+    def comments(self) -> Count | None:
+        """How many wrote a comment (noisy, over the groups shown) with its 95% interval, if
+        the release counts them; never below 0."""
+        question = next((q for q in self.questions if q.type == "comment"), None)
+        shown = self.shown()
+        if question is None or not shown:
+            return None
+        written = sum(g["questions"][question.id][WRITTEN] for g in shown)
+        bound = noise_bound(float(self.noise_scale), len(shown), ALPHA)
+        return Count(max(0, written), max(0, written - bound), max(0, written + bound))
 
     def share(self, question_id: str, group: str | None = None) -> Share:
         """The headline share of a question in one group, or over the groups shown."""

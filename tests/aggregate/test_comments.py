@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from feedback.aggregate.privacy import DEFAULT_THRESHOLD
-from feedback.db import Connection, Record
+from feedback.db import WORKER, Connection, Record, connect
 from feedback.envelope import Envelope
+from feedback.publish import views
 from tests import factories
 from tests.aggregate.test_aggregate_cli import feedback, keys_from_the_cli, one_error, seal_in
 
@@ -55,7 +58,33 @@ async def test_comments_reach_only_the_key_holder_shuffled_in_sets_of_the_thresh
         database_url, "comments", "--period", "2026", "--passphrase-file", str(secret)
     )
     assert "has not ended" in one_error(running)
-    # Releases never carry them.
-    assert not await conn.fetchval(
-        "SELECT count(*) FROM releases WHERE cells::text LIKE '%marker%'"
+
+    # A release counts them, noisily, where the plan names the comment question; the
+    # manager's page says about how many wrote one. Their text goes nowhere.
+    assert feedback(database_url, "plan", "budget", "--per-year", "10").returncode == 0
+    planned = feedback(
+        database_url,
+        "plan", "add", "--year", "2026", "-p", "shelter", "-q", "believed", "-q", "comment",
+        "--epsilon", "2.5", "--accept-wide",
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    made = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
     )
+    assert made.returncode == 0, made.stderr
+    cells = orjson.loads(await conn.fetchval("SELECT cells::text FROM releases"))
+    [group] = cells["groups"]
+    written = group["questions"]["comment"]
+    assert set(written) == {"written", "skipped"}
+    # 2 x threshold comments and two blank ones; the noise's scale is 3 / 2.5, so it is
+    # beyond 20 once in about 17 million releases.
+    assert abs(written["written"] - 2 * DEFAULT_THRESHOLD) <= 20
+    worker = await connect(database_url, role=WORKER)
+    try:
+        await views.draw_program(worker, t.organisation_id, t.program_id)
+    finally:
+        await worker.close()
+    page = await conn.fetchval("SELECT charts::text FROM release_views")
+    assert "people wrote a comment (a noisy count" in page
+    for stored in ("SELECT cells::text FROM releases", "SELECT charts::text FROM release_views"):
+        assert "marker" not in await conn.fetchval(stored)

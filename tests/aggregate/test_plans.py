@@ -224,7 +224,7 @@ async def test_bad_plan_lines_are_refused(conn: Connection, worker_conn: Connect
     t = await factories.tenant(conn)
     for questions, breakdown, message in (
         (["no_such_question"], None, "not a question"),
-        (["comment"], None, "free text is never released"),
+        (["comment"], None, "comments are off for this organisation"),
         (["believed"], "housing", "not a single-choice question"),
     ):
         with pytest.raises(PlanError, match=message):

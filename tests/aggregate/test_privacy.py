@@ -12,6 +12,7 @@ import pytest
 from feedback import means
 from feedback.aggregate.privacy import Noise, Tally, release, release_indices
 from feedback.cells import Layout, PrivacyError, categories
+from feedback.envelope import Envelope, InvalidEnvelope, answers_of
 from feedback.shares import (
     ALPHA,
     headline,
@@ -40,8 +41,6 @@ def test_layout_comes_from_the_survey_not_the_data() -> None:
     by_gender = Layout.plan(SURVEY, ["believed"], breakdown="gender")
     assert by_gender.groups == ("woman", "man", "another", "skipped")
     assert by_gender.sensitivity == 2  # each survivor is in exactly one group
-    with pytest.raises(PrivacyError, match="free text"):
-        Layout.plan(SURVEY, ["comment"])
     with pytest.raises(PrivacyError, match="not a single-choice question"):
         Layout.plan(SURVEY, ["believed"], breakdown="housing")
     by_time = Layout.plan(SURVEY, ["safe_now", "housing"], breakdown="time_in_program")
@@ -57,6 +56,34 @@ def test_each_respondent_touches_exactly_one_plus_q_cells() -> None:
     offsets = categories(SURVEY.question("believed"))
     assert tally.counts[1 + offsets.index("agree")] == 1
     assert tally.counts[1 + offsets.index("skipped")] == 1
+
+
+def test_a_comment_is_counted_as_written_and_its_text_is_dropped() -> None:
+    layout = Layout.plan(SURVEY, ["believed", "comment"])
+    assert layout.comment == "comment"
+    assert layout.sensitivity == 3  # n, believed, and written or skipped
+    assert categories(SURVEY.question("comment")) == ("written", "skipped")
+    tally = Tally(layout)
+    for comment in ("a marker text", "another", "", "   \n", None):
+        padded = Envelope("rights-based", 1, "en", {"believed": 4}, comment=comment)
+        answers = answers_of(padded.to_plaintext(), "rights-based", 1, layout.comment)
+        assert "marker" not in str(answers)
+        assert tally.add(answers)
+    base = 1 + len(categories(SURVEY.question("believed")))
+    assert tally.counts[base : base + 2] == [2, 3]  # two written; blank ones are not
+    assert sum(tally.counts) == 5 * layout.sensitivity
+    [group] = release(tally, Noise(1, layout.sensitivity), threshold=1)
+    assert set(group.cells["comment"]) == {"written", "skipped"}
+    assert all(isinstance(v, int) for v in group.cells["comment"].values())
+    # Without the comment question in the layout, a comment is not an answer at all.
+    plain = answers_of(
+        Envelope("rights-based", 1, "en", {}, comment="x").to_plaintext(), "rights-based", 1
+    )
+    assert plain == {}
+    # An envelope that puts the comment among the answers is not one our pages make.
+    forged = Envelope("rights-based", 1, "en", {"comment": "written"}).to_plaintext()
+    with pytest.raises(InvalidEnvelope):
+        answers_of(forged, "rights-based", 1, "comment")
 
 
 def test_a_breakdown_puts_each_respondent_in_exactly_one_group() -> None:
