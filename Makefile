@@ -24,6 +24,12 @@ $(UV): $(BIN)/python
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	@echo "uv sync --frozen" >&2
 	@$(UV) sync --frozen --inexact --python $(BIN)/python >&2
+	@touch $@ $(VENV)/.synced-run
+
+# Only what the platform needs at run time: no test, lint or browser tools.
+$(VENV)/.synced-run: pyproject.toml uv.lock | $(UV)
+	@echo "uv sync --frozen --no-dev" >&2
+	@$(UV) sync --frozen --no-dev --inexact --python $(BIN)/python >&2
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -40,7 +46,9 @@ js: install-js ## Rebuild the survivor pages' scripts into feedback/collect/stat
 lock: | $(UV) ## Re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock
 
-demo: install ## Run the whole platform on one machine (embedded PostgreSQL unless FEEDBACK_DATABASE_URL is set)
+install-run: $(VENV)/.synced-run ## Create .venv with the run-time dependencies only (what `make demo` uses)
+
+demo: install-run ## Run the whole platform on one machine (embedded PostgreSQL unless FEEDBACK_DATABASE_URL is set)
 	$(BIN)/feedback demo
 
 lint: install ## ruff, mypy and the import contracts
@@ -60,7 +68,7 @@ format: install ## Rewrite code in the house style
 	$(BIN)/ruff format feedback tests benchmarks
 	$(BIN)/ruff check --fix feedback tests benchmarks
 
-.PHONY: help install install-js js lock demo lint test bench format
+.PHONY: help install install-run install-js js lock demo lint test bench format
 
 messages: install ## Re-extract translatable texts and update every catalogue
 	$(BIN)/pybabel extract --no-location --sort-output -w 100 -k N_ -F babel.cfg -o feedback/locale/messages.pot .

@@ -30,6 +30,7 @@ from feedback.cli.runtime import (
     serve,
     stop_on_signals,
 )
+from feedback.cli.setup import organisations_group, programs_group, surveys_group
 from feedback.cli.sms_sim import sms_sim
 from feedback.cli.users import users
 from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs
@@ -143,6 +144,9 @@ async def demo(settings: Settings) -> None:
                 scheduler.shutdown(wait=False)
 
 
+main.add_command(organisations_group)
+main.add_command(programs_group)
+main.add_command(surveys_group)
 main.add_command(keys)
 main.add_command(invitations)
 main.add_command(aggregate)

@@ -188,19 +188,18 @@ def parse_definition(text: str, source: str) -> Survey:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SurveyDefinitionError(f"{source}: {exc}") from None
-    lines = text.splitlines()
+    return _build(document, lambda where: line_of(text, *where), source)
 
-    def line_of(key: str, value: object = None) -> int:
-        """The line where ``key`` (set to ``value``, when given) is written, or 0: at the start
-        of a line, or inside an inline table ({ id = "x", ... })."""
-        written = r"[^\s,}]*" if value is None else rf"[\"']?{re.escape(str(value))}[\"']?"
-        pattern = re.compile(rf"(?:^|[{{,])\s*{re.escape(key)}\s*=\s*{written}\s*(?:[,}}]|$)")
-        for number, line in enumerate(lines, start=1):
-            if pattern.search(line.split("#", 1)[0]):
-                return number
-        return 0
 
-    return _build(document, lambda where: line_of(*where), source)
+def line_of(text: str, key: str, value: object = None) -> int:
+    """The line of a definition's ``text`` where ``key`` (set to ``value``, when given) is
+    written, or 0: at the start of a line, or inside an inline table ({ id = "x", ... })."""
+    written = r"[^\s,}]*" if value is None else rf"[\"']?{re.escape(str(value))}[\"']?"
+    pattern = re.compile(rf"(?:^|[{{,])\s*{re.escape(key)}\s*=\s*{written}\s*(?:[,}}]|$)")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.search(line.split("#", 1)[0]):
+            return number
+    return 0
 
 
 def _build(document: Mapping[str, Any], line_of: Any, source: str) -> Survey:
