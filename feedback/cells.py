@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from feedback.envelope import WRITTEN as WRITTEN  # the comment question's one category
 from feedback.errors import FeedbackError
 from feedback.surveys import INDICES, PREFER_NOT, IndexName, Question, Survey
 
 SKIPPED = "skipped"
-WRITTEN = "written"  # the comment question's one category: a comment was written
 SUPPRESSED = "S"
 
 

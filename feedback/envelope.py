@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 
-from feedback.cells import WRITTEN
 from feedback.errors import FeedbackError
 from feedback.sealing import SEAL_OVERHEAD
 
@@ -33,6 +32,7 @@ MAX_SEALED = MAX_ENVELOPE + SEAL_OVERHEAD
 SEALED_LENGTHS = frozenset(b + SEAL_OVERHEAD for b in BUCKETS)
 
 Answer = int | str
+WRITTEN = "written"  # what answers_of gives the comment question for a comment written
 FIELDS = frozenset({"answers", "comment", "lang", "survey", "survey_version", "v"})
 
 
@@ -111,7 +111,7 @@ def answers_of(
     """The answers of an opened envelope of ``survey`` at ``version``, unchecked: what the
     aggregator's tally checks as it counts, once per envelope (see ``Tally.add``). Given the
     id of the survey's ``comment`` question, a comment that is not blank is an answer to it,
-    ``written`` (feedback.cells): counted, its text dropped here."""
+    ``WRITTEN``, which feedback.cells counts: its text is dropped here."""
     document = _document(padded)
     if document["survey"] != survey or document["survey_version"] != version:
         raise InvalidEnvelope(f"the envelope is not of {survey} version {version}")
