@@ -266,6 +266,8 @@ def shortfall(layout: Layout, epsilon: Decimal, n: int, split: means.Split | Non
             )
         return None
     shown = preview(layout, float(epsilon), n, THRESHOLD)
+    if not shown.share_half_width:  # only a count (of comments written): no share to read
+        return None
     question, widest = max(shown.share_half_width.items(), key=lambda pair: pair[1])
     if widest * 100 > DETAIL_GOAL:
         return (

@@ -71,6 +71,8 @@ class Layout:
     def plan(
         cls, survey: Survey, question_ids: Sequence[str], breakdown: str | None = None
     ) -> Layout:
+        if len(set(question_ids)) != len(question_ids):
+            raise PrivacyError("each question is released once: a line names it twice")
         chosen = [survey.question(question_id) for question_id in question_ids]
         if breakdown is None:
             return cls(survey, tuple(chosen), ("all",))

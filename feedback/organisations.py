@@ -20,6 +20,7 @@ from feedback.phones import normalise
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 SMS_NUMBER = re.compile(r"\+?[0-9]{3,15}")
+WRITTEN_NUMBER = re.compile(r"\+?[0-9 ()-]+")  # how a number may be written before normalising
 
 
 class SetupError(FeedbackError):
@@ -58,6 +59,8 @@ def check_name(name: str, what: str, longest: int = 200) -> str:
     name = name.strip()
     if not 1 <= len(name) <= longest:
         raise SetupError(f"{what} is 1 to {longest} characters; got {len(name)}")
+    if any(not character.isprintable() for character in name):
+        raise SetupError(f"{what} holds a control character (a new line, a tab...): remove it")
     return name
 
 
@@ -77,7 +80,7 @@ def check_setting(key: str, value: str | bool) -> str | bool | None:
         return None
     if key == "sms_number":
         number = normalise(value)
-        if not SMS_NUMBER.fullmatch(number):
+        if not WRITTEN_NUMBER.fullmatch(value.strip()) or not SMS_NUMBER.fullmatch(number):
             raise SetupError(
                 f"{value!r} is not a phone number: write it with its country code, as the "
                 "SMS provider shows it (+15550100000)"
@@ -117,6 +120,11 @@ async def change_organisation(
 ) -> None:
     """Set the given settings (checked first: one bad value changes nothing)."""
     checked = {SETTINGS[key].column: check_setting(key, value) for key, value in changes.items()}
+    if checked.get("comments_enabled") is False and await _counts_comments(conn, organisation_id):
+        raise SetupError(
+            "a plan line of this year or later counts comments written: remove it first "
+            "(`feedback plan show`, then `feedback plan remove`), or keep comments on"
+        )
     if not checked:
         raise SetupError(
             f"say what to change: {', '.join('--' + k.replace('_', '-') for k in SETTINGS)}"
@@ -130,6 +138,21 @@ async def change_organisation(
         )
     except asyncpg.UniqueViolationError:
         raise SetupError("another organisation already uses that SMS number") from None
+
+
+async def _counts_comments(conn: Connection, organisation_id: uuid.UUID) -> bool:
+    found: bool = await conn.fetchval(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM release_plans p JOIN surveys s ON s.id = p.survey_id,
+                   jsonb_array_elements(s.definition -> 'questions') q
+             WHERE p.organisation_id = $1
+               AND p.budget_year >= extract(year FROM now())
+               AND q ->> 'type' = 'comment' AND q ->> 'id' = ANY (p.questions))
+        """,
+        organisation_id,
+    )
+    return found
 
 
 async def create_program(

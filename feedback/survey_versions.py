@@ -2,10 +2,10 @@
 
 `feedback surveys load FILE` stores a TOML definition (checked by feedback.surveys). A version
 already stored is never changed, because the answers sealed under it must keep meaning what
-they meant: the same definition again stores nothing; a changed wording or set of options
-under the same question ids becomes the next version; changed question ids under a version
-that exists are refused, naming the line, since the file then says one version and means
-another.
+they meant: a definition stored already (under any version number) stores nothing; a changed
+wording or set of options under the same question ids becomes the next version; changed
+question ids under a version that exists are refused, naming the line, since the file then
+says one version and means another.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ async def store_survey(
             survey.slug,
         )
         stored = {row["version"]: from_json(row["definition"]) for row in rows}
+        for known in stored.values():
+            if _content(known) == _content(survey):
+                return Loaded(known, False, survey.version)
         same = stored.get(survey.version)
         if same is not None:
-            if same.to_json() == survey.to_json():
-                return Loaded(survey, False, survey.version)
             _check_same_questions(survey, same, text, max(stored) + 1)
             survey = dataclasses.replace(survey, version=max(stored) + 1)
         await conn.execute(
@@ -70,6 +71,11 @@ async def store_survey(
             survey.to_json(),
         )
     return Loaded(survey, True, same.version if same is not None else survey.version)
+
+
+def _content(survey: Survey) -> dict[str, object]:
+    """What a definition says, whatever its version number."""
+    return {**survey.to_json(), "version": None}
 
 
 def _check_same_questions(survey: Survey, stored: Survey, text: str, next_version: int) -> None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -29,13 +30,21 @@ def free_port() -> int:
 class LiveServer:
     """`feedback serve` in a subprocess, its log in a file the tests can read."""
 
-    def __init__(self, database_url: str, log_path: Path, *, app: str = "both", **env: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        app: str = "both",
+        command: Sequence[str] = (sys.executable, "-m", "feedback"),
+        **env: str,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "feedback", "serve", "--app", app],
+            [*command, "serve", "--app", app],
             env={
                 **os.environ,
                 "FEEDBACK_DATABASE_URL": database_url,

@@ -16,6 +16,7 @@ import click
 from feedback import __version__
 from feedback.cli import demo as demo_module
 from feedback.cli.aggregate import aggregate
+from feedback.cli.backups import backup_command, restore_command
 from feedback.cli.comments import comments
 from feedback.cli.common import run
 from feedback.cli.invitations import invitations
@@ -145,6 +146,8 @@ async def demo(settings: Settings) -> None:
 
 
 main.add_command(organisations_group)
+main.add_command(backup_command)
+main.add_command(restore_command)
 main.add_command(programs_group)
 main.add_command(surveys_group)
 main.add_command(keys)

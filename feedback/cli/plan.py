@@ -16,7 +16,7 @@ from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.db import WORKER, Connection, Record
 from feedback.errors import FeedbackError
-from feedback.periods import EVERY, GRANULARITIES, Granularity
+from feedback.periods import EVERY, GRANULARITIES, NAMES, Granularity
 from feedback.plans import (
     PlanError,
     PlanLine,
@@ -289,7 +289,7 @@ async def advise(
             click.echo(f"  {saying}")
         for line in advice.lines:
             click.echo(
-                f"  plan: {line.kind} every {line.granularity}, epsilon {line.epsilon} per "
+                f"  plan: {line.kind} every {NAMES[line.granularity]}, epsilon {line.epsilon} per "
                 f"release ({line.cost} a year)"
             )
         if not apply:

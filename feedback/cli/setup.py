@@ -47,7 +47,11 @@ def organisations_group() -> None:
 @run
 async def organisations_create(settings: Settings, slug: str, name: str) -> None:
     """Create an organisation whose short name is SLUG (lower-case letters, digits, dashes)."""
-    async with ready_pool(settings, role=OWNER) as pool, pool.acquire() as conn:
+    async with (
+        ready_pool(settings, role=OWNER) as pool,
+        pool.acquire() as conn,
+        conn.transaction(),
+    ):
         found = await create_organisation(conn, slug, name)
         await _audit(conn, found, "organisation.create", slug)
     click.echo(f"created organisation {slug}")
@@ -187,6 +191,16 @@ async def surveys_load(settings: Settings, organisation: str | None, file: Path)
             if loaded.created:
                 subject = f"{survey.slug} v{loaded.survey.version}"
                 await _audit(conn, org.id, "survey.load", subject)
+        older = await conn.fetchval(
+            """
+            SELECT count(*) FROM release_plans p JOIN surveys s ON s.id = p.survey_id
+             WHERE p.organisation_id = $1 AND s.slug = $2 AND s.version < $3
+               AND p.budget_year >= extract(year FROM now())
+            """,
+            org.id,
+            survey.slug,
+            loaded.survey.version,
+        )
     stored = loaded.survey
     if not loaded.created:
         click.echo(f"{stored.slug} version {stored.version} is stored already: nothing changed")
@@ -198,6 +212,12 @@ async def surveys_load(settings: Settings, organisation: str | None, file: Path)
     else:
         click.echo(
             f"stored {stored.slug} version {stored.version} ({len(stored.questions)} questions)"
+        )
+    if loaded.created and older:
+        click.echo(
+            f"note: {older} plan line(s) of this year or later release an earlier version; "
+            f"links made from now on ask version {stored.version}, whose answers only lines "
+            "planned for it count (`feedback plan advise --apply` or `feedback plan add`)"
         )
 
 

@@ -413,10 +413,11 @@ def _comments_note(release: Release) -> str:
     written = release.comments()
     if written is None:
         return ""
+    people = "1 person" if written.value == 1 else f"{written.value} people"
     return (
-        f"About {written.value} people wrote a comment (a noisy count; 95% interval "
-        f"{written.low} to {written.high}). Comments are read only by the key holder, in "
-        "batches and in no order, and never shown here."
+        f"About {people} wrote a comment (a noisy count, read as 0 where the noise took it "
+        f"below; 95% interval {written.low} to {written.high}). Comments are read only by "
+        "the key holder, in batches and in no order, and never shown here."
     )
 
 

@@ -35,6 +35,7 @@ MAX_SMS_QUESTIONS = 6
 IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 # Question ids start with a letter: in JavaScript, integer-like object keys would sort first
 # and the browser's canonical JSON would differ from the server's.
+MOST_VERSIONS = 100_000
 QUESTION_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # Option ids a release already uses: "skipped" (no answer), "prefer_not" (a scale's own "prefer
@@ -214,11 +215,11 @@ def _build(document: Mapping[str, Any], line_of: Any, source: str) -> Survey:
         if key not in known:
             raise fail(f"unknown key {key!r} (expected one of {sorted(known)})", key)
     slug = document.get("slug")
-    if not isinstance(slug, str) or not SLUG.match(slug):
+    if not isinstance(slug, str) or not SLUG.fullmatch(slug):
         raise fail("slug must be lower-case letters, digits and dashes", "slug")
     version = document.get("version")
-    if type(version) is not int or version < 1:
-        raise fail("version must be a whole number, 1 or more", "version")
+    if type(version) is not int or not 1 <= version <= MOST_VERSIONS:
+        raise fail(f"version must be a whole number from 1 to {MOST_VERSIONS}", "version")
     title = document.get("title")
     if not isinstance(title, str) or not title.strip():
         raise fail("title must be a non-empty text", "title")
@@ -252,7 +253,7 @@ def _question(raw: object, index: int, seen: set[str], fail: Any) -> Question:
     if not isinstance(raw, dict):
         raise fail(f"question {index} is not a table")
     qid = raw.get("id")
-    if not isinstance(qid, str) or not QUESTION_ID.match(qid):
+    if not isinstance(qid, str) or not QUESTION_ID.fullmatch(qid):
         raise fail(
             f"question {index}: id must be lower-case letters, digits and underscores", "id", qid
         )
@@ -285,7 +286,7 @@ def _question(raw: object, index: int, seen: set[str], fail: Any) -> Question:
                 not isinstance(option, dict)
                 or set(option) != {"id", "text"}
                 or not isinstance(option["id"], str)
-                or not IDENTIFIER.match(option["id"])
+                or not IDENTIFIER.fullmatch(option["id"])
                 or not isinstance(option["text"], str)
             ):
                 raise fail(f"question {qid!r}: each option needs an id and a text", *where)
