@@ -46,6 +46,8 @@ async def test_an_operator_sets_up_an_organisation_without_sql(
         (("--sms-name", "x" * 41), "1 to 40 characters"),
         ((), "say what to change"),
         (("--name", "Fine", "--sms-help", "y" * 141), "1 to 140 characters"),
+        (("--sms-number", "call 555-0100 x12"), "is not a phone number"),
+        (("--name", "North\tAid"), "control character"),
     ):
         refused = feedback(database_url, "organisations", "set", *args)
         assert message in one_error(refused), args
@@ -98,6 +100,8 @@ async def test_survey_definitions_are_versioned_and_never_changed(
     rows = await conn.fetch("SELECT version, definition FROM surveys ORDER BY version")
     assert [r["version"] for r in rows] == [2, 3]
     assert "Staff believed me." in str(rows[0]["definition"])
+    twice = feedback(database_url, "surveys", "load", str(survey))
+    assert "version 3 is stored already: nothing changed" in twice.stdout
 
     # A question id changed under a stored version: refused with its line; nothing stored.
     renamed = text.replace('id = "housing"', 'id = "home"', 1)
@@ -106,6 +110,12 @@ async def test_survey_definitions_are_versioned_and_never_changed(
     line = next(n for n, row in enumerate(renamed.splitlines(), 1) if 'id = "home"' in row)
     assert f"line {line}: question 'home' is not in version 2" in refused
     assert "version = 4" in refused
+    for bad, message in (
+        (text.replace('slug = "rights-based"', 'slug = "rights-based\\n"', 1), "slug must be"),
+        (text.replace("version = 2", "version = 3000000000", 1), "from 1 to 100000"),
+    ):
+        survey.write_text(bad)
+        assert message in one_error(feedback(database_url, "surveys", "load", str(survey)))
     survey.write_text(text.replace("[[questions]]", "[[questions", 1))
     broken = one_error(feedback(database_url, "surveys", "load", str(survey)))
     assert str(survey) in broken

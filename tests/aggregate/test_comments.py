@@ -84,6 +84,15 @@ async def test_comments_reach_only_the_key_holder_shuffled_in_sets_of_the_thresh
         await views.draw_program(worker, t.organisation_id, t.program_id)
     finally:
         await worker.close()
+    # A line may count comments alone; while one does, comments cannot be turned off.
+    alone = feedback(
+        database_url,
+        "plan", "add", "--year", "2027", "-p", "shelter", "-q", "comment", "--epsilon", "0.5",
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stderr
+    off = one_error(feedback(database_url, "organisations", "set", "--no-comments"))
+    assert "counts comments written: remove it first" in off
+    assert await conn.fetchval("SELECT comments_enabled FROM organisations")
     page = await conn.fetchval("SELECT charts::text FROM release_views")
     assert "wrote a comment (a noisy count" in page
     for stored in ("SELECT cells::text FROM releases", "SELECT charts::text FROM release_views"):

@@ -43,6 +43,8 @@ def test_layout_comes_from_the_survey_not_the_data() -> None:
     assert by_gender.sensitivity == 2  # each survivor is in exactly one group
     with pytest.raises(PrivacyError, match="not a single-choice question"):
         Layout.plan(SURVEY, ["believed"], breakdown="housing")
+    with pytest.raises(PrivacyError, match="names it twice"):
+        Layout.plan(SURVEY, ["believed", "comment", "believed"])
     by_time = Layout.plan(SURVEY, ["safe_now", "housing"], breakdown="time_in_program")
     assert by_time.groups == ("under_3", "3_to_6", "6_to_12", "over_12", "skipped")
 
@@ -72,7 +74,8 @@ def test_a_comment_is_counted_as_written_and_its_text_is_dropped() -> None:
     base = 1 + len(categories(SURVEY.question("believed")))
     assert tally.counts[base : base + 2] == [2, 3]  # two written; blank ones are not
     assert sum(tally.counts) == 5 * layout.sensitivity
-    [group] = release(tally, Noise(1, layout.sensitivity), threshold=1)
+    # Little noise, so that the group of 5 is not suppressed by chance.
+    [group] = release(tally, Noise(50, layout.sensitivity), threshold=1)
     assert set(group.cells["comment"]) == {"written", "skipped"}
     assert all(isinstance(v, int) for v in group.cells["comment"].values())
     # Without the comment question in the layout, a comment is not an answer at all.
