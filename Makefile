@@ -22,14 +22,14 @@ $(UV): $(BIN)/python
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" >&2
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	@echo "uv sync --frozen" >&2
-	@$(UV) sync --frozen --inexact --python $(BIN)/python >&2
+	@echo "uv sync --frozen --extra embedded" >&2
+	@$(UV) sync --frozen --extra embedded --inexact --python $(BIN)/python >&2
 	@touch $@ $(VENV)/.synced-run
 
 # Only what the platform needs at run time: no test, lint or browser tools.
 $(VENV)/.synced-run: pyproject.toml uv.lock | $(UV)
-	@echo "uv sync --frozen --no-dev" >&2
-	@$(UV) sync --frozen --no-dev --inexact --python $(BIN)/python >&2
+	@echo "uv sync --frozen --no-dev --extra embedded" >&2
+	@$(UV) sync --frozen --no-dev --extra embedded --inexact --python $(BIN)/python >&2
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

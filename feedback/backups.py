@@ -109,8 +109,27 @@ async def ensure_roles(conn: Connection) -> None:
     await conn.execute(block[0])
 
 
-def restore(database_url: str, source: Path, key: pyrage.x25519.Identity) -> None:
+def tool_major(name: str) -> int:
+    """The major version of PostgreSQL's client tool ``name`` on the PATH."""
+    printed = subprocess.run(  # noqa: S603 (PostgreSQL's own tool)
+        [_tool(name), "--version"], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"\s(\d+)(?:\.\d+)?", printed)
+    if found is None:
+        raise BackupError(f"cannot tell the version of {name} from {printed.strip()!r}")
+    return int(found[1])
+
+
+def restore(
+    database_url: str, source: Path, key: pyrage.x25519.Identity, server_major: int
+) -> None:
     """Decrypt ``source`` into pg_restore, which loads it into the (empty) database."""
+    if (major := tool_major("pg_restore")) > server_major:
+        raise BackupError(
+            f"pg_restore is of PostgreSQL {major} and the server of {server_major}: a newer "
+            "pg_restore writes settings an older server does not know. Use the client tools "
+            f"of the server's version (Debian: postgresql-client-{server_major})"
+        )
     load = subprocess.Popen(  # noqa: S603 (PostgreSQL's own tool, our arguments)
         [_tool("pg_restore"), "--exit-on-error", "--single-transaction", "--dbname", database_url],
         stdin=subprocess.PIPE,

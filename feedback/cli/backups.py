@@ -53,9 +53,10 @@ async def restore_command(settings: Settings, source: Path, identity_file: Path)
         try:
             await check_empty(conn)
             await ensure_roles(conn)
+            server_major = int(await conn.fetchval("SHOW server_version_num")) // 10000
         finally:
             await conn.close()
-        await asyncio.to_thread(restore, url, source, key)
+        await asyncio.to_thread(restore, url, source, key, server_major)
     click.echo(
         f"restored {source}; run `feedback migrate` if this version of feedback is newer than "
         "the backup's"
