@@ -108,6 +108,9 @@ async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: C
             "INSERT INTO privacy_ledger (organisation_id, budget_year, release_id, epsilon) "
             "VALUES (gen_random_uuid(), 2026, gen_random_uuid(), 1)",
         ),
+        (STAFF, "UPDATE organisations SET epsilon_per_year = 10"),  # the budget: CLI only
+        (STAFF, "UPDATE organisations SET release_threshold = 1"),
+        (STAFF, "UPDATE programs SET slug = 'x'"),
         (WORKER, "SELECT * FROM users"),
         (WORKER, "UPDATE releases SET cells = '{}'"),
     ],

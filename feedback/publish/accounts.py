@@ -379,3 +379,47 @@ async def disable_user(conn: Connection, *, organisation_id: uuid.UUID, user_id:
             user_id,
         )
     return email
+
+
+async def enable_user(conn: Connection, *, organisation_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    """Let a disabled account log in again (with the passphrase it had); returns its email.
+    Its sessions, devices and API tokens stay ended: it logs in afresh."""
+    email: str | None = await conn.fetchval(
+        "UPDATE users SET disabled_at = NULL WHERE organisation_id = $1 AND id = $2 "
+        "RETURNING email",
+        organisation_id,
+        user_id,
+    )
+    if email is None:
+        raise AccountError("no such user in this organisation")
+    return email
+
+
+async def change_access(
+    conn: Connection,
+    *,
+    organisation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: str,
+    programs: Sequence[uuid.UUID],
+) -> str:
+    """Give an account a role and the programs it sees (an admin sees all of them); returns
+    its email. Its sessions end, so that no page open with the old rights acts on them."""
+    if role not in ROLES:
+        raise AccountError(f"the role is one of {', '.join(ROLES)}")
+    async with conn.transaction():
+        email: str | None = await conn.fetchval(
+            "UPDATE users SET role = $3 WHERE organisation_id = $1 AND id = $2 RETURNING email",
+            organisation_id,
+            user_id,
+            role,
+        )
+        if email is None:
+            raise AccountError("no such user in this organisation")
+        await conn.execute("DELETE FROM user_programs WHERE user_id = $1", user_id)
+        await conn.executemany(
+            "INSERT INTO user_programs (organisation_id, user_id, program_id) VALUES ($1, $2, $3)",
+            [(organisation_id, user_id, program) for program in programs if role != "admin"],
+        )
+        await conn.execute("DELETE FROM staff_sessions WHERE user_id = $1", user_id)
+    return email

@@ -1,9 +1,16 @@
-"""Admin pages: users (invite with a one-time link, disable) and the audit log. The budget and
-the release plan are in feedback.publish.plan_pages."""
+"""Admin pages: users (invite with a one-time link, change their role and programs, disable,
+enable again) and the audit log (filtered, and as CSV). The budget and the release plan are
+in feedback.publish.plan_pages; the organisation's settings, programs and keys in
+feedback.publish.settings_pages."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+import json
 import uuid
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
@@ -12,8 +19,10 @@ from feedback.db import Record
 from feedback.publish.accounts import (
     ROLES,
     AccountError,
+    change_access,
     create_user,
     disable_user,
+    enable_user,
     make_password_link,
     unlock,
 )
@@ -70,7 +79,8 @@ async def _users_page(
         SELECT u.id, u.email, u.display_name, u.role, u.disabled_at,
                u.password_hash IS NOT NULL AS active,
                coalesce(u.next_try_at > now(), false) AS waiting,
-               array_remove(array_agg(p.name ORDER BY p.name), NULL) AS programs
+               array_remove(array_agg(p.name ORDER BY p.name), NULL) AS programs,
+               array_remove(array_agg(p.id), NULL) AS program_ids
           FROM users u
           LEFT JOIN user_programs up ON up.user_id = u.id
           LEFT JOIN programs p ON p.id = up.program_id
@@ -149,6 +159,43 @@ async def disable(ctx: Context) -> Response:
 
 
 @staff_page("admin")
+async def enable(ctx: Context) -> Response:
+    try:
+        email = await enable_user(
+            ctx.conn, organisation_id=ctx.staff.organisation_id, user_id=ctx.id_in_path("user")
+        )
+    except AccountError:
+        raise HTTPException(404) from None
+    await ctx.audit("user.enable", email)
+    return await _users_page(ctx, notice=f"{email} can log in again with their passphrase.")
+
+
+@staff_page("admin")
+async def access(ctx: Context) -> Response:
+    """Change an account's role and the programs it sees."""
+    user_id = ctx.id_in_path("user")
+    if user_id == ctx.staff.id:
+        raise HTTPException(400, "You cannot change your own role: ask another admin.")
+    programs = {row["id"] for row in await _programs(ctx)}
+    chosen = [uuid.UUID(p) for p in ctx.fields("program") if _is_uuid(p)]
+    role = ctx.field("role")
+    try:
+        if not set(chosen) <= programs:
+            raise AccountError("choose programs of this organisation")
+        email = await change_access(
+            ctx.conn,
+            organisation_id=ctx.staff.organisation_id,
+            user_id=user_id,
+            role=role,
+            programs=chosen,
+        )
+    except AccountError as exc:
+        return await _users_page(ctx, error=str(exc))
+    await ctx.audit("user.access", email, role=role, programs=len(chosen))
+    return await _users_page(ctx, notice=f"{email} is now {role}.")
+
+
+@staff_page("admin")
 async def audit(ctx: Context) -> Response:
     failures = await ctx.conn.fetch(
         """
@@ -159,13 +206,91 @@ async def audit(ctx: Context) -> Response:
         """,
         ctx.staff.organisation_id,
     )
-    rows = await ctx.conn.fetch(
+    chosen = _audit_filter(ctx)
+    rows = await _audit_entries(ctx, chosen, limit=SHOWN)
+    actions = await ctx.conn.fetch(
+        "SELECT DISTINCT action FROM audit_log WHERE organisation_id = $1 ORDER BY action",
+        ctx.staff.organisation_id,
+    )
+    return page(
+        ctx.request,
+        "audit.html",
+        entries=rows,
+        failures=failures,
+        chosen=chosen,
+        actions=[row["action"] for row in actions],
+        query=urlencode({k: v for k, v in chosen.items() if v}),
+        shown=SHOWN,
+    )
+
+
+SHOWN = 500  # entries on the page; the CSV has every entry the filter finds
+
+
+def _audit_filter(ctx: Context) -> dict[str, str]:
+    """who (part of an email), what (an action), since and until (dates, inclusive)."""
+    params = ctx.request.query_params
+    chosen = {name: params.get(name, "").strip() for name in ("who", "what", "since", "until")}
+    for name in ("since", "until"):
+        if chosen[name]:
+            try:
+                dt.date.fromisoformat(chosen[name])
+            except ValueError:
+                raise HTTPException(400, f"{name} is a date: YYYY-MM-DD") from None
+    if len(chosen["who"]) > 200 or len(chosen["what"]) > 100:
+        raise HTTPException(400, "who and what are short texts")
+    return chosen
+
+
+async def _audit_entries(
+    ctx: Context, chosen: dict[str, str], *, limit: int | None
+) -> list[Record]:
+    return await ctx.conn.fetch(
         """
         SELECT a.created_at, u.email, a.action, a.subject, a.details
           FROM audit_log a LEFT JOIN users u ON u.id = a.user_id
          WHERE a.organisation_id = $1
-         ORDER BY a.id DESC LIMIT 500
+           AND ($2 = '' OR strpos(u.email, lower($2)) > 0)
+           AND ($3 = '' OR a.action = $3)
+           AND ($4 = '' OR a.created_at >= $4::date)
+           AND ($5 = '' OR a.created_at < $5::date + 1)
+         ORDER BY a.id DESC
+         LIMIT $6
         """,
         ctx.staff.organisation_id,
+        chosen["who"],
+        chosen["what"],
+        chosen["since"],
+        chosen["until"],
+        limit,
     )
-    return page(ctx.request, "audit.html", entries=rows, failures=failures)
+
+
+@staff_page("admin")
+async def audit_csv(ctx: Context) -> Response:
+    chosen = _audit_filter(ctx)
+    rows = await _audit_entries(ctx, chosen, limit=None)
+    await ctx.audit("audit.export", None, **{k: v for k, v in chosen.items() if v})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("when_utc", "who", "what", "on", "details"))
+    for row in rows:
+        writer.writerow(
+            (
+                row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                row["email"] or "",
+                row["action"],
+                _cell(row["subject"] or ""),
+                _cell(json.dumps(row["details"], sort_keys=True) if row["details"] else ""),
+            )
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'},
+    )
+
+
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

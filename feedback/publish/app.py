@@ -27,6 +27,7 @@ from feedback.publish import (
     dashboard,
     plan_pages,
     program_pages,
+    settings_pages,
 )
 from feedback.publish.render import STATIC, page
 from feedback.publish.sessions import Sessions
@@ -83,6 +84,33 @@ def routes() -> list[Route | Mount]:
             name="unlock_user",
         ),
         Route("/admin/audit", admin_pages.audit, name="audit"),
+        Route("/admin/audit.csv", admin_pages.audit_csv, name="audit_csv"),
+        Route(
+            "/admin/users/{user}/enable",
+            admin_pages.enable,
+            methods=["POST"],
+            name="enable_user",
+        ),
+        Route(
+            "/admin/users/{user}/access",
+            admin_pages.access,
+            methods=["POST"],
+            name="user_access",
+        ),
+        Route(
+            "/admin/organisation",
+            settings_pages.organisation,
+            methods=["GET", "POST"],
+            name="organisation",
+        ),
+        Route("/admin/programs", settings_pages.programs, methods=["GET", "POST"], name="programs"),
+        Route(
+            "/admin/programs/{program}/rename",
+            settings_pages.rename,
+            methods=["POST"],
+            name="rename_program",
+        ),
+        Route("/admin/keys", settings_pages.keys, name="keys"),
         Route("/admin/budget", plan_pages.budget, name="budget"),
         Route("/admin/budget/advise", plan_pages.advise, methods=["POST"], name="plan_advise"),
         Route("/admin/budget/lines", plan_pages.add, methods=["POST"], name="plan_add"),

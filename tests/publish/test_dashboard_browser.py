@@ -151,6 +151,9 @@ def dashboard_pages(page: Page, site: Site) -> Iterator[str]:
         "/admin/users",
         "/admin/budget",
         "/admin/audit",
+        "/admin/organisation",
+        "/admin/programs",
+        "/admin/keys",
         "/tokens",
     ):
         page.goto(site.staff + path)
