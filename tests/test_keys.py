@@ -144,7 +144,13 @@ async def test_cli_key_ceremony(conn: Connection, database_url: str, tmp_path: P
     assert "keys rotate" in again.stderr
 
     old_sealed = seal(load_public_key(row.public_key), b"before rotation")
-    rotated = feedback(database_url, "rotate", stdin=f"{STRONG}\n{STRONG}\n")
+    # For automation, the passphrase once on standard input: still refused when weak.
+    piped = ("rotate", "--passphrase-file", "-")
+    weak_piped = feedback(database_url, *piped, stdin="password1234\n")
+    assert weak_piped.stderr.strip().splitlines()[-1].startswith("error: that passphrase is too")
+    empty = feedback(database_url, *piped, stdin="")
+    assert "no passphrase on standard input" in empty.stderr
+    rotated = feedback(database_url, *piped, stdin=f"{STRONG}\n")
     assert rotated.returncode == 0, rotated.stderr
     keys = await select_keys(conn, "collection_keys", organisation_id=org_id)  # type: ignore[arg-type]
     assert [k.retired_at is None for k in keys] == [False, True]

@@ -62,7 +62,8 @@ def passphrase_file_option(command: F) -> F:
     return click.option(
         "--passphrase-file",
         type=click.Path(path_type=Path),
-        help="Read the passphrase from a file instead of asking.",
+        help="Read the passphrase from a file (its first line; mode 0600) or, given -, from "
+        "standard input, instead of asking.",
     )(command)
 
 
@@ -95,8 +96,14 @@ async def pick_organisation(conn: Connection, slug: str | None) -> Organisation:
 
 
 def read_passphrase(path: Path | None, *, confirm: bool) -> str:
-    """From a file (first line), or typed at a prompt; typed twice when ``confirm``, because a
-    mistyped passphrase would lose every answer sealed to the key for good."""
+    """From a file (first line), standard input (``-``: first line), or typed at a prompt;
+    typed twice when ``confirm``, because a mistyped passphrase would lose every answer sealed
+    to the key for good (a file or a pipe is not mistyped)."""
+    if path == Path("-"):
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise FeedbackError("no passphrase on standard input (its first line is read)")
+        return line
     if path is not None:
         return read_passphrase_file(path)
     passphrase: str = click.prompt(
