@@ -34,6 +34,94 @@ SCHEMAS = SchemaGenerator(
         "info": {"title": "Feedback releases API", "version": "1"},
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "ReleaseSummary": {
+                    "type": "object",
+                    "required": ["id", "kind", "period", "granularity", "survey"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "kind": {"type": "string", "enum": ["questions", "indices"]},
+                        "period": {"type": "string", "example": "2026-Q3"},
+                        "granularity": {
+                            "type": "string",
+                            "enum": ["month", "quarter", "half", "year"],
+                        },
+                        "breakdown": {"type": "string", "nullable": True},
+                        "survey": {"type": "string"},
+                        "survey_version": {"type": "integer"},
+                    },
+                },
+                "Interval": {
+                    "type": "object",
+                    "description": "A figure with its 95% interval (noise only); all null "
+                    "when the group is suppressed or nobody answered.",
+                    "properties": {
+                        "group": {"type": "string"},
+                        "low": {"type": "number", "nullable": True},
+                        "high": {"type": "number", "nullable": True},
+                        "suppressed": {"type": "boolean"},
+                    },
+                },
+                "Release": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/ReleaseSummary"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "epsilon": {"type": "string", "example": "1.0"},
+                                "mechanism": {"type": "string", "enum": ["discrete_laplace"]},
+                                "noise_scale": {"type": "string"},
+                                "threshold": {"type": "integer"},
+                                "half_width_95": {"type": "integer"},
+                                "note": {"type": "string"},
+                                "groups": {
+                                    "type": "array",
+                                    "description": 'Each group\'s noisy cells; "S" marks '
+                                    "a suppressed group's.",
+                                    "items": {"type": "object"},
+                                },
+                                "shares": {
+                                    "type": "array",
+                                    "items": {
+                                        "allOf": [
+                                            {"$ref": "#/components/schemas/Interval"},
+                                            {
+                                                "type": "object",
+                                                "properties": {
+                                                    "question": {"type": "string"},
+                                                    "share": {
+                                                        "type": "number",
+                                                        "nullable": True,
+                                                    },
+                                                },
+                                            },
+                                        ]
+                                    },
+                                },
+                                "indices": {
+                                    "type": "array",
+                                    "items": {
+                                        "allOf": [
+                                            {"$ref": "#/components/schemas/Interval"},
+                                            {
+                                                "type": "object",
+                                                "properties": {
+                                                    "index": {"type": "string"},
+                                                    "mean": {
+                                                        "type": "number",
+                                                        "nullable": True,
+                                                    },
+                                                },
+                                            },
+                                        ]
+                                    },
+                                },
+                                "metadata": {"type": "object"},
+                            },
+                        },
+                    ]
+                },
+            },
         },
         "security": [{"token": []}],
     }
@@ -141,7 +229,7 @@ async def releases(request: Request, conn: Connection, staff: Staff) -> Any:
           application/json:
             schema:
               type: array
-              items: {type: object}
+              items: {$ref: "#/components/schemas/ReleaseSummary"}
       401:
         description: No valid token.
       404:
@@ -180,7 +268,7 @@ async def release(request: Request, conn: Connection, staff: Staff) -> Any:
         description: The release.
         content:
           application/json:
-            schema: {type: object}
+            schema: {$ref: "#/components/schemas/Release"}
       401:
         description: No valid token.
       404:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -87,3 +88,19 @@ def test_no_generated_request_is_a_server_error(api: Api) -> None:
         fuzz()
     # The requests reached the operations (the schema's server is right), not only the router.
     assert len(answered_by_api) == len(operations), answered_by_api
+
+    # The real releases (which random ids never find) match the schema, field by field.
+    by_path = {operation.path: operation for operation in operations}
+    listed = httpx.get(
+        f"{api.base_url}/staff/api/v1/programs/shelter/releases", headers=headers, timeout=30
+    )
+    by_path["/api/v1/programs/{program}/releases"].validate_response(listed)
+    for summary in listed.json():
+        one = httpx.get(
+            f"{api.base_url}/staff/api/v1/programs/shelter/releases/{summary['id']}",
+            headers=headers,
+            timeout=30,
+        )
+        by_path["/api/v1/programs/{program}/releases/{release}"].validate_response(one)
+        assert one.json()["granularity"] == "quarter"
+    assert len(listed.json()) == 2
