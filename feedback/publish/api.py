@@ -18,6 +18,7 @@ from starlette.schemas import SchemaGenerator
 
 from feedback.db import Connection
 from feedback.offload import DRAWING
+from feedback.periods import GRANULARITIES
 from feedback.publish.accounts import Staff, load_staff
 from feedback.publish.audit import record
 from feedback.publish.guard import Context, staff_page, visible_program
@@ -28,6 +29,40 @@ from feedback.web import connection
 TOKEN_PREFIX = "fbk_"  # noqa: S105 - a prefix, so that leaked tokens are recognisable
 Api = Callable[[Request, Connection, Staff], Awaitable[Any]]
 
+
+def _with_interval(**properties: object) -> dict[str, object]:
+    """A figure of one group with its 95% interval: the Interval schema and ``properties``."""
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Interval"},
+            {"type": "object", "properties": properties},
+        ]
+    }
+
+
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+RELEASE_FIELDS = {
+    "epsilon": {"type": "string", "example": "1.0"},
+    "mechanism": {"type": "string", "enum": ["discrete_laplace"]},
+    "noise_scale": {"type": "string"},
+    "threshold": {"type": "integer"},
+    "half_width_95": {"type": "integer"},
+    "note": {"type": "string"},
+    "groups": {
+        "type": "array",
+        "description": "Each group's noisy cells; \"S\" marks a suppressed group's.",
+        "items": {"type": "object"},
+    },
+    "shares": {
+        "type": "array",
+        "items": _with_interval(question={"type": "string"}, share=NULLABLE_NUMBER),
+    },
+    "indices": {
+        "type": "array",
+        "items": _with_interval(index={"type": "string"}, mean=NULLABLE_NUMBER),
+    },
+    "metadata": {"type": "object"},
+}
 SCHEMAS = SchemaGenerator(
     {
         "openapi": "3.0.3",
@@ -42,10 +77,7 @@ SCHEMAS = SchemaGenerator(
                         "id": {"type": "string", "format": "uuid"},
                         "kind": {"type": "string", "enum": ["questions", "indices"]},
                         "period": {"type": "string", "example": "2026-Q3"},
-                        "granularity": {
-                            "type": "string",
-                            "enum": ["month", "quarter", "half", "year"],
-                        },
+                        "granularity": {"type": "string", "enum": list(GRANULARITIES)},
                         "breakdown": {"type": "string", "nullable": True},
                         "survey": {"type": "string"},
                         "survey_version": {"type": "integer"},
@@ -57,68 +89,15 @@ SCHEMAS = SchemaGenerator(
                     "when the group is suppressed or nobody answered.",
                     "properties": {
                         "group": {"type": "string"},
-                        "low": {"type": "number", "nullable": True},
-                        "high": {"type": "number", "nullable": True},
+                        "low": NULLABLE_NUMBER,
+                        "high": NULLABLE_NUMBER,
                         "suppressed": {"type": "boolean"},
                     },
                 },
                 "Release": {
                     "allOf": [
                         {"$ref": "#/components/schemas/ReleaseSummary"},
-                        {
-                            "type": "object",
-                            "properties": {
-                                "epsilon": {"type": "string", "example": "1.0"},
-                                "mechanism": {"type": "string", "enum": ["discrete_laplace"]},
-                                "noise_scale": {"type": "string"},
-                                "threshold": {"type": "integer"},
-                                "half_width_95": {"type": "integer"},
-                                "note": {"type": "string"},
-                                "groups": {
-                                    "type": "array",
-                                    "description": 'Each group\'s noisy cells; "S" marks '
-                                    "a suppressed group's.",
-                                    "items": {"type": "object"},
-                                },
-                                "shares": {
-                                    "type": "array",
-                                    "items": {
-                                        "allOf": [
-                                            {"$ref": "#/components/schemas/Interval"},
-                                            {
-                                                "type": "object",
-                                                "properties": {
-                                                    "question": {"type": "string"},
-                                                    "share": {
-                                                        "type": "number",
-                                                        "nullable": True,
-                                                    },
-                                                },
-                                            },
-                                        ]
-                                    },
-                                },
-                                "indices": {
-                                    "type": "array",
-                                    "items": {
-                                        "allOf": [
-                                            {"$ref": "#/components/schemas/Interval"},
-                                            {
-                                                "type": "object",
-                                                "properties": {
-                                                    "index": {"type": "string"},
-                                                    "mean": {
-                                                        "type": "number",
-                                                        "nullable": True,
-                                                    },
-                                                },
-                                            },
-                                        ]
-                                    },
-                                },
-                                "metadata": {"type": "object"},
-                            },
-                        },
+                        {"type": "object", "properties": RELEASE_FIELDS},
                     ]
                 },
             },
