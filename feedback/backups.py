@@ -11,11 +11,13 @@ organisation's key passphrase. A restore goes only into an empty database.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import IO, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyrage
 
@@ -64,26 +66,69 @@ def _tool(name: str) -> str:
     return found
 
 
+LIBPQ = {  # a database URL's parts, as the environment variables PostgreSQL's tools read
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+}
+
+
+def libpq_environment(database_url: str) -> dict[str, str]:
+    """The URL as PG* variables: a password in a command's arguments would show in `ps`."""
+    parts = urlsplit(database_url)
+    given = {
+        "host": unquote(parts.hostname or ""),
+        "port": str(parts.port or ""),
+        "user": unquote(parts.username or ""),
+        "password": unquote(parts.password or ""),
+        "dbname": unquote(parts.path.lstrip("/")),
+    }
+    for name, value in parse_qsl(parts.query):
+        if name not in LIBPQ:
+            raise BackupError(f"the database URL's {name!r} is not one a backup can pass on")
+        given[name] = value
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    return environment | {LIBPQ[name]: value for name, value in given.items() if value}
+
+
 def backup(database_url: str, to: Path, to_key: pyrage.x25519.Recipient) -> None:
-    """Dump the database into ``to``, encrypted as it is written; refuse to overwrite."""
+    """Dump the database into ``to``, encrypted as it is written; refuse to overwrite, and
+    keep nothing of a backup that did not finish."""
     dump = subprocess.Popen(  # noqa: S603 (PostgreSQL's own tool, our arguments)
-        [_tool("pg_dump"), "--format=custom", "--dbname", database_url],
+        [_tool("pg_dump"), "--format=custom"],
+        env=libpq_environment(database_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     output = cast(IO[bytes], dump.stdout)
     try:
-        with to.open("xb") as out:
-            to.chmod(0o600)
-            pyrage.encrypt_io(output, out, [to_key])
+        out = to.open("xb")
     except FileExistsError:
         dump.kill()
+        output.close()
+        _finish(dump)
         raise BackupError(f"{to} exists: a backup never overwrites a file") from None
+    finished = False
+    try:
+        with out:
+            to.chmod(0o600)
+            pyrage.encrypt_io(output, out, [to_key])
+        finished = True
+    except (OSError, pyrage.EncryptError) as exc:
+        dump.kill()
+        raise BackupError(f"cannot write {to} ({exc}); nothing was kept") from None
     finally:
         output.close()
         failed = _finish(dump)
+        if not finished or dump.returncode != 0:
+            to.unlink(missing_ok=True)
     if dump.returncode != 0:
-        to.unlink(missing_ok=True)
         raise BackupError(f"pg_dump failed, nothing kept: {failed}")
 
 
@@ -131,7 +176,10 @@ def restore(
             f"of the server's version (Debian: postgresql-client-{server_major})"
         )
     load = subprocess.Popen(  # noqa: S603 (PostgreSQL's own tool, our arguments)
-        [_tool("pg_restore"), "--exit-on-error", "--single-transaction", "--dbname", database_url],
+        # --no-owner: the restoring login owns what it restores, whatever the old one was
+        # called; the grants to the three roles are kept.
+        [_tool("pg_restore"), "--exit-on-error", "--single-transaction", "--no-owner", "-d", ""],
+        env=libpq_environment(database_url),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -151,6 +199,9 @@ def restore(
         ) from None
     except BrokenPipeError:
         pass  # pg_restore stopped reading: its own message says why
+    except OSError as exc:  # pyrage reports a damaged or cut-off file so, part-way through
+        load.kill()
+        raise BackupError(f"{source} is damaged ({exc}). Nothing was restored.") from None
     finally:
         with contextlib.suppress(BrokenPipeError):
             into.close()

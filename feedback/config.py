@@ -49,6 +49,12 @@ SETTINGS: tuple[Variable, ...] = (
         "Empty: `http://HOST:PORT`.",
     ),
     Variable(
+        "STAFF_URL",
+        "",
+        "Base URL staff use to reach the staff app, for the links commands print (behind a "
+        "proxy it may be a site of its own). Empty: PUBLIC_URL followed by /staff.",
+    ),
+    Variable(
         "TRUSTED_PROXIES",
         "",
         "Addresses or networks (comma-separated, such as `127.0.0.1,10.0.0.0/8`) of the reverse "
@@ -145,6 +151,7 @@ class Settings:
     host: str
     port: int
     public_url: str
+    staff_url: str
     trusted_proxies: tuple[IPNetwork, ...]
     quick_exit_url: str
     statement_timeout_ms: int
@@ -186,6 +193,7 @@ class Settings:
             host=host,
             port=port,
             public_url=public_url,
+            staff_url=(get("STAFF_URL") or f"{public_url}/staff").rstrip("/"),
             trusted_proxies=_networks(get("TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
             quick_exit_url=_https_url(get("QUICK_EXIT_URL"), "QUICK_EXIT_URL"),
             statement_timeout_ms=_integer(

@@ -67,6 +67,7 @@ def _check_made_by(pgdata: Path, major: str) -> None:
         raise DatabaseUnavailable(
             f"the embedded database in {pgdata} was made by PostgreSQL {found}, and this "
             f"version of feedback embeds PostgreSQL {major}. Demo data: move {pgdata} aside "
-            "and run again. Data to keep: dump it with the feedback version that made it "
-            "(`feedback backup`), then restore it here (`feedback restore`)."
+            "and run again. Data to keep: dump it with PostgreSQL 16's pg_dump (the earlier "
+            "version's pgserver/pginstall/bin/pg_dump, against this directory's socket), "
+            "and load it into PostgreSQL 18."
         )

@@ -87,6 +87,29 @@ def client_address(request: Request) -> str:
     return _subscriber(peer)
 
 
+class ForwardedScheme:
+    """``https`` as the request's scheme when a trusted proxy (FEEDBACK_TRUSTED_PROXIES) says,
+    in X-Forwarded-Proto, that the client used it: the proxy ends TLS and the app hears plain
+    http, but the URLs it builds (forms, redirects, links) must be the ones the client used.
+    Nothing else of the proxy's headers is taken here (addresses: ``client_address``)."""
+
+    def __init__(self, app: ASGIApp, trusted: tuple[IPNetwork, ...]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("scheme") == "http" and self._says_https(scope):
+            scope = {**scope, "scheme": "https"}
+        await self.app(scope, receive, send)
+
+    def _says_https(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not client or not _among(_normal(client[0]), self.trusted):
+            return False
+        said = [v for k, v in scope["headers"] if k == b"x-forwarded-proto"]
+        return bool(said) and said[-1].split(b",")[-1].strip().lower() == b"https"
+
+
 def _normal(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)

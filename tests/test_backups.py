@@ -87,6 +87,19 @@ async def test_a_backup_restores_into_an_empty_database_and_releases_from_there(
         empty_database_url, "restore", "--from", str(backup), "--identity", str(other)
     )
     assert "does not open with this identity" in one_error(refused)
+    cut = tmp_path / "cut.dump.age"  # a copy cut short: damaged on the way
+    cut.write_bytes(written[: len(written) // 2])
+    damaged = feedback(
+        empty_database_url, "restore", "--from", str(cut), "--identity", str(identity_file)
+    )
+    assert "Nothing was restored" in one_error(damaged) or "changed nothing" in damaged.stderr
+    copy = await asyncpg.connect(empty_database_url)
+    try:
+        assert (
+            await copy.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+        )
+    finally:
+        await copy.close()
     restored = feedback(
         empty_database_url, "restore", "--from", str(backup), "--identity", str(identity_file)
     )

@@ -21,6 +21,7 @@ def test_defaults() -> None:
     assert settings.port == 8000
     assert settings.host == "127.0.0.1"
     assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.staff_url == "http://127.0.0.1:8000/staff"
     assert settings.statement_timeout_ms == 5000
     assert settings.session_secret is None
 
@@ -32,6 +33,7 @@ def test_values_come_from_prefixed_variables_only() -> None:
             "FEEDBACK_PORT": "9000",
             "FEEDBACK_PUBLIC_URL": "https://survey.example.org/",
             "FEEDBACK_DEBUG": "yes",
+            "FEEDBACK_STAFF_URL": "https://staff.example.org/staff/",
             "PORT": "1234",
             "DATABASE_URL": "postgresql://ignored@x/y",
         }
@@ -39,6 +41,7 @@ def test_values_come_from_prefixed_variables_only() -> None:
     assert settings.database_url == "postgresql://app:pw@db.internal:5433/feedback"
     assert settings.port == 9000
     assert settings.public_url == "https://survey.example.org"
+    assert settings.staff_url == "https://staff.example.org/staff"
     assert settings.debug is True
 
 

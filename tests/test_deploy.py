@@ -17,15 +17,18 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from feedback.db import Connection
+from feedback.publish.accounts import create_user
 from feedback.publish.invitations import create_open_link
 from tests import factories
 from tests.live import ROOT, LiveServer, free_port
+from tests.publish.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 DEPLOY = ROOT / "deploy"
 AUTH_TOKEN = "t" * 32
 SMS_NUMBER = "+15550009999"
-CLIENTS = ("127.0.0.3", "127.0.0.4")  # two survivors' phones, as loopback addresses
+CLIENTS = ("127.0.0.3", "127.0.0.4")
+ADMIN = "admin@org.example"  # two survivors' phones, as loopback addresses
 
 
 def program(name: str) -> str:
@@ -116,7 +119,7 @@ class Caddy:
 @contextmanager
 def behind_caddy(
     database_url: str, tmp_path: Path, never: tuple[str, ...]
-) -> Iterator[tuple[Caddy, LiveServer]]:
+) -> Iterator[tuple[Caddy, LiveServer, LiveServer]]:
     """Both apps, each trusting only Caddy's address, and Caddy in front of them; afterwards,
     none of ``never`` is in what any of the three wrote."""
     caddy_port = free_port()
@@ -124,19 +127,14 @@ def behind_caddy(
         "FEEDBACK_TRUSTED_PROXIES": "127.0.0.1/32",
         "FEEDBACK_SMS_AUTH_TOKEN": AUTH_TOKEN,
         "FEEDBACK_LOG_LEVEL": "INFO",
+        "FEEDBACK_PUBLIC_URL": f"https://localhost:{caddy_port}",
     }
-    survivor = LiveServer(
-        database_url,
-        tmp_path / "survivor.log",
-        app="survivor",
-        FEEDBACK_PUBLIC_URL=f"https://localhost:{caddy_port}",
-        **env,
-    )
+    survivor = LiveServer(database_url, tmp_path / "survivor.log", app="survivor", **env)
     staff = LiveServer(database_url, tmp_path / "staff.log", app="staff", **env)
     caddy = None
     try:
         caddy = Caddy(tmp_path, f"127.0.0.1:{survivor.port}", f"127.0.0.1:{staff.port}", caddy_port)
-        yield caddy, survivor
+        yield caddy, survivor, staff
     finally:
         logs = [caddy.stop()] if caddy is not None else []
         for server in (survivor, staff):
@@ -152,23 +150,48 @@ async def test_caddy_terminates_tls_and_passes_the_client_address_to_the_rate_li
     conn: Connection, database_url: str, tmp_path: Path
 ) -> None:
     t = await factories.tenant(conn)
+    await create_user(
+        conn,
+        organisation_id=t.organisation_id,
+        email=ADMIN,
+        role="admin",
+        programs=[],
+        password=PASSWORD,
+    )
     await conn.execute("UPDATE organisations SET sms_number = $1", SMS_NUMBER)
     await conn.execute("UPDATE programs SET languages = '{en}'")
     poster = await create_open_link(conn, program_id=t.program_id)
-    with behind_caddy(database_url, tmp_path, (*CLIENTS, poster)) as (caddy, survivor):
-        check_caddy(caddy, survivor, poster)
+    with behind_caddy(database_url, tmp_path, (*CLIENTS, poster)) as (caddy, survivor, staff):
+        check_caddy(caddy, survivor, staff, poster)
 
 
-def check_caddy(caddy: Caddy, survivor: LiveServer, poster: str) -> None:
+def check_caddy(caddy: Caddy, survivor: LiveServer, staff: LiveServer, poster: str) -> None:
     with caddy.client() as client:
         health = client.get("/healthz")
         assert health.status_code == 200
         assert health.headers["strict-transport-security"].startswith("max-age=")
         assert "server" not in health.headers
         assert client.get("/staff/healthz").status_code == 404  # not on the survivors' site
-        staff = client.get(caddy.staff_url + "/staff/healthz")
-        assert staff.status_code == 200
-        assert staff.json()["database"] == "ok"
+        healthy = client.get(caddy.staff_url + "/staff/healthz")
+        assert healthy.status_code == 200
+        assert healthy.json()["database"] == "ok"
+        # The staff app hears plain http from Caddy, yet builds https links and redirects,
+        # and its cookie is Secure: X-Forwarded-Proto, from the trusted proxy only.
+        login = client.post(
+            caddy.staff_url + "/staff/login",
+            data={"email": ADMIN, "password": PASSWORD},
+            headers={"sec-fetch-site": "same-origin"},
+        )
+        assert login.status_code == 303, login.text
+        assert login.headers["location"].startswith(caddy.staff_url + "/staff/")
+        assert "secure" in login.headers["set-cookie"].lower()
+        home = client.get(caddy.staff_url + "/staff/")
+        assert f'action="{caddy.staff_url}/staff/logout"' in home.text
+    # Straight to the app from an address it does not trust, the header changes nothing.
+    direct = httpx.HTTPTransport(local_address=CLIENTS[0])
+    with httpx.Client(base_url=staff.base_url, transport=direct, timeout=30) as client:
+        forged = client.get("/staff/login", headers={"X-Forwarded-Proto": "https"})
+    assert f'action="{staff.base_url}/staff/login"' in forged.text
 
     # Five answers a client to a poster link: a client who sends X-Forwarded-For is still one
     # client, because Caddy replaces the header; another client is counted on its own.

@@ -111,6 +111,16 @@ async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: C
         (STAFF, "UPDATE organisations SET epsilon_per_year = 10"),  # the budget: CLI only
         (STAFF, "UPDATE organisations SET release_threshold = 1"),
         (STAFF, "UPDATE programs SET slug = 'x'"),
+        (
+            STAFF,
+            "INSERT INTO programs (organisation_id, slug, name, privacy_group) "
+            "SELECT id, 'p2', 'P', 'solo' FROM organisations",
+        ),
+        (
+            STAFF,
+            "INSERT INTO programs (organisation_id, slug, name, keep_partial_sms) "
+            "SELECT id, 'p3', 'P', true FROM organisations",
+        ),
         (WORKER, "SELECT * FROM users"),
         (WORKER, "UPDATE releases SET cells = '{}'"),
     ],

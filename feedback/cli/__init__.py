@@ -174,6 +174,7 @@ def show_settings() -> None:
         "host": settings.host,
         "port": settings.port,
         "public_url": settings.public_url,
+        "staff_url": settings.staff_url,
         "trusted_proxies": ",".join(str(n) for n in settings.trusted_proxies),
         "statement_timeout_ms": settings.statement_timeout_ms,
         "pool_size": settings.pool_size,

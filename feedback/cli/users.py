@@ -10,7 +10,6 @@ from feedback.config import Settings
 from feedback.db import STAFF
 from feedback.errors import FeedbackError
 from feedback.publish.accounts import ROLES, Role, create_user, make_password_link
-from feedback.publish.app import STAFF_PREFIX
 
 
 @click.group()
@@ -69,5 +68,5 @@ async def create(
             {"role": role, "via": "cli"},
         )
     click.echo(f"created {role} {email.lower()} in {org.slug}")
-    link = f"{settings.public_url}{STAFF_PREFIX}/set-password/{token}"
+    link = f"{settings.staff_url}/set-password/{token}"
     click.echo(f"set-password link (once, 7 days): {link}")

@@ -42,7 +42,10 @@ def build_web_app(
         apps[STAFF_PREFIX] = create_staff_app(
             settings, secrets.session, secrets.sms_code_key, pool=staff_pool, prefix=STAFF_PREFIX
         )
-    return web.combine(apps)
+    combined = web.combine(apps)
+    if settings.trusted_proxies:
+        combined.add_middleware(web.ForwardedScheme, trusted=settings.trusted_proxies)
+    return combined
 
 
 def worker_jobs(settings: Settings, database_url: str) -> tuple[Job, ...]:

@@ -35,7 +35,7 @@ async def users(ctx: Context) -> Response:
     link = error = None
     if ctx.request.method == "POST":
         programs = {row["id"] for row in await _programs(ctx)}
-        chosen = [uuid.UUID(p) for p in ctx.fields("program") if _is_uuid(p)]
+        chosen = list(dict.fromkeys(uuid.UUID(p) for p in ctx.fields("program") if _is_uuid(p)))
         try:
             if not set(chosen) <= programs:
                 raise AccountError("choose programs of this organisation")
@@ -177,7 +177,7 @@ async def access(ctx: Context) -> Response:
     if user_id == ctx.staff.id:
         raise HTTPException(400, "You cannot change your own role: ask another admin.")
     programs = {row["id"] for row in await _programs(ctx)}
-    chosen = [uuid.UUID(p) for p in ctx.fields("program") if _is_uuid(p)]
+    chosen = list(dict.fromkeys(uuid.UUID(p) for p in ctx.fields("program") if _is_uuid(p)))
     role = ctx.field("role")
     try:
         if not set(chosen) <= programs:
@@ -278,7 +278,7 @@ async def audit_csv(ctx: Context) -> Response:
         writer.writerow(
             (
                 row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                row["email"] or "",
+                _cell(row["email"] or ""),
                 row["action"],
                 _cell(row["subject"] or ""),
                 _cell(json.dumps(row["details"], sort_keys=True) if row["details"] else ""),

@@ -18,25 +18,30 @@ from feedback.publish.render import page
 TEXT_SETTINGS = ("name", "sms_name", "sms_help", "sms_number")
 
 
+SELECT_SETTINGS = (
+    "SELECT name, sms_name, sms_help_text, sms_number, comments_enabled, epsilon_per_year "
+    "FROM organisations WHERE id = $1"
+)
+
+
 @staff_page("admin")
 async def organisation(ctx: Context) -> Response:
     error = notice = None
+    settings = await ctx.conn.fetchrow(SELECT_SETTINGS, ctx.staff.organisation_id)
     if ctx.request.method == "POST":
         changes: dict[str, str | bool] = {key: ctx.field(key) for key in TEXT_SETTINGS}
         changes["comments"] = ctx.field("comments") == "on"
         try:
             async with ctx.conn.transaction():
                 await change_organisation(ctx.conn, ctx.staff.organisation_id, changes)
-                await ctx.audit("organisation.set", "settings")
+                after = await ctx.conn.fetchrow(SELECT_SETTINGS, ctx.staff.organisation_id)
+                before = dict(settings) if settings is not None else {}
+                changed = {k: v for k, v in dict(after or {}).items() if before.get(k) != v}
+                await ctx.audit("organisation.set", ",".join(sorted(changed)), **changed)
         except SetupError as exc:
             error = str(exc)
         else:
-            notice = "Saved."
-    settings = await ctx.conn.fetchrow(
-        "SELECT name, sms_name, sms_help_text, sms_number, comments_enabled, epsilon_per_year "
-        "FROM organisations WHERE id = $1",
-        ctx.staff.organisation_id,
-    )
+            settings, notice = after, "Saved."
     return page(
         ctx.request,
         "organisation.html",
@@ -65,7 +70,7 @@ async def programs(ctx: Context) -> Response:
 
 @staff_page("admin")
 async def rename(ctx: Context) -> Response:
-    slug = ctx.request.path_params["program"]
+    slug = (await ctx.program()).slug  # a program of another organisation: 404, audited
     try:
         async with ctx.conn.transaction():
             await rename_program(ctx.conn, ctx.staff.organisation_id, slug, ctx.field("name"))

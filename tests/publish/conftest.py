@@ -129,7 +129,7 @@ async def world(conn: Connection, worker_conn: Connection) -> World:
         )
     await add_release(worker_conn, org, "2026-Q2")
     await add_release(  # few respondents: too uncertain to read, whatever the noise
-        worker_conn, org, "2026-Q2", kind="indices", epsilon=0.5, respondents=30, threshold=1
+        worker_conn, org, "2026-Q2", kind="indices", epsilon=0.5, respondents=20, threshold=1
     )
     await add_release(worker_conn, org, "2026-Q3", respondents=400)  # big enough to read
     await add_release(worker_conn, org, "2026-Q3", kind="indices", epsilon=0.5, respondents=400)

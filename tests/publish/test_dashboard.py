@@ -48,12 +48,17 @@ async def test_a_program_page_draws_its_release(
             r"<td>\d+ to \d+</td><td>(higher|lower|can&#39;t tell)</td>",
             html,
         )
-        # 30 respondents at epsilon 0.5: too uncertain to read, drawn greyed and said so.
-        assert re.search(
-            r'<tr class="uncertain"><td>2026-Q2</td><td>Recovery</td>'
-            r"<td>\d+ \(too uncertain to read\)</td>",
-            html,
-        )
+        # 20 respondents at epsilon 0.5: too uncertain to read, drawn greyed and said so, or
+        # suppressed (about one time in thirty the noise takes the count below 1). Each index
+        # alone comes out readable about one time in thirty (noise pushed its estimate past
+        # 100, and the interval, cut at 100, is narrow; simulated through the release code),
+        # both together about one time in a thousand.
+        q2 = re.findall(r"<tr[^>]*><td>2026-Q2</td><td>[A-Za-z ]+</td><td>[^<]*</td>", html)
+        assert len(q2) == 2
+        assert any(
+            row.startswith('<tr class="uncertain">') and "(too uncertain to read)" in row
+            for row in q2
+        ) or all(row.endswith("<td>suppressed</td>") for row in q2), q2
         assert "<script" not in html
         q1 = await client.get("/staff/p/shelter/?period=2026-Q1")
         assert "suppressed" in q1.text

@@ -186,4 +186,4 @@ def test_axe_finds_no_wcag_21_aa_violations_on_the_dashboard(site: Site, browser
         assert result["passes"]
         checked.append(name)
     context.close()
-    assert len(checked) == 11
+    assert len(checked) == 14

@@ -20,6 +20,7 @@ ANY_STAFF = {"home", "logout", "tokens", "revoke_token"}
 ADMIN_ONLY = {
     *("users", "disable_user", "reset_user", "unlock_user", "audit"),
     *("budget", "plan_advise", "plan_add", "plan_remove"),
+    *("audit_csv", "enable_user", "user_access", "organisation", "programs", "keys"),
 }
 API = {"api_programs", "api_releases", "api_release"}
 EXAMPLE = {
