@@ -34,6 +34,7 @@ from feedback.cli.runtime import (
 from feedback.cli.setup import organisations_group, programs_group, surveys_group
 from feedback.cli.sms_sim import sms_sim
 from feedback.cli.users import users
+from feedback.cli.verify import verify_command
 from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs
 from feedback.config import Settings
 from feedback.db import STAFF, SURVIVOR, WORKER, Role, connect
@@ -146,6 +147,7 @@ async def demo(settings: Settings) -> None:
 
 
 main.add_command(organisations_group)
+main.add_command(verify_command)
 main.add_command(backup_command)
 main.add_command(restore_command)
 main.add_command(programs_group)

@@ -1,0 +1,78 @@
+"""`feedback verify`: a funder's check of a publication bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+
+from feedback.bundles import BundleError, check, remember
+from feedback.minisign import BadSignature, PublicKey
+
+BUNDLED_KEY = "signing-key.pub"
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The organisation's public key file (minisign format), as it gave it to you.",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A folder where the last publication of each series is remembered, to report "
+    "rollbacks, forks, gaps and overdue publications.",
+)
+def verify_command(bundle: Path, key_file: Path | None, state: Path | None) -> None:
+    """Check a publication BUNDLE (a folder or .tar.gz): its signature and every file. Needs
+    no database and no settings."""
+    try:
+        key, notes = _key(bundle, key_file)
+        report = check(bundle, key)
+        if state is not None:
+            remember(state, report, dt.datetime.now(dt.UTC).date())
+    except (BundleError, BadSignature) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    manifest = report.manifest
+    if manifest is not None:
+        click.echo(
+            f"{manifest.organisation}, series {manifest.series}, publication "
+            f"{manifest.sequence}, issued {manifest.issued}"
+            + (
+                f", correcting publication {manifest.corrects}: {manifest.why}"
+                if manifest.corrects is not None
+                else ""
+            )
+        )
+    for note in (*notes, *report.notes):
+        click.echo(f"note: {note}")
+    for problem in report.problems:
+        click.echo(f"FAILED {problem}")
+    if not report.ok:
+        sys.exit(1)
+    assert manifest is not None  # noqa: S101 (ok: the manifest was read)
+    click.echo(f"verified: the signature and all {len(manifest.files)} files")
+
+
+def _key(bundle: Path, key_file: Path | None) -> tuple[PublicKey, list[str]]:
+    if key_file is not None:
+        try:
+            return PublicKey.parse(key_file.read_text()), []
+        except OSError as exc:
+            raise BundleError(f"cannot read {key_file}: {exc}") from None
+    carried = bundle / BUNDLED_KEY
+    if not carried.is_file():
+        raise BundleError(
+            f"give the organisation's public key with --key (the bundle carries no {BUNDLED_KEY})"
+        )
+    key = PublicKey.parse(carried.read_text())
+    return key, [
+        f"checked with the key the bundle carries (id {key.hex_id}): compare that id with the "
+        "one the organisation gave you, or pass --key"
+    ]
