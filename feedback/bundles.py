@@ -251,10 +251,8 @@ def remember(state: Path, report: Report, today: dt.date) -> None:
     report.problems += problems
     report.notes += notes
     advanced = last is None or manifest.sequence > int(last["sequence"])
-    if advanced:
-        newest, due = manifest.sequence, manifest.next_due
-    else:
-        assert last is not None  # noqa: S101 (not advanced: there was a last one)
+    newest, due = manifest.sequence, manifest.next_due
+    if last is not None and not advanced:
         newest = int(last["sequence"])
         due = dt.date.fromisoformat(last["next_due"]) if last.get("next_due") else None
     if due is not None and today > due:

@@ -20,6 +20,7 @@ from feedback.organisations import (
     programs,
     rename_program,
 )
+from feedback.publish.audit import record
 from feedback.survey_versions import read_definition, store_survey, surveys
 
 # Setup runs as the database owner: only it may create organisations.
@@ -27,12 +28,13 @@ OWNER = None
 
 
 async def _audit(conn: Connection, organisation_id: uuid.UUID, action: str, subject: str) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (organisation_id, action, subject, details) "
-        'VALUES ($1, $2, $3, \'{"via": "cli"}\')',
-        organisation_id,
-        action,
-        subject,
+    await record(
+        conn,
+        organisation_id=organisation_id,
+        user_id=None,
+        action=action,
+        subject=subject,
+        details={"via": "cli"},
     )
 
 

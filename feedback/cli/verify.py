@@ -54,9 +54,8 @@ def verify_command(bundle: Path, key_file: Path | None, state: Path | None) -> N
         click.echo(f"note: {note}")
     for problem in report.problems:
         click.echo(f"FAILED {problem}")
-    if not report.ok:
+    if manifest is None or not report.ok:
         sys.exit(1)
-    assert manifest is not None  # noqa: S101 (ok: the manifest was read)
     click.echo(f"verified: the signature and all {len(manifest.files)} files")
 
 
