@@ -17,7 +17,9 @@ a publication overdue against the date the last one promised.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
+import io
 import json
 import re
 import tarfile
@@ -163,6 +165,22 @@ def write_bundle(
         )
     )
     return manifest
+
+
+def archive(folder: Path) -> bytes:
+    """The bundle in ``folder`` as a .tar.gz holding that one folder, its files in order and
+    dated the epoch, so that the same bundle always makes the same archive."""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = tarfile.TarInfo(f"{folder.name}/{path.relative_to(folder).as_posix()}")
+            data = path.read_bytes()
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 @dataclass

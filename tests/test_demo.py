@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from feedback.passwords import verify_password_sync
+from tests.cli import run_feedback
 from tests.live import Demo
 
 pytestmark = pytest.mark.slow
@@ -68,6 +69,26 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
         assert "Not enough answers to show this yet" in small.text
         check_readable(small.text)
     check_sms_simulator(demo, facts)
+    check_publication(demo, facts)
+
+
+def check_publication(demo: Demo, facts: dict[str, str]) -> None:
+    """The demo's signed yearly publication verifies with the key demo.json gives, with our
+    check and with the reference minisign."""
+    bundle = Path(facts["publication_bundle"])
+    assert (bundle / "summary.html").is_file()
+    key_file = demo.data_dir / "demo-signing.pub"
+    key_file.write_text(facts["signing_public_key"])
+    checked = run_feedback("verify", str(bundle), "--key", str(key_file))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "demo, series yearly, publication 1" in checked.stdout
+    done = subprocess.run(
+        ["minisign", "-V", "-p", str(key_file), "-m", str(bundle / "manifest.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def check_readable(html: str) -> None:

@@ -37,7 +37,11 @@ READABLE: dict[str, set[Role]] = {
     "notes": {STAFF},
     "note_texts": {STAFF},
     "funders": {STAFF},
-    "publications": {STAFF},
+    "publications": {STAFF, WORKER},  # the worker signs and stores them
+    "publication_files": {STAFF, WORKER},
+    "publication_schedules": {STAFF, WORKER},
+    "publication_requests": {STAFF, WORKER},  # the staff app asks, the worker settles
+    "funder_programs": {STAFF},
     "users": {STAFF},
     "user_programs": {STAFF},
     "staff_sessions": {STAFF, WORKER},  # the worker: expires_at only, to delete dead ones

@@ -50,6 +50,8 @@ class DemoFacts:
     sms_auth_token: str
     sms_number: str
     sms_start_code: str
+    publication_bundle: str
+    signing_public_key: str
 
 
 async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSecrets) -> DemoFacts:
@@ -148,6 +150,9 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
     await demo_data.seed_submissions(conn, organisation_id)
     await demo_data.release_past_periods(conn, organisation_id, passphrase)
     await views.draw_missing(conn)  # the program pages, as the worker draws them
+    bundle, signing_key = await demo_data.publish_year(
+        conn, organisation_id, passphrase, settings.data_dir / "publications"
+    )
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
     sms = await create_batch(
@@ -176,6 +181,8 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
         sms_auth_token=service_secrets.sms_auth_token.decode(),
         sms_number=SMS_NUMBER,
         sms_start_code=sms.tokens[0],
+        publication_bundle=str(bundle),
+        signing_public_key=signing_key,
     )
 
 
@@ -209,6 +216,8 @@ def describe(facts: DemoFacts, path: Path) -> str:
             f"  key passphrase file:   {facts.key_passphrase_file}",
             "  try the SMS survey from another terminal (start by sending the code):",
             f"    feedback sms-sim    then type {facts.sms_start_code}",
+            f"  a signed publication: {facts.publication_bundle}",
+            f"    check it: feedback verify {facts.publication_bundle}",
             f"  these facts as JSON: {path}",
         )
     )

@@ -7,17 +7,21 @@ import datetime as dt
 import random
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from asyncpg import Record
 
 from feedback.advisor import advise
 from feedback.aggregate.keys import unlock_all
 from feedback.aggregate.scheduled import make_planned
+from feedback.cli.publications import export
+from feedback.cli.publishing import KEY_FILE, publish
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
 from feedback.periods import Granularity, Period
 from feedback.plans import add_line, plan_of
+from feedback.schedules import add_schedule, schedule_of
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import PREFER_NOT, Survey, from_json
 
@@ -183,3 +187,26 @@ async def _plan(conn: Connection, organisation_id: uuid.UUID, year: int) -> None
                 epsilon=epsilon,
                 expected_n=expected_n if kind == "indices" else None,
             )
+
+
+SERIES = "yearly"
+
+
+async def publish_year(
+    conn: Connection, organisation_id: uuid.UUID, passphrase: str, folder: Path
+) -> tuple[Path, str]:
+    """The demo's yearly series (published on 15 January) and its publication of the year every
+    program has releases of, exported as a folder; returns it and the public signing key."""
+    try:
+        schedule = await schedule_of(conn, organisation_id, SERIES)
+    except FeedbackError:
+        schedule = await add_schedule(conn, organisation_id, SERIES, "year", 15, None)
+    period = Period.parse(SMALL_YEAR)
+    made = await publish(
+        conn, schedule, period, passphrase=passphrase, issued=dt.datetime.now(dt.UTC).date()
+    )
+    target = folder / f"{SERIES}-{made.sequence}"
+    if not target.exists():
+        packed = await conn.fetchval("SELECT archive FROM publications WHERE id = $1", made.id)
+        export(packed, target)
+    return target, (target / KEY_FILE).read_text()

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from feedback import web
 from feedback.aggregate import jobs as aggregate_jobs
 from feedback.aggregate.scheduled import scheduled_releases_job
+from feedback.cli.publishing import publications_job
 from feedback.collect import jobs as collect_jobs
 from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
@@ -58,4 +59,6 @@ def worker_jobs(settings: Settings, database_url: str) -> tuple[Job, ...]:
     )
     if settings.key_passphrase_dir is not None:
         jobs += (scheduled_releases_job(settings.key_passphrase_dir, database_url),)
+    # Without passphrases, it records why each due publication was not made.
+    jobs += (publications_job(settings.key_passphrase_dir, database_url),)
     return jobs

@@ -40,3 +40,8 @@ def page(
 def markup(html: str) -> Markup:
     """Trusted markup to place in a page as it is (server-rendered SVG charts)."""
     return Markup(html)  # noqa: S704 - SVG rendered by vl-convert from our own specs
+
+
+def standalone(template: str, **context: Any) -> str:
+    """A document that stands alone (a publication's summary): no request, no session."""
+    return _env.get_template(template).render(**context)

@@ -77,6 +77,7 @@ class Release:
     survey: Survey
     created_at: dt.datetime
     ns: tuple[int | str, ...] = ()  # each group's noisy n, or "S": read even without the cells
+    mechanism: str = "discrete_laplace"
 
     @property
     def groups(self) -> list[dict[str, Any]]:
@@ -172,7 +173,7 @@ async def program_releases(
     rows = await conn.fetch(
         """
         SELECT id, kind, survey_id, granularity, period_start, breakdown, epsilon,
-               noise_scale, threshold, CASE WHEN $3 THEN cells ELSE '{}' END AS cells,
+               noise_scale, threshold, mechanism, CASE WHEN $3 THEN cells ELSE '{}' END AS cells,
                metadata, created_at,
                (SELECT jsonb_agg(g -> 'n') FROM jsonb_array_elements(cells -> 'groups') g) AS ns
           FROM releases
@@ -204,6 +205,7 @@ async def program_releases(
             survey=surveys[row["survey_id"]],
             created_at=row["created_at"],
             ns=tuple(row["ns"] or ()),
+            mechanism=row["mechanism"],
         )
         for row in rows
     ]

@@ -1,0 +1,325 @@
+"""Making a publication: the worker's composition of the publish side (the files, built from
+releases only), the aggregate side (the releases a schedule still lacks, and the signing key)
+and the bundle format. Only the worker and the CLI run it: the staff app asks for one through
+``publication_requests`` and never holds a key.
+
+A series' publications are made one at a time, under a transaction-level advisory lock on the
+organisation and series, and a period is published once (a unique index): two workers running
+the same schedule at once make one publication.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedback.aggregate.keys import unlock_all
+from feedback.aggregate.scheduled import due, make_planned
+from feedback.aggregate.signing import unlock_signing_key
+from feedback.bundles import archive, sha256, write_bundle
+from feedback.db import WORKER, Connection, connect
+from feedback.errors import FeedbackError
+from feedback.jobs import Job
+from feedback.minisign import PublicKey
+from feedback.offload import DRAWING
+from feedback.periods import Period
+from feedback.publish import publications
+from feedback.schedules import Schedule, schedule_of, schedules_of
+from feedback.secretfiles import read_passphrase_file
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "signing-key.pub"  # the organisation's public key, for convenience (not trust)
+
+
+class PublishError(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    id: uuid.UUID
+    series: str
+    sequence: int
+    period: str
+    created: bool  # False: it had been published already
+
+
+async def existing(conn: Connection, schedule: Schedule, period: Period) -> Published | None:
+    row = await conn.fetchrow(
+        """
+        SELECT id, sequence FROM publications
+         WHERE organisation_id = $1 AND series = $2 AND period = $3 AND corrects IS NULL
+        """,
+        schedule.organisation_id,
+        schedule.series,
+        str(period),
+    )
+    if row is None:
+        return None
+    return Published(row["id"], schedule.series, row["sequence"], str(period), False)
+
+
+async def make_missing_releases(
+    conn: Connection, schedule: Schedule, period: Period, passphrase: str, database_url: str | None
+) -> list[str]:
+    """Make the planned releases inside ``period`` that have not been made; returns why any
+    was refused (the budget)."""
+    today = dt.datetime.now(dt.UTC).date()
+    work = [
+        (line, p)
+        for line, p in await due(conn, schedule.organisation_id, today)
+        if publications.within(p, period)
+        and (schedule.programs is None or line.program_id in schedule.programs)
+    ]
+    if not work:
+        return []
+    keys = await unlock_all(conn, schedule.organisation_id, passphrase)
+    made = await make_planned(conn, work, keys=keys, database_url=database_url)
+    del keys
+    return [f"{m.period}: {m.refused}" for m in made if m.refused]
+
+
+async def publish(
+    conn: Connection,
+    schedule: Schedule,
+    period: Period,
+    *,
+    passphrase: str,
+    issued: dt.date,
+    corrects: int | None = None,
+    why: str | None = None,
+) -> Published:
+    """Build, sign and store the publication of ``period`` in ``schedule``'s series (or return
+    the one made already); with ``corrects``, a new publication correcting that one."""
+    if period.granularity != schedule.granularity:
+        raise PublishError(
+            f"{period} is not a period of the series {schedule.series} "
+            f"({schedule.describe()}): give a {schedule.granularity}"
+        )
+    org = await conn.fetchrow(
+        "SELECT slug, name FROM organisations WHERE id = $1", schedule.organisation_id
+    )
+    if org is None:
+        raise PublishError(f"no organisation {schedule.organisation_id}")
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('feedback.publications'), hashtext($1))",
+            f"{schedule.organisation_id}/{schedule.series}",
+        )
+        if corrects is None and (found := await existing(conn, schedule, period)) is not None:
+            return found
+        last = await conn.fetchrow(
+            """
+            SELECT sequence, manifest_sha256 FROM publications
+             WHERE organisation_id = $1 AND series = $2 ORDER BY sequence DESC LIMIT 1
+            """,
+            schedule.organisation_id,
+            schedule.series,
+        )
+        if corrects is not None:
+            await _check_correction(conn, schedule, period, corrects, why)
+        heading = publications.Heading(
+            org["slug"],
+            org["name"],
+            schedule.series,
+            1 if last is None else last["sequence"] + 1,
+            period,
+            issued,
+            schedule.next_due(period),
+            corrects,
+            why,
+        )
+        gathered = await publications.gather(
+            conn, schedule.organisation_id, heading, schedule.programs
+        )
+        files = await DRAWING.run(publications.files, gathered)
+        key_id, signing_key = await unlock_signing_key(conn, schedule.organisation_id, passphrase)
+        public = PublicKey.of(bytes(signing_key.verify_key))
+        files[KEY_FILE] = public.file(f"{org['slug']} signing key {public.hex_id}").encode()
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch) / f"{org['slug']}-{schedule.series}-{heading.sequence}"
+            manifest = write_bundle(
+                folder,
+                files,
+                organisation=org["slug"],
+                series=schedule.series,
+                sequence=heading.sequence,
+                issued=issued,
+                next_due=heading.next_due,
+                previous=None if last is None else last["manifest_sha256"],
+                signing_key=signing_key,
+                corrects=corrects,
+                why=why,
+            )
+            del signing_key
+            raw = (folder / "manifest.json").read_bytes()
+            signature = (folder / "manifest.json.minisig").read_text()
+            packed = archive(folder)
+        publication_id = await conn.fetchval(
+            """
+            INSERT INTO publications (organisation_id, series, sequence, period, programs,
+                                      issued, next_due, previous_sha256, corrects, why,
+                                      signing_key_id, manifest, manifest_sha256, signature,
+                                      archive)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            RETURNING id
+            """,
+            schedule.organisation_id,
+            schedule.series,
+            heading.sequence,
+            str(period),
+            [p.id for p in gathered.programs],
+            issued,
+            heading.next_due,
+            manifest.previous,
+            corrects,
+            why,
+            key_id,
+            raw,
+            sha256(raw),
+            signature,
+            packed,
+        )
+        await conn.executemany(
+            "INSERT INTO publication_files (publication_id, path, data) VALUES ($1, $2, $3)",
+            [
+                (publication_id, path, data)
+                for path, data in {
+                    **files,
+                    "manifest.json": raw,
+                    "manifest.json.minisig": signature.encode(),
+                }.items()
+            ],
+        )
+    log.info("published %s %s %d (%s)", org["slug"], schedule.series, heading.sequence, period)
+    return Published(publication_id, schedule.series, heading.sequence, str(period), True)
+
+
+async def _check_correction(
+    conn: Connection, schedule: Schedule, period: Period, corrects: int, why: str | None
+) -> None:
+    if not why or not why.strip():
+        raise PublishError("say why the publication is corrected (--why)")
+    row = await conn.fetchrow(
+        "SELECT period FROM publications WHERE organisation_id = $1 AND series = $2 "
+        "AND sequence = $3",
+        schedule.organisation_id,
+        schedule.series,
+        corrects,
+    )
+    if row is None:
+        raise PublishError(f"the series {schedule.series} has no publication {corrects}")
+    if row["period"] != str(period):
+        raise PublishError(f"publication {corrects} is of {row['period']}, not {period}")
+
+
+# The worker's job ----------------------------------------------------------------------------
+
+
+async def _settle(
+    conn: Connection, request_id: uuid.UUID, outcome: str, publication: uuid.UUID | None
+) -> None:
+    await conn.execute(
+        "UPDATE publication_requests SET settled_at = now(), outcome = $2, publication_id = $3 "
+        "WHERE id = $1",
+        request_id,
+        outcome[:1000],
+        publication,
+    )
+
+
+async def _record_miss(conn: Connection, schedule: Schedule, period: Period, why: str) -> None:
+    """Why a scheduled publication was not made, once per reason (the dashboard shows it)."""
+    await conn.execute(
+        """
+        INSERT INTO publication_requests (organisation_id, series, period, settled_at, outcome)
+        SELECT $1, $2, $3, now(), $4
+         WHERE NOT EXISTS (
+             SELECT 1 FROM publication_requests
+              WHERE organisation_id = $1 AND series = $2 AND period = $3 AND outcome = $4)
+        """,
+        schedule.organisation_id,
+        schedule.series,
+        str(period),
+        why[:1000],
+    )
+
+
+async def attempt(
+    conn: Connection,
+    schedule: Schedule,
+    period: Period,
+    passphrase_dir: Path | None,
+    database_url: str | None,
+    today: dt.date,
+) -> tuple[Published | None, str]:
+    """Publish ``period`` of a schedule if the worker can: make its missing releases first,
+    then build and sign. Returns the publication, or None and why not."""
+    if (found := await existing(conn, schedule, period)) is not None:
+        return found, "published already"
+    slug = await conn.fetchval(
+        "SELECT slug FROM organisations WHERE id = $1", schedule.organisation_id
+    )
+    if passphrase_dir is None:
+        return (
+            None,
+            "the worker holds no key passphrases (FEEDBACK_KEY_PASSPHRASE_DIR), so cannot sign",
+        )
+    path = passphrase_dir / slug
+    if not path.exists():
+        return None, f"the worker has no passphrase file for {slug} ({path}), so cannot sign"
+    try:
+        passphrase = read_passphrase_file(path)
+        refused = await make_missing_releases(conn, schedule, period, passphrase, database_url)
+        made = await publish(conn, schedule, period, passphrase=passphrase, issued=today)
+    except FeedbackError as exc:
+        return None, str(exc)
+    if refused:
+        log.warning("publication %s %s: releases refused: %s", slug, period, "; ".join(refused))
+    return made, f"publication {made.sequence} of {schedule.series}"
+
+
+def publications_job(passphrase_dir: Path | None, database_url: str) -> Job:
+    """The worker's job: each schedule's latest due period, when not published yet, and the
+    admins' requests to publish now."""
+
+    async def publish_due(claim: Connection) -> str:
+        del claim  # a publication commits on a connection of its own
+        today = dt.datetime.now(dt.UTC).date()
+        outcomes = []
+        conn = await connect(database_url, role=WORKER, statement_timeout_ms=0)
+        try:
+            for schedule in await schedules_of(conn, None):
+                period = schedule.latest_due(today)
+                made, why = await attempt(
+                    conn, schedule, period, passphrase_dir, database_url, today
+                )
+                if made is None:
+                    log.warning("publication of %s %s not made: %s", schedule.series, period, why)
+                    await _record_miss(conn, schedule, period, why)
+                elif made.created:
+                    outcomes.append(f"{schedule.series} {made.sequence}")
+            for request in await conn.fetch(
+                "SELECT id, organisation_id, series, period FROM publication_requests "
+                "WHERE settled_at IS NULL ORDER BY requested_at"
+            ):
+                schedule = await schedule_of(conn, request["organisation_id"], request["series"])
+                made, why = await attempt(
+                    conn,
+                    schedule,
+                    Period.parse(request["period"]),
+                    passphrase_dir,
+                    database_url,
+                    today,
+                )
+                await _settle(conn, request["id"], why, made.id if made else None)
+        finally:
+            await conn.close()
+        return "published: " + (", ".join(outcomes) or "nothing new")
+
+    return Job("publish-scheduled", dt.timedelta(minutes=5), publish_due)

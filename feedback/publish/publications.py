@@ -1,0 +1,479 @@
+"""A publication's files, built from releases only (issue 14): the summary a funder reads, the
+same figures as JSON and CSV, each chart as SVG and PNG beside its table as CSV, and a release
+card per release. The worker signs and stores them (``feedback.cli.publishing``): nothing here
+holds or asks for a key, and nothing reads anything but releases, their surveys' definitions
+and the ledger's running total.
+
+The summary opens offline: its charts are inline SVG, its one stylesheet is allowed by hash in
+a Content-Security-Policy that allows no request at all, and it names no other origin.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import vl_convert
+from markupsafe import Markup
+
+import feedback
+from feedback.budget import year_budget
+from feedback.cells import SUPPRESSED
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+from feedback.periods import Period
+from feedback.publish import charts
+from feedback.publish.render import standalone
+from feedback.publish.reports import Release, program_releases, report, rounded
+from feedback.shares import ALPHA, noise_bound
+from feedback.surveys import INDICES
+
+SUMMARY = "summary.html"
+FIGURES = "figures.json"
+FIGURES_CSV = "figures.csv"
+FIGURES_FORMAT = "feedback-figures/1"
+USE = "program reports for managers and signed publications for funders"
+# An earlier period's charts that the latest period's page already shows over time.
+TRENDS = frozenset({"indices-over-time", "answers", "respondents"})
+UNITS = {
+    "invitation": "one invitation (a single-use link or SMS code), which stands for one "
+    "survivor in one period; an invitation yields at most one answer",
+    "submission": "one submission: open (poster) links were offered, and one person may "
+    "answer more than once, so the guarantee is per answer, not per person",
+}
+NOT_NOISED = (
+    "the survey's questions, answer categories and which questions make each index",
+    "the names of the programs, groups and periods",
+    "the privacy parameters on this card (epsilon, noise scales, threshold)",
+)
+
+
+class NothingToPublish(FeedbackError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    organisation: str  # short name
+    organisation_name: str
+    series: str
+    sequence: int
+    period: Period
+    issued: dt.date
+    next_due: dt.date | None
+    corrects: int | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramReleases:
+    id: uuid.UUID
+    slug: str
+    name: str
+    releases: tuple[Release, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """Everything a publication shows, read from the database; turned into files by ``files``
+    (which reads nothing more)."""
+
+    heading: Heading
+    programs: tuple[ProgramReleases, ...]
+    spent: Decimal  # the worst-off survivor's epsilon in the period's budget year, at issue
+    composition: str
+
+    def releases(self) -> Iterator[tuple[ProgramReleases, Release]]:
+        for program in self.programs:
+            for release in program.releases:
+                yield program, release
+
+
+def within(inner: Period, outer: Period) -> bool:
+    return outer.start <= inner.start and inner.end <= outer.end
+
+
+async def gather(
+    conn: Connection,
+    organisation_id: uuid.UUID,
+    heading: Heading,
+    program_ids: Sequence[uuid.UUID] | None,
+) -> Gathered:
+    """The releases of ``heading.period`` (and of the periods inside it) of the programs chosen
+    (every program when None). Refused when none of them has a release of that period."""
+    rows = await conn.fetch(
+        """
+        SELECT id, slug, name FROM programs
+         WHERE organisation_id = $1 AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+         ORDER BY name
+        """,
+        organisation_id,
+        None if program_ids is None else list(program_ids),
+    )
+    programs = []
+    for row in rows:
+        releases = await program_releases(conn, organisation_id, row["id"])
+        chosen = tuple(r for r in releases if within(r.period, heading.period))
+        programs.append(ProgramReleases(row["id"], row["slug"], row["name"], chosen))
+    if not any(p.releases for p in programs):
+        raise NothingToPublish(
+            f"no release of {heading.period} has been made for "
+            + (", ".join(p.slug for p in programs) or "any program")
+            + ": make it first (`feedback aggregate`), or the worker makes it when it holds "
+            "the key passphrase"
+        )
+    budget = await year_budget(conn, organisation_id, heading.period.budget_year)
+    return Gathered(heading, tuple(programs), budget.spent, budget.accounting)
+
+
+# Files ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    program: ProgramReleases
+    period: Period
+    charts: tuple[charts.Chart, ...]
+
+
+def sections(gathered: Gathered) -> list[Section]:
+    """Each program's charts: the latest period's page whole, and of earlier periods inside the
+    publication's only what the latest does not already show over time."""
+    found = []
+    for program in gathered.programs:
+        periods = sorted({r.period for r in program.releases}, key=lambda p: (p.start, p.end))
+        for period in periods:
+            page = report(program.releases, period)
+            if page is None:
+                continue
+            drawn = charts.draw(page)
+            if period != periods[-1]:
+                drawn = [c for c in drawn if c.name not in TRENDS]
+            if drawn:
+                found.append(Section(program, period, tuple(drawn)))
+    return found
+
+
+def chart_path(section: Section, chart: charts.Chart, suffix: str) -> str:
+    return f"charts/{section.program.slug}/{section.period}-{chart.name}.{suffix}"
+
+
+def files(gathered: Gathered) -> dict[str, bytes]:
+    """Every file of the publication but its manifest and signature. CPU-bound (drawing):
+    run it off the event loop."""
+    drawn = sections(gathered)
+    cards = [card(program, release, gathered) for program, release in gathered.releases()]
+    out: dict[str, bytes] = {}
+    for section in drawn:
+        for chart in section.charts:
+            out[chart_path(section, chart, "svg")] = chart.svg.encode()
+            out[chart_path(section, chart, "png")] = vl_convert.svg_to_png(chart.svg, scale=2)
+            out[chart_path(section, chart, "csv")] = _table_csv(chart)
+    out[FIGURES] = _figures_json(gathered, drawn, cards)
+    out[FIGURES_CSV] = _figures_csv(cards)
+    out[SUMMARY] = summary(gathered, drawn, cards).encode()
+    return out
+
+
+def _table_csv(chart: charts.Chart) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(chart.columns)
+    writer.writerows(row.cells for row in chart.rows)
+    return buffer.getvalue().encode()
+
+
+def _figures_json(
+    gathered: Gathered, drawn: Sequence[Section], cards: Sequence[dict[str, Any]]
+) -> bytes:
+    heading = gathered.heading
+    document = {
+        "format": FIGURES_FORMAT,
+        "organisation": heading.organisation,
+        "organisation_name": heading.organisation_name,
+        "series": heading.series,
+        "sequence": heading.sequence,
+        "period": str(heading.period),
+        "issued": heading.issued.isoformat(),
+        "programs": [
+            {"slug": p.slug, "name": p.name, "released": bool(p.releases)}
+            for p in gathered.programs
+        ],
+        "charts": [
+            {
+                "program": section.program.slug,
+                "period": str(section.period),
+                "name": chart.name,
+                "title": chart.title,
+                "columns": list(chart.columns),
+                "rows": [list(row.cells) for row in chart.rows],
+                "note": chart.note,
+                "files": {s: chart_path(section, chart, s) for s in ("svg", "png", "csv")},
+            }
+            for section in drawn
+            for chart in section.charts
+        ],
+        "releases": list(cards),
+    }
+    return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+
+
+CSV_COLUMNS = ("release", "program", "period", "kind", "breakdown", "group", "figure")
+
+
+def _figures_csv(cards: Sequence[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow((*CSV_COLUMNS, "value", "low_95", "high_95", "suppressed"))
+    for c in cards:
+        for f in c["figures"]:
+            writer.writerow(
+                (
+                    c["release"],
+                    c["program"],
+                    c["period"],
+                    c["kind"],
+                    c["breakdown"] or "",
+                    f["group"],
+                    f["figure"],
+                    "" if f["value"] is None else f["value"],
+                    "" if f["low"] is None else f["low"],
+                    "" if f["high"] is None else f["high"],
+                    "yes" if f["suppressed"] else "",
+                )
+            )
+    return buffer.getvalue().encode()
+
+
+# Release cards --------------------------------------------------------------------------------
+
+
+def card(program: ProgramReleases, release: Release, gathered: Gathered) -> dict[str, Any]:
+    """What PRIVACY.md says is published beside every release, as data."""
+    unit = release.metadata.get("privacy_unit", "invitation")
+    epsilon = float(release.epsilon)
+    return {
+        "release": str(release.id),
+        "published_by": gathered.heading.organisation_name,
+        "use": USE,
+        "program": program.slug,
+        "program_name": program.name,
+        "period": str(release.period),
+        "kind": release.kind,
+        "breakdown": release.breakdown,
+        "made": release.created_at.date().isoformat(),
+        "survey": {"slug": release.survey.slug, "version": release.survey.version},
+        "privacy_unit": {
+            "unit": unit,
+            "means": UNITS.get(unit, unit),
+            "contribution": contribution(release),
+            "composition": release.metadata.get("composition", gathered.composition),
+        },
+        "epsilon": epsilon,
+        "epsilon_spent_in_year": {
+            "year": release.period.budget_year,
+            "epsilon": float(gathered.spent),
+            "as_of": gathered.heading.issued.isoformat(),
+        },
+        "mechanism": release.mechanism,
+        "noise_scale": scales(release),
+        "threshold": release.threshold,
+        "suppressed_marker": SUPPRESSED,
+        "interval": "95%, covering the noise only (not sampling or who chose to answer)",
+        "figures": figures(release),
+        "not_noised": list(NOT_NOISED),
+        "code_version": feedback.__version__,
+        "protection": protection(epsilon, unit),
+        "cells": release.cells,
+    }
+
+
+def contribution(release: Release) -> str:
+    if release.kind == "indices":
+        return (
+            "adds 1 to the count of respondents of one group, and at most 50 points to each "
+            "index's sum (each answer's mean on 0 to 100, centred on 50)"
+        )
+    questions = len(release.questions)
+    return (
+        f"adds 1 to the count of respondents of one group and 1 to one answer category of "
+        f"each of the {questions} questions (skipped is a category): at most {1 + questions} "
+        "cells"
+    )
+
+
+def scales(release: Release) -> dict[str, float]:
+    if release.kind == "indices":
+        return {
+            "sums": float(release.cells["sum_scale"]),
+            "count": float(release.cells["count_scale"]),
+        }
+    return {"cells": float(release.noise_scale)}
+
+
+def protection(epsilon: float, unit: str) -> str:
+    who = "one person took part" if unit == "invitation" else "one answer was given"
+    return (
+        f"Whether or not {who} changes the chance of any result of this release by at most a "
+        f"factor of {math.exp(epsilon):.2f} (e to the power epsilon, {epsilon:g})."
+    )
+
+
+def _figure(
+    group: str, name: str, value: float | None, low: float | None, high: float | None, scale: int
+) -> dict[str, Any]:
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x * scale, 1)
+
+    return {
+        "group": group,
+        "figure": name,
+        "value": r(value),
+        "low": r(low),
+        "high": r(high),
+        "suppressed": False,
+    }
+
+
+def figures(release: Release) -> list[dict[str, Any]]:
+    """Each figure of a release with its 95% interval: respondents and the indices (0 to 100)
+    or each question's headline share (in percent), per group; suppressed groups marked."""
+    found = []
+    count_scale = (
+        float(release.cells["count_scale"])
+        if release.kind == "indices"
+        else float(release.noise_scale)
+    )
+    bound = noise_bound(count_scale, 1, ALPHA)
+    for group in release.groups:
+        name = group["group"]
+        if group["n"] == SUPPRESSED:
+            found.append(
+                {
+                    "group": name,
+                    "figure": "respondents",
+                    "value": None,
+                    "low": None,
+                    "high": None,
+                    "suppressed": True,
+                }
+            )
+            continue
+        n = int(group["n"])
+        found.append(_figure(name, "respondents", n, max(0, n - bound), n + bound, 1))
+        if release.kind == "indices":
+            for index in release.indices:
+                value = release.index(index, name)
+                found.append(_figure(name, INDICES[index], value.value, value.low, value.high, 1))
+        else:
+            for question in release.questions:
+                if question.type == "comment":
+                    continue
+                share = release.share(question.id, name)
+                found.append(_figure(name, question.id, share.value, share.low, share.high, 100))
+    return found
+
+
+# The summary ---------------------------------------------------------------------------------
+
+STYLE = """
+body{font:16px/1.5 "DejaVu Sans",system-ui,sans-serif;max-width:60rem;margin:2rem auto;
+padding:0 1rem;color:#1a1a1a;background:#fff}
+h1,h2,h3{line-height:1.25}header p{margin:.2rem 0}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.9rem}
+th,td{border:1px solid #bbb;padding:.25rem .5rem;text-align:left;vertical-align:top}
+tr.uncertain td{color:#666}figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
+.card{border:1px solid #bbb;padding:.5rem 1rem;margin:1rem 0}
+.card dt{font-weight:bold}.card dd{margin:0 0 .4rem 1rem}
+.correction{border-left:4px solid #b00;padding-left:1rem}
+.note{color:#333;font-style:italic}
+"""
+
+_XMLNS = re.compile(r'\s+xmlns(:xlink)?="[^"]*"')
+
+
+def inline_svg(svg: str) -> Markup:
+    """An SVG for inline use in HTML: without its namespace declarations, which HTML does not
+    need and which would be the only other origin's URL in the page."""
+    head, _, rest = svg.partition(">")
+    return Markup(_XMLNS.sub("", head) + ">" + rest)  # noqa: S704 - our own vl-convert SVG
+
+
+def content_security_policy(style: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    return f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'none'"
+
+
+def methodology(cards: Sequence[dict[str, Any]]) -> list[str]:
+    """What the figures can and cannot show, in sentences generated from the release cards."""
+    epsilons = sorted({c["epsilon"] for c in cards})
+    thresholds = sorted({c["threshold"] for c in cards})
+    units = sorted({c["privacy_unit"]["unit"] for c in cards})
+    spent = {c["epsilon_spent_in_year"]["year"]: c["epsilon_spent_in_year"] for c in cards}
+    mechanisms = sorted({c["mechanism"].replace("_", " ") for c in cards})
+    lines = [
+        f"This publication holds {len(cards)} releases of "
+        f"{len({c['program'] for c in cards})} programs. Every number in it was computed from "
+        "survivors' answers by the organisation's worker, which added random noise "
+        f"({', '.join(mechanisms)}) before anything was stored; nothing else was read.",
+        "Epsilon per release: "
+        + (
+            f"{epsilons[0]:g}"
+            if len(epsilons) == 1
+            else f"from {epsilons[0]:g} to {epsilons[-1]:g}"
+        )
+        + ". Spent in the year by the worst-off survivor, when this was issued: "
+        + "; ".join(f"{y}: {s['epsilon']:g}" for y, s in sorted(spent.items()))
+        + ". The smaller, the stronger the protection.",
+        "The privacy unit: " + "; ".join(UNITS.get(u, u) for u in units) + ".",
+        "A group whose noisy count of respondents is below "
+        + " or ".join(str(t) for t in thresholds)
+        + " is suppressed (marked S) and never shown as zero.",
+        "What the figures can show: the two indices (0 to 100) and each question's share "
+        "agreeing, with a 95% interval for each. A figure differs from another when their "
+        "intervals do not overlap; when they overlap, the data cannot tell them apart.",
+        "What they cannot show: anything about one person; groups below the threshold; the "
+        "error of sampling or of who chose to answer, which the intervals do not cover (people "
+        "who answered may differ from people who did not); comparisons across different survey "
+        "versions whose questions differ.",
+    ]
+    if "submission" in units:
+        lines.append(
+            "Some releases include answers through open (poster) links: their guarantee is per "
+            "answer, not per person."
+        )
+    return lines
+
+
+def summary(gathered: Gathered, drawn: Sequence[Section], cards: Sequence[dict[str, Any]]) -> str:
+    shown = [
+        dataclasses.replace(
+            section,
+            charts=tuple(dataclasses.replace(c, svg=inline_svg(c.svg)) for c in section.charts),
+        )
+        for section in drawn
+    ]
+    return standalone(
+        "publication.html",
+        heading=gathered.heading,
+        programs=gathered.programs,
+        sections=shown,
+        cards=cards,
+        methodology=methodology(cards),
+        style=Markup(STYLE),  # noqa: S704 - a constant of this module
+        csp=content_security_policy(STYLE),
+        rounded=rounded,
+        code_version=feedback.__version__,
+    )

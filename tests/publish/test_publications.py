@@ -1,0 +1,271 @@
+"""Signed publications (issue 14): made by the worker's schedule once however often it runs,
+built from releases only, checked by `feedback verify` and by the reference minisign, and
+chained across a series."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from feedback.aggregate.signing import create_signing_key
+from feedback.bundles import MANIFEST, SIGNATURE, check, remember
+from feedback.cli.publications import export
+from feedback.cli.publishing import KEY_FILE, publications_job, publish
+from feedback.db import WORKER, Connection, Pool, connect
+from feedback.jobs import run_now, run_once
+from feedback.minisign import PublicKey
+from feedback.periods import Period
+from feedback.publish import publications
+from feedback.publish.reports import program_releases
+from feedback.schedules import add_schedule, schedule_of
+from feedback.wrapping import INSECURE_TEST
+from tests.publish.conftest import World
+
+PASSPHRASE = "correct horse battery staple lantern"
+TODAY = dt.datetime.now(dt.UTC).date()
+
+
+@pytest.fixture
+async def signed(world: World, worker_conn: Connection, tmp_path: Path) -> Path:
+    """The world's organisation with a signing key, a quarterly series and a passphrase file
+    the worker reads; returns the passphrase folder."""
+    await create_signing_key(
+        worker_conn,
+        organisation_id=world.org.organisation_id,
+        passphrase=PASSPHRASE,
+        cost=INSECURE_TEST,
+    )
+    await add_schedule(worker_conn, world.org.organisation_id, "quarterly", "quarter", 5, None)
+    folder = tmp_path / "passphrases"
+    folder.mkdir()
+    (folder / "org").write_text(PASSPHRASE + "\n")
+    (folder / "org").chmod(0o600)
+    return folder
+
+
+async def exported(conn: Connection, sequence: int, target: Path) -> Path:
+    packed = await conn.fetchval(
+        "SELECT archive FROM publications WHERE series = 'quarterly' AND sequence = $1", sequence
+    )
+    return export(packed, target)
+
+
+async def public_key(conn: Connection, world: World) -> PublicKey:
+    key = await conn.fetchval(
+        "SELECT public_key FROM signing_keys WHERE organisation_id = $1",
+        world.org.organisation_id,
+    )
+    return PublicKey.of(key)
+
+
+async def test_a_scheduled_publication_is_made_once_however_often_the_job_runs(
+    world: World, signed: Path, worker_pool: Pool, database_url: str, conn: Connection
+) -> None:
+    job = publications_job(signed, database_url)
+    now = dt.datetime.now(dt.UTC)
+    assert await run_once(worker_pool, job, now)
+    assert not await run_once(worker_pool, job, now)  # the same period: already ran
+    await run_now(worker_pool, job)  # run by hand: publishes nothing new
+    rows = await conn.fetch("SELECT series, sequence, period, next_due FROM publications")
+    schedule = await schedule_of(conn, world.org.organisation_id, "quarterly")
+    due = schedule.latest_due(TODAY)
+    assert [(r["series"], r["sequence"], r["period"]) for r in rows] == [("quarterly", 1, str(due))]
+    assert rows[0]["next_due"] == schedule.next_due(due)
+
+
+async def test_two_workers_publishing_at_once_make_one_publication(
+    world: World, signed: Path, database_url: str, conn: Connection
+) -> None:
+    schedule = await schedule_of(conn, world.org.organisation_id, "quarterly")
+
+    async def one() -> bool:
+        worker = await connect(database_url, role=WORKER)
+        try:
+            made = await publish(
+                worker, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
+            )
+            return made.created
+        finally:
+            await worker.close()
+
+    assert sorted(await asyncio.gather(one(), one())) == [False, True]
+    assert await conn.fetchval("SELECT count(*) FROM publications") == 1
+
+
+async def test_a_publication_and_its_correction_verify_and_chain(
+    world: World, signed: Path, worker_conn: Connection, tmp_path: Path
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    q3 = Period.parse("2026-Q3")
+    await publish(worker_conn, schedule, q3, passphrase=PASSPHRASE, issued=TODAY)
+    fixed = await publish(
+        worker_conn,
+        schedule,
+        q3,
+        passphrase=PASSPHRASE,
+        issued=TODAY,
+        corrects=1,
+        why="the outreach program was left out",
+    )
+    assert (fixed.sequence, fixed.created) == (2, True)
+    key = await public_key(worker_conn, world)
+    state = tmp_path / "state"
+    for sequence in (1, 2):
+        bundle = await exported(worker_conn, sequence, tmp_path / f"q-{sequence}")
+        report = check(bundle, key)
+        remember(state, report, TODAY)
+        assert report.ok, report.problems
+        assert report.manifest is not None
+        assert report.manifest.sequence == sequence
+    assert report.manifest is not None
+    assert report.manifest.corrects == 1
+    assert report.manifest.why == "the outreach program was left out"
+    # The same publication as a .tar.gz, as a funder may receive it.
+    packed = await exported(worker_conn, 2, tmp_path / "q-2.tar.gz")
+    assert check(packed, key).ok
+
+
+async def test_verify_names_the_file_when_any_byte_of_any_file_changes(
+    world: World, signed: Path, worker_conn: Connection, tmp_path: Path
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    await publish(
+        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
+    )
+    key = await public_key(worker_conn, world)
+    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    paths = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    assert {MANIFEST, SIGNATURE, publications.SUMMARY, publications.FIGURES} <= set(paths)
+    assert any(p.endswith(".png") for p in paths)
+    assert any(p.endswith(".svg") for p in paths)
+    for path in paths:
+        target = bundle / path
+        original = target.read_bytes()
+        flipped = bytearray(original)
+        at = len(flipped) // 2
+        flipped[at] = flipped[at] ^ 0x01
+        target.write_bytes(bytes(flipped))
+        try:
+            report = check(bundle, key)
+        finally:
+            target.write_bytes(original)
+        assert not report.ok, path
+        named = MANIFEST if path in (MANIFEST, SIGNATURE) else path
+        assert any(p.startswith(named) for p in report.problems), (path, report.problems)
+    assert check(bundle, key).ok
+
+
+async def test_the_reference_minisign_verifies_the_manifest(
+    world: World, signed: Path, worker_conn: Connection, tmp_path: Path
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    await publish(
+        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
+    )
+    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    key_file = tmp_path / "org.pub"
+    key = await public_key(worker_conn, world)
+    key_file.write_text(key.file("org signing key"))
+    assert PublicKey.parse((bundle / KEY_FILE).read_text()) == key
+    done = subprocess.run(  # noqa: ASYNC221 - the test waits for it anyway
+        [
+            shutil.which("minisign") or "minisign",
+            "-V",
+            "-p",
+            str(key_file),
+            "-m",
+            str(bundle / MANIFEST),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "series=quarterly sequence=1 previous=none" in done.stdout
+
+
+async def test_the_summary_opens_offline_and_its_figures_come_from_the_releases(
+    world: World, signed: Path, worker_conn: Connection, tmp_path: Path
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    await publish(
+        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
+    )
+    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    html = (bundle / publications.SUMMARY).read_text()
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert csp is not None
+    policy = unescape(csp[1])
+    assert policy.startswith("default-src 'none';")
+    assert "connect-src" not in policy
+    assert "script-src" not in policy
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]", html), "no URL of another origin"
+    assert "<script" not in html
+    figures = json.loads((bundle / publications.FIGURES).read_text())
+    assert html.count("<svg") == len(figures["charts"]) > 0
+    # Each release of the period is carded, and a card's figures are the release's own.
+    releases = [
+        r
+        for r in await program_releases(
+            worker_conn, world.org.organisation_id, world.org.program_id
+        )
+        if r.period == Period.parse("2026-Q3")
+    ]
+    cards = {c["release"]: c for c in figures["releases"]}
+    assert set(cards) == {str(r.id) for r in releases}
+    indices = next(r for r in releases if r.kind == "indices" and r.breakdown is None)
+    card = cards[str(indices.id)]
+    for field in (
+        "published_by", "use", "period", "privacy_unit", "epsilon", "epsilon_spent_in_year",
+        "mechanism", "noise_scale", "threshold", "figures", "not_noised", "code_version",
+        "protection",
+    ):  # fmt: skip
+        assert card[field], field
+    value = indices.index("rights")
+    assert value.value is not None
+    assert value.low is not None
+    assert value.high is not None
+    shown = next(f for f in card["figures"] if f["figure"] == "Treated with rights")
+    assert (shown["value"], shown["low"], shown["high"]) == (
+        round(value.value, 1), round(value.low, 1), round(value.high, 1)
+    )  # fmt: skip
+    assert card["epsilon"] == float(indices.epsilon)
+    assert f"{2.718281828 ** float(indices.epsilon):.2f}" in card["protection"]
+    assert "Methodology" in html
+    assert "cannot show" in html
+
+
+async def test_a_due_publication_the_worker_cannot_sign_is_recorded_not_made(
+    world: World, signed: Path, worker_pool: Pool, database_url: str, conn: Connection
+) -> None:
+    (signed / "org").unlink()
+    await run_now(worker_pool, publications_job(signed, database_url))
+    assert await conn.fetchval("SELECT count(*) FROM publications") == 0
+    outcome = await conn.fetchval("SELECT outcome FROM publication_requests")
+    assert "no passphrase file" in outcome
+
+
+async def test_a_correction_must_say_why_and_name_a_publication_of_the_period(
+    world: World, signed: Path, worker_conn: Connection
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    q3 = Period.parse("2026-Q3")
+    await publish(worker_conn, schedule, q3, passphrase=PASSPHRASE, issued=TODAY)
+    with pytest.raises(Exception, match="say why"):
+        await publish(
+            worker_conn, schedule, q3, passphrase=PASSPHRASE, issued=TODAY, corrects=1, why=" "
+        )
+    with pytest.raises(Exception, match="is of 2026-Q3, not 2026-Q2"):
+        await publish(
+            worker_conn, schedule, Period.parse("2026-Q2"), passphrase=PASSPHRASE, issued=TODAY,
+            corrects=1, why="x",
+        )  # fmt: skip
+    assert await worker_conn.fetchval("SELECT count(*) FROM publications") == 1
