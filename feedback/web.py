@@ -209,6 +209,9 @@ PERMISSIONS_POLICY = ", ".join(
 )
 
 
+CSP = b"content-security-policy"
+
+
 def security_headers(*, csp: str, https: bool) -> list[tuple[bytes, bytes]]:
     headers = {
         "content-security-policy": csp,
@@ -286,7 +289,10 @@ class Edge:
                 status = message["status"]
                 given = message.get("headers", [])
                 raw = [(k, v) for k, v in given if k.lower() not in self.names]
-                raw.extend(self.headers)
+                # A handler may set a policy of its own (a funder's publication, which allows
+                # its inline stylesheet by hash and is sandboxed); every other header is ours.
+                own = [(k, v) for k, v in given if k.lower() == CSP]
+                raw.extend(own + [h for h in self.headers if not (own and h[0] == CSP)])
                 if not any(k.lower() == b"cache-control" for k, _ in raw):
                     raw.append((b"cache-control", b"no-store"))
                 message["headers"] = raw

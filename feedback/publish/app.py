@@ -27,6 +27,7 @@ from feedback.publish import (
     dashboard,
     plan_pages,
     program_pages,
+    publication_pages,
     settings_pages,
 )
 from feedback.publish.render import STATIC, page
@@ -119,6 +120,35 @@ def routes() -> list[Route | Mount]:
             plan_pages.remove,
             methods=["POST"],
             name="plan_remove",
+        ),
+        Route(
+            "/admin/publications",
+            publication_pages.publications,
+            methods=["GET", "POST"],
+            name="publications",
+        ),
+        Route(
+            "/admin/publications/{publication}.tar.gz",
+            publication_pages.publication_bundle,
+            name="publication_bundle",
+        ),
+        Route("/admin/funders", publication_pages.funders, methods=["GET", "POST"], name="funders"),
+        Route(
+            "/admin/funders/{funder}/revoke",
+            publication_pages.revoke,
+            methods=["POST"],
+            name="revoke_funder",
+        ),
+        Route("/funder/{token}/", publication_pages.funder_archive, name="funder_archive"),
+        Route(
+            "/funder/{token}/{publication}.tar.gz",
+            publication_pages.funder_bundle,
+            name="funder_bundle",
+        ),
+        Route(
+            "/funder/{token}/{publication}/{path:path}",
+            publication_pages.funder_file,
+            name="funder_file",
         ),
         Route("/tokens", api.tokens, methods=["GET", "POST"], name="tokens"),
         Route("/tokens/{token}/revoke", api.revoke_token, methods=["POST"], name="revoke_token"),

@@ -154,6 +154,8 @@ def dashboard_pages(page: Page, site: Site) -> Iterator[str]:
         "/admin/organisation",
         "/admin/programs",
         "/admin/keys",
+        "/admin/publications",
+        "/admin/funders",
         "/tokens",
     ):
         page.goto(site.staff + path)
@@ -186,4 +188,4 @@ def test_axe_finds_no_wcag_21_aa_violations_on_the_dashboard(site: Site, browser
         assert result["passes"]
         checked.append(name)
     context.close()
-    assert len(checked) == 14
+    assert len(checked) == 16

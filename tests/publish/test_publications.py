@@ -14,6 +14,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import FloatRect
 
 from feedback.aggregate.signing import create_signing_key
 from feedback.bundles import MANIFEST, SIGNATURE, check, remember
@@ -27,6 +28,7 @@ from feedback.publish import publications
 from feedback.publish.reports import program_releases
 from feedback.schedules import add_schedule, schedule_of
 from feedback.wrapping import INSECURE_TEST
+from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, chromium
 from tests.publish.conftest import World
 
 PASSPHRASE = "correct horse battery staple lantern"
@@ -269,3 +271,57 @@ async def test_a_correction_must_say_why_and_name_a_publication_of_the_period(
             corrects=1, why="x",
         )  # fmt: skip
     assert await worker_conn.fetchval("SELECT count(*) FROM publications") == 1
+
+
+def open_offline(summary: Path, screenshot: Path) -> tuple[list[str], list[FloatRect]]:
+    """The summary opened from disk in Chromium with the network off: every request it made
+    (beyond the file itself) and each chart's drawn size."""
+    requests: list[str] = []
+    with chromium() as browser:
+        context = browser.new_context(offline=True)
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: requests.append(f"console {m.type}: {m.text}"))
+        page.goto(summary.as_uri())
+        page.wait_for_load_state("load")
+        boxes = [
+            box
+            for svg in page.query_selector_all("div.chart > svg")
+            if (box := svg.bounding_box()) is not None
+        ]
+        page.screenshot(path=str(screenshot), full_page=True)
+        context.close()
+        # And axe-core finds nothing against WCAG 2.1 AA (injected: the page allows no script).
+        checking = browser.new_context(offline=True, bypass_csp=True)
+        page = checking.new_page()
+        page.goto(summary.as_uri())
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate(
+            "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+            WCAG_21_AA,
+        )
+        violations = [(v["id"], v["help"], len(v["nodes"])) for v in result["violations"]]
+        assert violations == [], violations
+        checking.close()
+    return [r for r in requests if r != summary.as_uri()], boxes
+
+
+@pytest.mark.slow
+async def test_the_summary_renders_every_chart_offline_in_chromium(
+    world: World, signed: Path, worker_conn: Connection, tmp_path: Path
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    await publish(
+        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
+    )
+    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    charts = json.loads((bundle / publications.FIGURES).read_text())["charts"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "publication-summary.png"
+    requests, boxes = await asyncio.to_thread(
+        open_offline, bundle / publications.SUMMARY, screenshot
+    )
+    assert requests == []  # no request, and no console message (a CSP violation would log)
+    assert len(boxes) == len(charts) > 0
+    assert all(box["width"] > 200 and box["height"] > 100 for box in boxes), boxes
+    assert screenshot.stat().st_size > 10_000

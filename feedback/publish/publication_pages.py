@@ -1,0 +1,242 @@
+"""Publications on the staff app: the admins' history of every series, "publish now" (a request
+the worker takes: this app cannot sign), funders and their links; and a funder's archive,
+opened by its private link alone. Every access through a funder's link is audited; a revoked
+link is a 404, audited too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from feedback.db import Connection
+from feedback.minisign import PublicKey
+from feedback.periods import BadPeriod, Period
+from feedback.publish.audit import record
+from feedback.publish.funders import (
+    Funder,
+    FunderError,
+    add_funder,
+    funder_by_link,
+    funders_of,
+    publications_of,
+    revoke_funder,
+    visible_publications,
+)
+from feedback.publish.guard import Context, staff_page
+from feedback.publish.publications import STYLE, SUMMARY, content_security_policy
+from feedback.publish.render import page
+from feedback.schedules import ScheduleError, schedule_of, schedules_of
+from feedback.web import connection
+
+# The summary, served as it was signed: its own policy (its stylesheet by hash), sandboxed.
+SUMMARY_POLICY = "sandbox; " + content_security_policy(STYLE)
+TYPES = {".csv": "text/csv; charset=utf-8", ".minisig": "text/plain", ".pub": "text/plain"}
+
+
+@staff_page("admin")
+async def publications(ctx: Context) -> Response:
+    error = None
+    org = ctx.staff.organisation_id
+    if ctx.request.method == "POST":
+        try:
+            schedule = await schedule_of(ctx.conn, org, ctx.field("series"))
+            period = Period.parse(ctx.field("period"))
+            if (
+                period.granularity != schedule.granularity
+                or period.end > dt.datetime.now(dt.UTC).date()
+            ):
+                raise BadPeriod(
+                    f"{period} is not an ended {schedule.granularity} of {schedule.series}"
+                )
+        except (ScheduleError, BadPeriod) as exc:
+            error = str(exc)
+        else:
+            async with ctx.conn.transaction():
+                await ctx.conn.execute(
+                    "INSERT INTO publication_requests "
+                    "(organisation_id, series, period, requested_by) VALUES ($1, $2, $3, $4)",
+                    org,
+                    schedule.series,
+                    str(period),
+                    ctx.staff.id,
+                )
+                await ctx.audit("publication.request", f"{schedule.series} {period}")
+            return RedirectResponse(ctx.request.url_for("publications"), status_code=303)
+    today = dt.datetime.now(dt.UTC).date()
+    schedules = await schedules_of(ctx.conn, org)
+    requests = await ctx.conn.fetch(
+        """
+        SELECT r.series, r.period, r.requested_at, r.settled_at, r.outcome, u.email
+          FROM publication_requests r LEFT JOIN users u ON u.id = r.requested_by
+         WHERE r.organisation_id = $1
+         ORDER BY r.requested_at DESC LIMIT 20
+        """,
+        org,
+    )
+    return page(
+        ctx.request,
+        "publications.html",
+        status_code=400 if error else 200,
+        error=error,
+        schedules=[(s, s.latest_due(today)) for s in schedules],
+        published=await publications_of(ctx.conn, org),
+        requests=requests,
+    )
+
+
+@staff_page("admin")
+async def publication_bundle(ctx: Context) -> Response:
+    publication_id = ctx.id_in_path("publication")
+    row = await ctx.conn.fetchrow(
+        "SELECT series, sequence, archive FROM publications WHERE organisation_id = $1 AND id = $2",
+        ctx.staff.organisation_id,
+        publication_id,
+    )
+    if row is None:
+        raise HTTPException(404)
+    await ctx.audit("publication.download", f"{row['series']} {row['sequence']}")
+    return _bundle(row["series"], row["sequence"], row["archive"])
+
+
+def _bundle(series: str, sequence: int, archive: bytes) -> Response:
+    return Response(
+        archive,
+        media_type="application/gzip",
+        headers={"content-disposition": f'attachment; filename="{series}-{sequence}.tar.gz"'},
+    )
+
+
+@staff_page("admin")
+async def funders(ctx: Context) -> Response:
+    error = link = None
+    org = ctx.staff.organisation_id
+    if ctx.request.method == "POST":
+        chosen = []
+        for value in ctx.fields("program"):
+            try:
+                chosen.append(uuid.UUID(value))
+            except ValueError:
+                error = "choose the programs from the list"
+        try:
+            if error:
+                raise FunderError(error)
+            funder_id, token = await add_funder(
+                ctx.conn, org, ctx.field("name"), ctx.field("email") or None, chosen
+            )
+        except FunderError as exc:
+            error = str(exc)
+        else:
+            await ctx.audit("funder.add", str(funder_id), name=ctx.field("name"))
+            link = str(ctx.request.url_for("funder_archive", token=token))
+    programs = await ctx.conn.fetch(
+        "SELECT id, name FROM programs WHERE organisation_id = $1 ORDER BY name", org
+    )
+    return page(
+        ctx.request,
+        "funders.html",
+        status_code=400 if error else 200,
+        error=error,
+        link=link,
+        funders=await funders_of(ctx.conn, org),
+        programs=programs,
+    )
+
+
+@staff_page("admin")
+async def revoke(ctx: Context) -> Response:
+    funder_id = ctx.id_in_path("funder")
+    if not await revoke_funder(ctx.conn, ctx.staff.organisation_id, funder_id):
+        raise HTTPException(404)
+    await ctx.audit("funder.revoke", str(funder_id))
+    return RedirectResponse(ctx.request.url_for("funders"), status_code=303)
+
+
+# A funder's link ------------------------------------------------------------------------------
+
+
+async def _funder(conn: Connection, request: Request, what: str) -> Funder:
+    """The funder of the link in the URL, its access audited; a 404 for a link that is
+    unknown or revoked (a revoked one audited)."""
+    funder = await funder_by_link(conn, request.path_params["token"])
+    if funder is None:
+        raise HTTPException(404)
+    action = "funder.refused" if funder.revoked_at is not None else "funder.view"
+    await record(
+        conn,
+        organisation_id=funder.organisation_id,
+        user_id=None,
+        action=action,
+        subject=what,
+        details={"funder": str(funder.id), "name": funder.name},
+    )
+    if funder.revoked_at is not None:
+        raise HTTPException(404)
+    return funder
+
+
+async def _visible(conn: Connection, funder: Funder, request: Request) -> uuid.UUID:
+    try:
+        publication_id = uuid.UUID(request.path_params["publication"])
+    except ValueError:
+        raise HTTPException(404) from None
+    if publication_id not in {p.id for p in await visible_publications(conn, funder)}:
+        raise HTTPException(404)
+    return publication_id
+
+
+async def funder_archive(request: Request) -> Response:
+    async with connection(request.state.staff_pool) as conn:
+        funder = await _funder(conn, request, "archive")
+        listed = await visible_publications(conn, funder)
+        key = await conn.fetchval(
+            "SELECT public_key FROM signing_keys WHERE organisation_id = $1 AND retired_at IS NULL",
+            funder.organisation_id,
+        )
+        name = await conn.fetchval(
+            "SELECT name FROM organisations WHERE id = $1", funder.organisation_id
+        )
+    public = PublicKey.of(key) if key else None
+    return page(
+        request,
+        "funder_archive.html",
+        funder=funder,
+        organisation=name,
+        publications=listed,
+        key_file=public.file(f"signing key {public.hex_id}") if public else None,
+        token=request.path_params["token"],
+    )
+
+
+async def funder_file(request: Request) -> Response:
+    path = request.path_params["path"]
+    async with connection(request.state.staff_pool) as conn:
+        funder = await _funder(conn, request, f"{request.path_params['publication']}/{path}")
+        publication_id = await _visible(conn, funder, request)
+        data = await conn.fetchval(
+            "SELECT data FROM publication_files WHERE publication_id = $1 AND path = $2",
+            publication_id,
+            path,
+        )
+    if data is None:
+        raise HTTPException(404)
+    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
+    media = TYPES.get(suffix) or mimetypes.types_map.get(suffix, "application/octet-stream")
+    headers = {"content-security-policy": SUMMARY_POLICY} if path == SUMMARY else {}
+    return Response(data, media_type=media, headers=headers)
+
+
+async def funder_bundle(request: Request) -> Response:
+    async with connection(request.state.staff_pool) as conn:
+        funder = await _funder(conn, request, f"{request.path_params['publication']}.tar.gz")
+        publication_id = await _visible(conn, funder, request)
+        row = await conn.fetchrow(
+            "SELECT series, sequence, archive FROM publications WHERE id = $1", publication_id
+        )
+    if row is None:
+        raise HTTPException(404)
+    return _bundle(row["series"], row["sequence"], row["archive"])

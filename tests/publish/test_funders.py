@@ -1,0 +1,175 @@
+"""Funders (issue 14): an admin adds a funder and the programs it may see; its private link
+opens its archive (every access audited) until it is revoked (then 404, audited); the staff
+dashboard shows the publication history and lets an admin publish now, which the worker
+does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from feedback.cli.publishing import publications_job, publish
+from feedback.db import Connection, Pool
+from feedback.jobs import run_now
+from feedback.periods import Period
+from feedback.publish.funders import hash_link
+from feedback.publish.publication_pages import SUMMARY_POLICY
+from feedback.schedules import schedule_of
+from tests.publish.conftest import StaffClient, World, csrf_of
+from tests.publish.test_publications import PASSPHRASE, TODAY, signed
+
+__all__ = ["signed"]  # the fixture
+
+
+async def submit(
+    client: httpx.AsyncClient, url: str, data: dict[str, str | list[str]]
+) -> httpx.Response:
+    """Post a form as a browser would: the token from the page, from our own origin."""
+    token = csrf_of((await client.get("/staff/admin/funders")).text)
+    return await client.post(
+        url, data={"csrf": token, **data}, headers={"sec-fetch-site": "same-origin"}
+    )
+
+
+async def add(client: httpx.AsyncClient, name: str, *programs: str) -> str:
+    page = await client.get("/staff/admin/funders")
+    ids = {
+        label: value
+        for value, label in re.findall(r'value="([0-9a-f-]{36})"> ([^<]+)</label>', page.text)
+    }
+    response = await submit(
+        client,
+        "/staff/admin/funders",
+        {"name": name, "program": [ids[p] for p in programs]},
+    )
+    assert response.status_code == 200, response.text
+    found = re.search(r"<code>(http[^<]+/funder/[^<]+/)</code>", response.text)
+    assert found is not None
+    return found[1].split("/staff", 1)[1]
+
+
+async def test_a_funder_link_opens_the_archive_of_what_it_may_see_until_revoked(
+    world: World,
+    signed: Path,
+    staff_client: StaffClient,
+    worker_conn: Connection,
+    conn: Connection,
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    await publish(
+        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
+    )
+    async with staff_client(world.admin) as admin:
+        both = await add(admin, "Both Foundation", "Shelter", "Outreach")
+        shelter_only = await add(admin, "Shelter Trust", "Shelter")
+    token = both.split("/")[2]
+    stored = await conn.fetchval(
+        "SELECT link_token_hash FROM funders WHERE name = 'Both Foundation'"
+    )
+    assert stored == hash_link(token)  # only the hash is kept
+    assert token.encode() not in b"".join(
+        r["link_token_hash"] for r in await conn.fetch("SELECT link_token_hash FROM funders")
+    )
+    async with staff_client(None) as funder:
+        archive = await funder.get("/staff" + both)
+        assert archive.status_code == 200
+        assert "2026-Q3" in archive.text
+        assert "untrusted comment" in archive.text  # the public key, to save
+        summary_link = re.search(r'href="[^"]*(/funder/[^"]+/summary\.html)"', archive.text)
+        bundle_link = re.search(r'href="[^"]*(/funder/[^"]+\.tar\.gz)"', archive.text)
+        assert summary_link is not None
+        assert bundle_link is not None
+        summary = await funder.get("/staff" + summary_link[1])
+        assert summary.status_code == 200
+        assert summary.headers["content-security-policy"] == SUMMARY_POLICY
+        assert summary.text.count("<svg") > 0
+        bundle = await funder.get("/staff" + bundle_link[1])
+        assert bundle.headers["content-type"] == "application/gzip"
+        # The publication shows both programs: a funder of the shelter alone does not see it.
+        other = await funder.get("/staff" + shelter_only)
+        assert "Nothing published for you yet" in other.text
+        hidden = summary_link[1].replace(both, shelter_only)
+        assert (await funder.get("/staff" + hidden)).status_code == 404
+    viewed = await conn.fetch(
+        "SELECT action, subject FROM audit_log WHERE action LIKE 'funder.%' ORDER BY id"
+    )
+    assert [r["action"] for r in viewed].count("funder.view") >= 4
+    async with staff_client(world.admin) as admin:
+        page = await admin.get("/staff/admin/funders")
+        revoke = re.search(r'action="[^"]*(/admin/funders/[0-9a-f-]+/revoke)"', page.text)
+        assert revoke is not None
+        both_id = await conn.fetchval("SELECT id FROM funders WHERE name = 'Both Foundation'")
+        await submit(admin, f"/staff/admin/funders/{both_id}/revoke", {})
+    async with staff_client(None) as funder:
+        assert (await funder.get("/staff" + both)).status_code == 404
+        assert (await funder.get("/staff" + summary_link[1])).status_code == 404
+        unknown = "/staff/funder/" + "A" * 22 + "/"
+        assert (await funder.get(unknown)).status_code == 404
+    refused = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'funder.refused'")
+    assert refused == 2
+
+
+async def test_funder_links_of_another_organisation_or_wrong_input_change_nothing(
+    world: World, staff_client: StaffClient, conn: Connection
+) -> None:
+    async with staff_client(world.stranger) as stranger:
+        mine = await conn.fetchval(
+            "SELECT id FROM programs WHERE organisation_id = $1", world.org.organisation_id
+        )
+        response = await submit(
+            stranger, "/staff/admin/funders", {"name": "Sneaky", "program": [str(mine)]}
+        )
+        assert response.status_code == 400
+        assert "is not one of this organisation" in response.text
+    async with staff_client(world.admin) as admin:
+        response = await submit(admin, "/staff/admin/funders", {"name": "No programs"})
+        assert response.status_code == 400
+        assert "choose at least one program" in response.text
+        other = await conn.fetchval(
+            "SELECT id FROM funders WHERE organisation_id = $1", world.other.organisation_id
+        )
+        assert other is None
+    assert await conn.fetchval("SELECT count(*) FROM funders") == 0
+
+
+async def test_an_admin_publishes_now_and_the_worker_does_it(
+    world: World,
+    signed: Path,
+    staff_client: StaffClient,
+    worker_pool: Pool,
+    database_url: str,
+    conn: Connection,
+) -> None:
+    async with staff_client(world.admin) as admin:
+        page = await admin.get("/staff/admin/publications")
+        assert "Series quarterly: quarterly on the 5th" in page.text
+        wrong = await submit(
+            admin, "/staff/admin/publications", {"series": "quarterly", "period": "2026"}
+        )
+        assert wrong.status_code == 400
+        assert "not an ended quarter" in wrong.text
+        asked = await submit(
+            admin, "/staff/admin/publications", {"series": "quarterly", "period": "2026-Q2"}
+        )
+        assert asked.status_code == 303
+        assert "waiting for the worker" in (await admin.get("/staff/admin/publications")).text
+    await run_now(worker_pool, publications_job(signed, database_url))
+    periods = {r["period"] for r in await conn.fetch("SELECT period FROM publications")}
+    assert "2026-Q2" in periods
+    async with staff_client(world.admin) as admin:
+        page = await admin.get("/staff/admin/publications")
+        assert "publication " in page.text
+        link = re.search(r'href="[^"]*(/admin/publications/[0-9a-f-]+\.tar\.gz)"', page.text)
+        assert link is not None
+        bundle = await admin.get("/staff" + link[1])
+        assert bundle.status_code == 200
+        assert bundle.content[:2] == b"\x1f\x8b"  # gzip
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action IN "
+            "('publication.request', 'publication.download')"
+        )
+        == 2
+    )
