@@ -24,7 +24,7 @@ import json
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -197,10 +197,17 @@ class Report:
         return self.manifest is not None and not self.problems
 
 
-def check(bundle: Path, key: PublicKey) -> Report:
-    """Check the signature and every file of a bundle (a folder or a .tar.gz)."""
+Then = Callable[[Path], list[str]]
+
+
+def check(bundle: Path, key: PublicKey, *, then: Then | None = None) -> Report:
+    """Check the signature and every file of a bundle (a folder or a .tar.gz); when they hold,
+    ``then`` checks what is inside (a network summary's recomputation)."""
     with _opened(bundle) as folder:
-        return _check_folder(folder, key)
+        report = check_folder(folder, key)
+        if then is not None and report.ok:
+            report.problems += then(folder)
+        return report
 
 
 @contextmanager
@@ -224,7 +231,7 @@ def _opened(bundle: Path) -> Iterator[Path]:
         yield entries[0] if len(entries) == 1 and entries[0].is_dir() else Path(scratch)
 
 
-def _check_folder(folder: Path, key: PublicKey) -> Report:
+def check_folder(folder: Path, key: PublicKey) -> Report:
     report = Report()
     try:
         raw = (folder / MANIFEST).read_bytes()

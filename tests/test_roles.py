@@ -42,6 +42,9 @@ READABLE: dict[str, set[Role]] = {
     "publication_schedules": {STAFF, WORKER},
     "publication_requests": {STAFF, WORKER},  # the staff app asks, the worker settles
     "funder_programs": {STAFF},
+    "networks": {STAFF, WORKER},
+    "network_members": {STAFF, WORKER},
+    "network_imports": {STAFF, WORKER},
     "users": {STAFF},
     "user_programs": {STAFF},
     "staff_sessions": {STAFF, WORKER},  # the worker: expires_at only, to delete dead ones

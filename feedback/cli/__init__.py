@@ -22,6 +22,7 @@ from feedback.cli.common import run
 from feedback.cli.invitations import invitations
 from feedback.cli.jobs import jobs
 from feedback.cli.keys import keys
+from feedback.cli.networks import network_group
 from feedback.cli.plan import plan
 from feedback.cli.publications import publications_group
 from feedback.cli.runtime import (
@@ -159,6 +160,7 @@ main.add_command(aggregate)
 main.add_command(comments)
 main.add_command(plan)
 main.add_command(publications_group)
+main.add_command(network_group)
 main.add_command(users)
 main.add_command(sms_sim)
 main.add_command(jobs)

@@ -20,7 +20,7 @@ from pathlib import Path
 from feedback.aggregate.keys import unlock_all
 from feedback.aggregate.scheduled import due, make_planned
 from feedback.aggregate.signing import unlock_signing_key
-from feedback.bundles import archive, sha256, write_bundle
+from feedback.bundles import MANIFEST, SIGNATURE, archive, sha256, write_bundle
 from feedback.db import WORKER, Connection, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import Job
@@ -107,27 +107,17 @@ async def publish(
     if org is None:
         raise PublishError(f"no organisation {schedule.organisation_id}")
     async with conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('feedback.publications'), hashtext($1))",
-            f"{schedule.organisation_id}/{schedule.series}",
-        )
+        await lock_series(conn, schedule.organisation_id, schedule.series)
         if corrects is None and (found := await existing(conn, schedule, period)) is not None:
             return found
-        last = await conn.fetchrow(
-            """
-            SELECT sequence, manifest_sha256 FROM publications
-             WHERE organisation_id = $1 AND series = $2 ORDER BY sequence DESC LIMIT 1
-            """,
-            schedule.organisation_id,
-            schedule.series,
-        )
+        sequence, previous = await next_in_series(conn, schedule.organisation_id, schedule.series)
         if corrects is not None:
             await _check_correction(conn, schedule, period, corrects, why)
         heading = publications.Heading(
             org["slug"],
             org["name"],
             schedule.series,
-            1 if last is None else last["sequence"] + 1,
+            sequence,
             period,
             issued,
             schedule.next_due(period),
@@ -138,66 +128,128 @@ async def publish(
             conn, schedule.organisation_id, heading, schedule.programs
         )
         files = await DRAWING.run(publications.files, gathered)
-        key_id, signing_key = await unlock_signing_key(conn, schedule.organisation_id, passphrase)
-        public = PublicKey.of(bytes(signing_key.verify_key))
-        files[KEY_FILE] = public.file(f"{org['slug']} signing key {public.hex_id}").encode()
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(scratch) / f"{org['slug']}-{schedule.series}-{heading.sequence}"
-            manifest = write_bundle(
-                folder,
-                files,
-                organisation=org["slug"],
-                series=schedule.series,
-                sequence=heading.sequence,
-                issued=issued,
-                next_due=heading.next_due,
-                previous=None if last is None else last["manifest_sha256"],
-                signing_key=signing_key,
-                corrects=corrects,
-                why=why,
-            )
-            del signing_key
-            raw = (folder / "manifest.json").read_bytes()
-            signature = (folder / "manifest.json.minisig").read_text()
-            packed = archive(folder)
-        publication_id = await conn.fetchval(
-            """
-            INSERT INTO publications (organisation_id, series, sequence, period, programs,
-                                      issued, next_due, previous_sha256, corrects, why,
-                                      signing_key_id, manifest, manifest_sha256, signature,
-                                      archive)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-            RETURNING id
-            """,
-            schedule.organisation_id,
-            schedule.series,
-            heading.sequence,
-            str(period),
-            [p.id for p in gathered.programs],
-            issued,
-            heading.next_due,
-            manifest.previous,
-            corrects,
-            why,
-            key_id,
-            raw,
-            sha256(raw),
-            signature,
-            packed,
+        publication_id = await sign_and_store(
+            conn,
+            Bundle(
+                schedule.organisation_id,
+                org["slug"],
+                schedule.series,
+                sequence,
+                period,
+                tuple(p.id for p in gathered.programs),
+                issued,
+                heading.next_due,
+                previous,
+                corrects,
+                why,
+            ),
+            files,
+            passphrase,
         )
-        await conn.executemany(
-            "INSERT INTO publication_files (publication_id, path, data) VALUES ($1, $2, $3)",
-            [
-                (publication_id, path, data)
-                for path, data in {
-                    **files,
-                    "manifest.json": raw,
-                    "manifest.json.minisig": signature.encode(),
-                }.items()
-            ],
+    log.info("published %s %s %d (%s)", org["slug"], schedule.series, sequence, period)
+    return Published(publication_id, schedule.series, sequence, str(period), True)
+
+
+async def lock_series(conn: Connection, organisation_id: uuid.UUID, series: str) -> None:
+    """One publication of a series at a time (held to the end of the transaction)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('feedback.publications'), hashtext($1))",
+        f"{organisation_id}/{series}",
+    )
+
+
+async def next_in_series(
+    conn: Connection, organisation_id: uuid.UUID, series: str
+) -> tuple[int, str | None]:
+    """The next sequence number of a series, and the SHA-256 of its last manifest."""
+    last = await conn.fetchrow(
+        """
+        SELECT sequence, manifest_sha256 FROM publications
+         WHERE organisation_id = $1 AND series = $2 ORDER BY sequence DESC LIMIT 1
+        """,
+        organisation_id,
+        series,
+    )
+    return (1, None) if last is None else (last["sequence"] + 1, last["manifest_sha256"])
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """What a publication's manifest and row say about it."""
+
+    organisation_id: uuid.UUID
+    organisation: str  # short name
+    series: str
+    sequence: int
+    period: Period
+    programs: tuple[uuid.UUID, ...]
+    issued: dt.date
+    next_due: dt.date | None
+    previous: str | None
+    corrects: int | None = None
+    why: str | None = None
+
+
+async def sign_and_store(
+    conn: Connection, bundle: Bundle, files: dict[str, bytes], passphrase: str
+) -> uuid.UUID:
+    """Sign ``files`` as a bundle with the organisation's key and store it, whole and by
+    file; the caller holds the series' lock."""
+    key_id, signing_key = await unlock_signing_key(conn, bundle.organisation_id, passphrase)
+    public = PublicKey.of(bytes(signing_key.verify_key))
+    files = {
+        **files,
+        KEY_FILE: public.file(f"{bundle.organisation} signing key {public.hex_id}").encode(),
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / f"{bundle.organisation}-{bundle.series}-{bundle.sequence}"
+        write_bundle(
+            folder,
+            files,
+            organisation=bundle.organisation,
+            series=bundle.series,
+            sequence=bundle.sequence,
+            issued=bundle.issued,
+            next_due=bundle.next_due,
+            previous=bundle.previous,
+            signing_key=signing_key,
+            corrects=bundle.corrects,
+            why=bundle.why,
         )
-    log.info("published %s %s %d (%s)", org["slug"], schedule.series, heading.sequence, period)
-    return Published(publication_id, schedule.series, heading.sequence, str(period), True)
+        del signing_key
+        raw = (folder / MANIFEST).read_bytes()
+        signature = (folder / SIGNATURE).read_text()
+        packed = archive(folder)
+    publication_id: uuid.UUID = await conn.fetchval(
+        """
+        INSERT INTO publications (organisation_id, series, sequence, period, programs, issued,
+                                  next_due, previous_sha256, corrects, why, signing_key_id,
+                                  manifest, manifest_sha256, signature, archive)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        RETURNING id
+        """,
+        bundle.organisation_id,
+        bundle.series,
+        bundle.sequence,
+        str(bundle.period),
+        list(bundle.programs),
+        bundle.issued,
+        bundle.next_due,
+        bundle.previous,
+        bundle.corrects,
+        bundle.why,
+        key_id,
+        raw,
+        sha256(raw),
+        signature,
+        packed,
+    )
+    stored = {**files, MANIFEST: raw, SIGNATURE: signature.encode()}
+    await conn.executemany(
+        "INSERT INTO publication_files (publication_id, path, data) VALUES ($1, $2, $3)",
+        [(publication_id, path, data) for path, data in stored.items()],
+    )
+    return publication_id
 
 
 async def _check_correction(

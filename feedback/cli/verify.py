@@ -10,6 +10,7 @@ import click
 
 from feedback.bundles import BundleError, check, remember
 from feedback.minisign import BadSignature, PublicKey
+from feedback.networks import check_network
 
 BUNDLED_KEY = "signing-key.pub"
 
@@ -33,7 +34,7 @@ def verify_command(bundle: Path, key_file: Path | None, state: Path | None) -> N
     no database and no settings."""
     try:
         key, notes = _key(bundle, key_file)
-        report = check(bundle, key)
+        report = check(bundle, key, then=check_network)
         if state is not None:
             remember(state, report, dt.datetime.now(dt.UTC).date())
     except (BundleError, BadSignature) as exc:

@@ -1,0 +1,247 @@
+"""Networks (issue 14): a coalition registers members by their public keys, imports their
+signed publications after checking them, and publishes a summary computed from them alone,
+which `feedback verify` recomputes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from feedback.aggregate.signing import create_signing_key, unlock_signing_key
+from feedback.bundles import MANIFEST, SIGNATURE, check, write_bundle
+from feedback.cli.networks import (
+    add_member,
+    create_network,
+    import_bundle,
+    summarise_network,
+)
+from feedback.cli.publications import export
+from feedback.cli.publishing import publish
+from feedback.db import Connection
+from feedback.means import MIDDLE
+from feedback.minisign import PublicKey
+from feedback.networks import NETWORK, NetworkError, Requirements, check_network
+from feedback.periods import Period
+from feedback.schedules import add_schedule, schedule_of
+from feedback.wrapping import INSECURE_TEST
+from tests import factories
+from tests.cli import run_feedback
+from tests.publish.conftest import add_release
+
+PASSPHRASE = "network lantern quietly orbit teapot"
+TODAY = dt.datetime.now(dt.UTC).date()
+MEMBERS = {"north": 120, "south": 240, "east": 400}  # respondents a quarter
+
+
+@dataclass
+class Coalition:
+    network_id: uuid.UUID
+    key: PublicKey
+    members: dict[str, factories.Tenant]
+    bundles: dict[tuple[str, str], Path]  # (member, period) -> its exported publication
+
+
+async def member_key(conn: Connection, t: factories.Tenant) -> PublicKey:
+    key = await conn.fetchval(
+        "SELECT public_key FROM signing_keys WHERE organisation_id = $1", t.organisation_id
+    )
+    return PublicKey.of(key)
+
+
+async def publish_member(
+    conn: Connection, t: factories.Tenant, slug: str, period: str, folder: Path
+) -> Path:
+    schedule_row = await conn.fetchrow(
+        "SELECT 1 FROM publication_schedules WHERE organisation_id = $1", t.organisation_id
+    )
+    if schedule_row is None:
+        await add_schedule(conn, t.organisation_id, "quarterly", "quarter", 5, None)
+    schedule = await schedule_of(conn, t.organisation_id, "quarterly")
+    made = await publish(conn, schedule, Period.parse(period), passphrase=PASSPHRASE, issued=TODAY)
+    packed = await conn.fetchval("SELECT archive FROM publications WHERE id = $1", made.id)
+    return export(packed, folder / f"{slug}-{period}")
+
+
+@pytest.fixture
+async def coalition(conn: Connection, worker_conn: Connection, tmp_path: Path) -> Coalition:
+    members = {}
+    bundles = {}
+    for slug, n in MEMBERS.items():
+        t = await factories.tenant(conn, slug)
+        await conn.execute(
+            "UPDATE organisations SET epsilon_per_year = 10 WHERE id = $1", t.organisation_id
+        )
+        await create_signing_key(
+            worker_conn,
+            organisation_id=t.organisation_id,
+            passphrase=PASSPHRASE,
+            cost=INSECURE_TEST,
+        )
+        for period in ("2026-Q2", "2026-Q3"):
+            await add_release(worker_conn, t, period, kind="indices", respondents=n, draw=False)
+            await add_release(worker_conn, t, period, respondents=n, draw=False)
+            bundles[slug, period] = await publish_member(worker_conn, t, slug, period, tmp_path)
+        members[slug] = t
+    network_id = await create_network(
+        conn, "coalition", "The Coalition", Requirements("invitation", 11), PASSPHRASE,
+        insecure_test_kdf=True,
+    )  # fmt: skip
+    for slug, t in members.items():
+        key = await member_key(conn, t)
+        await add_member(conn, network_id, slug, slug.title(), key, consents=slug != "east")
+    network_key = await conn.fetchval(
+        "SELECT public_key FROM signing_keys WHERE organisation_id = $1", network_id
+    )
+    return Coalition(network_id, PublicKey.of(network_key), members, bundles)
+
+
+async def summary_bundle(
+    conn: Connection, c: Coalition, period: str, target: Path, left: str = ""
+) -> Path:
+    for (slug, p), bundle in c.bundles.items():
+        if p == period and slug != left:
+            await import_bundle(conn, c.network_id, bundle)
+    publication_id, _ = await summarise_network(
+        conn,
+        c.network_id,
+        Period.parse(period),
+        PASSPHRASE,
+        TODAY,
+    )
+    packed = await conn.fetchval("SELECT archive FROM publications WHERE id = $1", publication_id)
+    return export(packed, target)
+
+
+async def test_a_network_summary_is_the_combination_of_its_members_releases(
+    coalition: Coalition, worker_conn: Connection, tmp_path: Path
+) -> None:
+    ledger = await worker_conn.fetch(
+        "SELECT organisation_id, count(*), sum(epsilon) FROM privacy_ledger GROUP BY 1 ORDER BY 1"
+    )
+    bundle = await summary_bundle(worker_conn, coalition, "2026-Q3", tmp_path / "network")
+    stated = json.loads((bundle / NETWORK).read_text())
+    # Each index pools the members' noisy centred sums and counts, as released.
+    rows = await worker_conn.fetch(
+        "SELECT cells FROM releases WHERE kind = 'indices' AND period_start = '2026-07-01'"
+    )
+    for index in ("rights", "recovery"):
+        total = sum(r["cells"]["groups"][0]["sums"][index] for r in rows)
+        n = sum(r["cells"]["groups"][0]["n"] for r in rows)
+        figure = stated["figures"]["indices"][index]
+        assert figure["value"] == round(MIDDLE + total / n, 1)
+        assert figure["low"] < figure["value"] < figure["high"]
+        assert figure["members"] == 3
+    shown = {m["member"] for m in stated["figures"]["members"]}
+    assert shown == {"north", "south"}  # east did not consent
+    for m in stated["figures"]["members"]:
+        assert 0 <= m["p_above_median"] <= 1
+        assert "median" in m["band"]
+    assert "rank" not in json.dumps(stated["figures"])
+    # No member's ledger changed: the summary is post-processing.
+    after = await worker_conn.fetch(
+        "SELECT organisation_id, count(*), sum(epsilon) FROM privacy_ledger GROUP BY 1 ORDER BY 1"
+    )
+    assert after == ledger
+    # And verify recomputes it from the member bundles inside.
+    report = check(bundle, coalition.key, then=check_network)
+    assert report.ok, report.problems
+    done = run_feedback("verify", str(bundle))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_verify_fails_a_signed_summary_whose_figure_differs(
+    coalition: Coalition, worker_conn: Connection, tmp_path: Path
+) -> None:
+    bundle = await summary_bundle(worker_conn, coalition, "2026-Q3", tmp_path / "network")
+    stated = json.loads((bundle / NETWORK).read_text())
+    stated["figures"]["indices"]["rights"]["value"] += 0.1
+    files = {
+        p.relative_to(bundle).as_posix(): p.read_bytes()
+        for p in bundle.rglob("*")
+        if p.is_file() and p.relative_to(bundle).as_posix() not in (MANIFEST, SIGNATURE)
+    }
+    files[NETWORK] = json.dumps(stated).encode()
+    _, key = await unlock_signing_key(worker_conn, coalition.network_id, PASSPHRASE)
+    forged = tmp_path / "forged"
+    write_bundle(
+        forged, files, organisation="coalition", series="network", sequence=9, issued=TODAY,
+        next_due=None, previous=None, signing_key=key,
+    )  # fmt: skip
+    report = check(forged, coalition.key, then=check_network)
+    assert report.problems == [
+        f"{NETWORK}: the index rights differs from its recomputation from the member bundles"
+    ]
+
+
+async def test_imports_are_refused_unless_signed_by_a_registered_member_with_its_rules(
+    coalition: Coalition, conn: Connection, worker_conn: Connection, tmp_path: Path
+) -> None:
+    network = coalition.network_id
+    # Not a member.
+    stranger = await factories.tenant(conn, "stranger")
+    await create_signing_key(
+        worker_conn, organisation_id=stranger.organisation_id, passphrase=PASSPHRASE,
+        cost=INSECURE_TEST,
+    )  # fmt: skip
+    await add_release(worker_conn, stranger, "2026-Q3", kind="indices", draw=False)
+    theirs = await publish_member(worker_conn, stranger, "stranger", "2026-Q3", tmp_path)
+    with pytest.raises(NetworkError, match="stranger is not a current member"):
+        await import_bundle(worker_conn, network, theirs)
+    # A member's name, another key: the stranger's bundle relabelled would not verify; a
+    # member registered with the wrong key cannot bring its own bundle either.
+    await add_member(
+        worker_conn,
+        network,
+        "stranger",
+        "Stranger",
+        coalition.key,
+        consents=False,
+    )
+    with pytest.raises(NetworkError, match="does not verify with the key registered"):
+        await import_bundle(worker_conn, network, theirs)
+    # A tampered file.
+    bundle = coalition.bundles["north", "2026-Q3"]
+    (bundle / "figures.csv").write_text("changed\n")
+    with pytest.raises(NetworkError, match=r"figures.csv: changed"):
+        await import_bundle(worker_conn, network, bundle)
+    # A release card with another threshold than the network requires.
+    lax = await factories.tenant(conn, "lax")
+    await create_signing_key(
+        worker_conn, organisation_id=lax.organisation_id, passphrase=PASSPHRASE, cost=INSECURE_TEST
+    )
+    await add_release(worker_conn, lax, "2026-Q3", kind="indices", threshold=5, draw=False)
+    laxer = await publish_member(worker_conn, lax, "lax", "2026-Q3", tmp_path)
+    await add_member(
+        worker_conn,
+        network,
+        "lax",
+        "Lax",
+        await member_key(worker_conn, lax),
+        consents=True,
+    )
+    with pytest.raises(NetworkError, match="its threshold is 5, the network requires 11"):
+        await import_bundle(worker_conn, network, laxer)
+    assert await worker_conn.fetchval("SELECT count(*) FROM network_imports") == 0
+
+
+async def test_a_member_that_leaves_is_absent_from_later_summaries_and_earlier_ones_stand(
+    coalition: Coalition, worker_conn: Connection, tmp_path: Path
+) -> None:
+    earlier = await summary_bundle(worker_conn, coalition, "2026-Q2", tmp_path / "q2")
+    await worker_conn.execute("UPDATE network_members SET left_at = now() WHERE member = 'south'")
+    with pytest.raises(NetworkError, match="south is not a current member"):
+        await import_bundle(
+            worker_conn, coalition.network_id, coalition.bundles["south", "2026-Q3"]
+        )
+    later = await summary_bundle(worker_conn, coalition, "2026-Q3", tmp_path / "q3", left="south")
+    members = {m["member"] for m in json.loads((later / NETWORK).read_text())["members"]}
+    assert members == {"north", "east"}
+    before = {m["member"] for m in json.loads((earlier / NETWORK).read_text())["members"]}
+    assert before == {"north", "south", "east"}
+    assert check(earlier, coalition.key, then=check_network).ok
+    assert check(later, coalition.key, then=check_network).ok
