@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
@@ -89,6 +90,11 @@ def check_publication(demo: Demo, facts: dict[str, str]) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    network = Path(facts["network_bundle"])
+    members = json.loads((network / "network.json").read_text())["members"]
+    assert [m["member"] for m in members] == ["demo", "north-refuge", "south-haven"]
+    checked = run_feedback("verify", str(network))  # recomputes it from the three inside
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def check_readable(html: str) -> None:
@@ -169,15 +175,24 @@ async def test_demo_with_a_database_url(demo_dir: Path, database_url: str) -> No
         stored = await conn.fetchval(
             "SELECT password_hash FROM users WHERE email = $1", facts["manager_email"]
         )
-        programs = await conn.fetchval("SELECT count(*) FROM programs")
-        surveys = await conn.fetchval("SELECT count(*) FROM surveys")
+        demo = await conn.fetchval("SELECT id FROM organisations WHERE slug = 'demo'")
+        programs = await conn.fetchval(
+            "SELECT count(*) FROM programs WHERE organisation_id = $1", demo
+        )
+        surveys = await conn.fetchval(
+            "SELECT count(*) FROM surveys WHERE organisation_id = $1", demo
+        )
         ran = await conn.fetchval("SELECT count(*) FROM job_runs")
         retention = await conn.fetchval(
             "SELECT count(*) FROM job_runs WHERE job = 'delete-released-ciphertexts'"
         )
-        releases = await conn.fetchval("SELECT count(*) FROM releases")
+        releases = await conn.fetchval(
+            "SELECT count(*) FROM releases WHERE organisation_id = $1", demo
+        )
         spent = await conn.fetchval(
-            "SELECT count(*) FROM releases r JOIN privacy_ledger l ON l.release_id = r.id"
+            "SELECT count(*) FROM releases r JOIN privacy_ledger l ON l.release_id = r.id "
+            "WHERE r.organisation_id = $1",
+            demo,
         )
     finally:
         await conn.close()

@@ -20,7 +20,7 @@ from feedback.publish import views
 from feedback.publish.invitations import create_batch, create_open_link, survey_url
 from feedback.secretfiles import ServiceSecrets, load_or_create_secret, prepare_data_dir
 from feedback.surveys import load_definition
-from feedback.wrapping import kdf_cost
+from feedback.wrapping import INSECURE_TEST, kdf_cost
 
 ORGANISATION = ("demo", "Demo Organisation")
 PROGRAMS = (
@@ -52,6 +52,7 @@ class DemoFacts:
     sms_start_code: str
     publication_bundle: str
     signing_public_key: str
+    network_bundle: str
 
 
 async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSecrets) -> DemoFacts:
@@ -129,13 +130,13 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
         )
     passphrase_file = prepare_data_dir(settings.data_dir) / "secrets" / "demo_key_passphrase"
     passphrase = load_or_create_secret(settings.data_dir, "demo_key_passphrase").hex()
+    cost = kdf_cost(insecure_test=settings.insecure_test_kdf)
     if (
         await conn.fetchval(
             "SELECT count(*) FROM collection_keys WHERE organisation_id = $1", organisation_id
         )
         == 0
     ):
-        cost = kdf_cost(insecure_test=settings.insecure_test_kdf)
         async with conn.transaction():
             await create_collection_key(
                 conn, organisation_id=organisation_id, passphrase=passphrase, cost=cost
@@ -150,9 +151,19 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
     await demo_data.seed_submissions(conn, organisation_id)
     await demo_data.release_past_periods(conn, organisation_id, passphrase)
     await views.draw_missing(conn)  # the program pages, as the worker draws them
-    bundle, signing_key = await demo_data.publish_year(
-        conn, organisation_id, passphrase, settings.data_dir / "publications"
-    )
+    folder = settings.data_dir / "publications"
+    bundle, signing_key = await demo_data.publish_year(conn, organisation_id, passphrase, folder)
+    members = [(organisation_id, bundle)]
+    # The network's other members and the network itself stand in for other installations
+    # and guard synthetic answers only: their keys take libsodium's interactive cost, so
+    # that the demo starts in seconds (the demo organisation's keys keep the sensitive one).
+    for slug, name, *program in demo_data.MEMBERS:
+        member_id = await demo_data.seed_member(
+            conn, slug, name, (program[0], program[1]), passphrase, INSECURE_TEST
+        )
+        member_bundle, _ = await demo_data.publish_year(conn, member_id, passphrase, folder / slug)
+        members.append((member_id, member_bundle))
+    network = await demo_data.seed_network(conn, members, passphrase, folder, INSECURE_TEST)
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
     sms = await create_batch(
@@ -183,6 +194,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
         sms_start_code=sms.tokens[0],
         publication_bundle=str(bundle),
         signing_public_key=signing_key,
+        network_bundle=str(network),
     )
 
 
@@ -218,6 +230,7 @@ def describe(facts: DemoFacts, path: Path) -> str:
             f"    feedback sms-sim    then type {facts.sms_start_code}",
             f"  a signed publication: {facts.publication_bundle}",
             f"    check it: feedback verify {facts.publication_bundle}",
+            f"  a signed network summary of three organisations: {facts.network_bundle}",
             f"  these facts as JSON: {path}",
         )
     )

@@ -12,18 +12,23 @@ from pathlib import Path
 from asyncpg import Record
 
 from feedback.advisor import advise
-from feedback.aggregate.keys import unlock_all
+from feedback.aggregate.keys import create_collection_key, unlock_all
 from feedback.aggregate.scheduled import make_planned
+from feedback.aggregate.signing import create_signing_key
+from feedback.cli.networks import add_member, create_network, import_bundle, summarise_network
 from feedback.cli.publications import export
 from feedback.cli.publishing import KEY_FILE, publish
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
+from feedback.minisign import PublicKey
+from feedback.networks import Requirements
 from feedback.periods import Granularity, Period
 from feedback.plans import add_line, plan_of
 from feedback.schedules import add_schedule, schedule_of
 from feedback.sealing import load_public_key, seal
-from feedback.surveys import PREFER_NOT, Survey, from_json
+from feedback.surveys import PREFER_NOT, Survey, from_json, load_definition
+from feedback.wrapping import KdfCost
 
 # Two large programs (about 1,000 respondents a year each, as before 2025-Q1 to 2026-Q3) and a
 # small one (about 60 in 2025), as programs in this field are.
@@ -35,6 +40,14 @@ SMALL_PER_YEAR = 60
 SMALL_YEAR = "2025"
 LARGE_BUDGET = Decimal("2.5")  # a year, per large program, for what the advisor plans
 SMALL_BUDGET = Decimal(1)
+# The network's two other members: one program each, answers in 2025 only.
+MEMBERS = (
+    ("north-refuge", "North Refuge", "outreach", "Outreach Program"),
+    ("south-haven", "South Haven", "housing", "Housing Program"),
+)
+MEMBER_PROGRAMS = {program for _, _, program, _ in MEMBERS}
+PER_MEMBER_QUARTER = 120
+NETWORK = ("coalition", "Anti-Trafficking Coalition")
 # Beside the advisor's plan, the large programs release the indices by gender and by time in
 # program once a year (epsilon 1 each): 2 x (2.5 + 2) + 1 = 10, the demo's yearly budget.
 BREAKDOWNS = (("gender", Decimal(1)), ("time_in_program", Decimal(1)))
@@ -76,6 +89,8 @@ async def _survey_row(conn: Connection, organisation_id: uuid.UUID) -> Record:
 
 def _seeded(slug: str) -> list[tuple[Period, int]]:
     """The periods a program's synthetic answers fall in, and how many each."""
+    if slug in MEMBER_PROGRAMS:
+        return [(Period.parse(f"{SMALL_YEAR}-Q{q}"), PER_MEMBER_QUARTER) for q in range(1, 5)]
     if slug == SMALL:
         return [(Period.parse(SMALL_YEAR), SMALL_PER_YEAR)]
     return [(Period.parse(p), PER_LARGE_QUARTER) for p in LARGE_PERIODS]
@@ -132,13 +147,14 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
 
 
 async def release_past_periods(
-    conn: Connection, organisation_id: uuid.UUID, passphrase: str
+    conn: Connection, organisation_id: uuid.UUID, passphrase: str, *, only_first_year: bool = False
 ) -> int:
     """Plan the demo's years (once) and make the releases of every period that has ended.
     Already-made releases are returned, not remade."""
     today = dt.datetime.now(dt.UTC).date()
     work = []
-    for year in sorted({Period.parse(p).budget_year for p in (*LARGE_PERIODS, SMALL_YEAR)}):
+    years = sorted({Period.parse(p).budget_year for p in (*LARGE_PERIODS, SMALL_YEAR)})
+    for year in years[:1] if only_first_year else years:
         lines = await plan_of(conn, organisation_id, year)
         if not lines:
             await _plan(conn, organisation_id, year)
@@ -171,7 +187,9 @@ async def _plan(conn: Connection, organisation_id: uuid.UUID, year: int) -> None
             (line.kind, line.granularity, line.questions, None, line.epsilon, line.expected_n)
             for line in advice.lines
         ]
-        if not small:
+        if program["slug"] in MEMBER_PROGRAMS:  # the network's other members: the year's indices
+            tables = [("indices", "year", (), None, SMALL_BUDGET, 4 * PER_MEMBER_QUARTER)]
+        elif not small:
             n = 4 * PER_LARGE_QUARTER
             tables += [("indices", "year", (), by, eps, n) for by, eps in BREAKDOWNS]
         for kind, granularity, questions, breakdown, epsilon, expected_n in tables:
@@ -210,3 +228,86 @@ async def publish_year(
         packed = await conn.fetchval("SELECT archive FROM publications WHERE id = $1", made.id)
         export(packed, target)
     return target, (target / KEY_FILE).read_text()
+
+
+async def seed_member(
+    conn: Connection, slug: str, name: str, program: tuple[str, str], passphrase: str, cost: KdfCost
+) -> uuid.UUID:
+    """Another organisation of the network, once: its program, survey, keys, answers and 2025
+    releases."""
+    async with conn.transaction():
+        organisation_id: uuid.UUID = await conn.fetchval(
+            """
+            INSERT INTO organisations (slug, name, epsilon_per_year) VALUES ($1, $2, 10)
+            ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name RETURNING id
+            """,
+            slug,
+            name,
+        )
+        await conn.execute(
+            "INSERT INTO programs (organisation_id, slug, name) VALUES ($1, $2, $3) "
+            "ON CONFLICT (organisation_id, slug) DO NOTHING",
+            organisation_id,
+            *program,
+        )
+        definition = load_definition()
+        await conn.execute(
+            "INSERT INTO surveys (organisation_id, slug, version, definition) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (organisation_id, slug, version) DO NOTHING",
+            organisation_id,
+            definition["slug"],
+            definition["version"],
+            definition,
+        )
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE organisation_id = $1)",
+            organisation_id,
+        ):
+            await create_collection_key(
+                conn, organisation_id=organisation_id, passphrase=passphrase, cost=cost
+            )
+            await create_signing_key(
+                conn, organisation_id=organisation_id, passphrase=passphrase, cost=cost
+            )
+    await seed_submissions(conn, organisation_id)
+    await release_past_periods(conn, organisation_id, passphrase, only_first_year=True)
+    return organisation_id
+
+
+async def seed_network(
+    conn: Connection, members: list[tuple[uuid.UUID, Path]], passphrase: str, folder: Path,
+    cost: KdfCost,
+) -> Path:  # fmt: skip
+    """The coalition of the demo and its two other members, and its signed summary of 2025
+    from their yearly publications (``members``: each one's id and exported bundle)."""
+    threshold = await conn.fetchval(
+        "SELECT release_threshold FROM organisations WHERE id = $1", members[0][0]
+    )
+    network_id = await conn.fetchval(
+        "SELECT id FROM organisations WHERE slug = $1", NETWORK[0]
+    ) or await create_network(
+        conn, *NETWORK, Requirements("invitation", threshold), passphrase,
+        cost=cost,
+    )  # fmt: skip
+    for organisation_id, bundle in members:
+        row = await conn.fetchrow(
+            "SELECT o.slug, o.name, k.public_key FROM organisations o "
+            "JOIN signing_keys k ON k.organisation_id = o.id AND k.retired_at IS NULL "
+            "WHERE o.id = $1",
+            organisation_id,
+        )
+        if row is None:
+            raise FeedbackError("a demo member has no signing key")
+        key = PublicKey.of(row["public_key"])
+        await add_member(conn, network_id, row["slug"], row["name"], key, consents=True)
+        await import_bundle(conn, network_id, bundle)
+    publication_id, sequence = await summarise_network(
+        conn, network_id, Period.parse(SMALL_YEAR), passphrase, dt.datetime.now(dt.UTC).date()
+    )
+    target = folder / f"network-{sequence}"
+    if not target.exists():
+        packed = await conn.fetchval(
+            "SELECT archive FROM publications WHERE id = $1", publication_id
+        )
+        export(packed, target)
+    return target

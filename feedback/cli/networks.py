@@ -42,7 +42,7 @@ from feedback.networks import (
 from feedback.organisations import create_organisation
 from feedback.periods import Period
 from feedback.publish.render import standalone
-from feedback.wrapping import kdf_cost
+from feedback.wrapping import SENSITIVE, KdfCost, kdf_cost
 
 SERIES = "network"
 
@@ -68,7 +68,7 @@ async def create_network(
     required: Requirements,
     passphrase: str,
     *,
-    insecure_test_kdf: bool = False,
+    cost: KdfCost = SENSITIVE,
 ) -> uuid.UUID:
     async with conn.transaction():
         network_id = await create_organisation(conn, slug, name)
@@ -82,7 +82,7 @@ async def create_network(
             conn,
             organisation_id=network_id,
             passphrase=passphrase,
-            cost=kdf_cost(insecure_test=insecure_test_kdf),
+            cost=cost,
         )
     return network_id
 
@@ -321,7 +321,7 @@ async def create_command(
             name,
             Requirements(privacy_unit, threshold),
             passphrase,
-            insecure_test_kdf=settings.insecure_test_kdf,
+            cost=kdf_cost(insecure_test=settings.insecure_test_kdf),
         )
     click.echo(f"network {slug} made; give members its key: feedback publications key -o {slug}")
 

@@ -89,7 +89,7 @@ async def coalition(conn: Connection, worker_conn: Connection, tmp_path: Path) -
         members[slug] = t
     network_id = await create_network(
         conn, "coalition", "The Coalition", Requirements("invitation", 11), PASSPHRASE,
-        insecure_test_kdf=True,
+        cost=INSECURE_TEST,
     )  # fmt: skip
     for slug, t in members.items():
         key = await member_key(conn, t)
