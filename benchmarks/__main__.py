@@ -20,6 +20,7 @@ BENCHMARKS = [
     ("benchmarks.attack", "attack_figures"),
     ("benchmarks.indices", "index_figures"),
     ("benchmarks.indices", "share_figures"),
+    ("benchmarks.publications", "publication_figures"),
 ]
 
 
