@@ -25,7 +25,7 @@ from feedback.cli.publishing import publish
 from feedback.db import Connection
 from feedback.means import MIDDLE
 from feedback.minisign import PublicKey
-from feedback.networks import NETWORK, NetworkError, Requirements, check_network
+from feedback.networks import NETWORK, NetworkError, Requirements, check_network, refusals
 from feedback.periods import Period
 from feedback.schedules import add_schedule, schedule_of
 from feedback.wrapping import INSECURE_TEST
@@ -245,3 +245,18 @@ async def test_a_member_that_leaves_is_absent_from_later_summaries_and_earlier_o
     assert before == {"north", "south", "east"}
     assert check(earlier, coalition.key, then=check_network).ok
     assert check(later, coalition.key, then=check_network).ok
+
+
+def test_a_card_with_another_privacy_unit_is_refused_by_name() -> None:
+    card = {
+        "release": "r1",
+        "program": "shelter",
+        "period": "2026-Q3",
+        "privacy_unit": {"unit": "submission"},
+        "threshold": 11,
+    }
+    assert refusals({"releases": [card]}, Requirements("invitation", 11)) == [
+        "release r1 (shelter, 2026-Q3): its privacy unit is 'submission', the network requires "
+        "'invitation'"
+    ]
+    assert refusals({"releases": [card]}, Requirements("submission", 11)) == []

@@ -10,24 +10,30 @@ import json
 import re
 import shutil
 import subprocess
+from decimal import Decimal
 from html import unescape
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import FloatRect
 
+from feedback.aggregate.keys import create_collection_key
 from feedback.aggregate.signing import create_signing_key
 from feedback.bundles import MANIFEST, SIGNATURE, check, remember
 from feedback.cli.publications import export
 from feedback.cli.publishing import KEY_FILE, publications_job, publish
 from feedback.db import WORKER, Connection, Pool, connect
+from feedback.envelope import Envelope
 from feedback.jobs import run_now, run_once
 from feedback.minisign import PublicKey
 from feedback.periods import Period
+from feedback.plans import add_line
 from feedback.publish import publications
 from feedback.publish.reports import program_releases
 from feedback.schedules import add_schedule, schedule_of
+from feedback.sealing import load_public_key, seal
 from feedback.wrapping import INSECURE_TEST
+from tests import factories
 from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, chromium
 from tests.publish.conftest import World
 
@@ -325,3 +331,60 @@ async def test_the_summary_renders_every_chart_offline_in_chromium(
     assert len(boxes) == len(charts) > 0
     assert all(box["width"] > 200 and box["height"] > 100 for box in boxes), boxes
     assert screenshot.stat().st_size > 10_000
+
+
+async def test_a_due_publication_makes_its_missing_planned_releases_first(
+    conn: Connection, worker_pool: Pool, database_url: str, tmp_path: Path
+) -> None:
+    t = await factories.tenant(conn)
+    key_id = await create_collection_key(
+        conn,
+        organisation_id=t.organisation_id,
+        passphrase=PASSPHRASE,
+        retire_current=True,
+        cost=INSECURE_TEST,
+    )
+    await create_signing_key(
+        conn, organisation_id=t.organisation_id, passphrase=PASSPHRASE, cost=INSECURE_TEST
+    )
+    public_key = load_public_key(
+        await conn.fetchval("SELECT public_key FROM collection_keys WHERE id = $1", key_id)
+    )
+    for i in range(40):
+        envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 5})
+        await factories.submission(
+            conn,
+            t,
+            key_id=key_id,
+            week=dt.date(2026, 8, 3),
+            ciphertext=seal(public_key, envelope.to_plaintext()),
+        )
+    await add_line(
+        conn,
+        organisation_id=t.organisation_id,
+        year=2026,
+        program_id=t.program_id,
+        survey_id=t.survey_id,
+        granularity="quarter",
+        questions=("believed", "safe_now"),
+        breakdown=None,
+        epsilon=Decimal(1),
+    )
+    await add_schedule(conn, t.organisation_id, "quarterly", "quarter", 5, None)
+    passphrases = tmp_path / "passphrases"
+    passphrases.mkdir()
+    (passphrases / "org").write_text(PASSPHRASE + "\n")
+    (passphrases / "org").chmod(0o600)
+    assert await conn.fetchval("SELECT count(*) FROM releases") == 0
+    await run_now(worker_pool, publications_job(passphrases, database_url))
+    # The quarter due (2026-Q3 on 5 October) was released first, then published from it.
+    q3 = await conn.fetchval("SELECT id FROM releases WHERE period_start = '2026-07-01'")
+    assert q3 is not None
+    figures = json.loads(
+        await conn.fetchval(
+            "SELECT data FROM publication_files f JOIN publications p ON p.id = f.publication_id "
+            "WHERE p.period = '2026-Q3' AND f.path = $1",
+            publications.FIGURES,
+        )
+    )
+    assert [c["release"] for c in figures["releases"]] == [str(q3)]
