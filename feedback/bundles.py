@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from feedback.errors import FeedbackError
 from feedback.minisign import BadSignature, PublicKey, sign, verify
@@ -183,6 +183,30 @@ def archive(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+MAX_FILES = 10_000
+MAX_BYTES = 512 * 1024 * 1024  # a yearly publication of ten programs is about 3 MB
+
+
+def unpack(packed: BinaryIO, into: Path, name: str) -> None:
+    """Extract a .tar.gz of plain files into ``into``: refused (before anything is written)
+    when it holds anything else, more than MAX_FILES files or more than MAX_BYTES."""
+    try:
+        with tarfile.open(fileobj=packed, mode="r:gz") as archive:
+            members = archive.getmembers()
+            for member in members:
+                if not (member.isfile() or member.isdir()):
+                    raise BundleError(f"{member.name} in {name} is not a plain file")
+            if len(members) > MAX_FILES or sum(m.size for m in members) > MAX_BYTES:
+                raise BundleError(
+                    f"{name} holds more than {MAX_FILES} files or {MAX_BYTES >> 20} MB: "
+                    "not a publication"
+                )
+            # "data": no absolute paths, no '..', no links, no devices (PEP 706).
+            archive.extractall(into, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{name} is not a readable .tar.gz ({exc})") from None
+
+
 @dataclass
 class Report:
     """What `feedback verify` found: the manifest, when it could be read, and each problem."""
@@ -218,15 +242,8 @@ def _opened(bundle: Path) -> Iterator[Path]:
     if not bundle.is_file():
         raise BundleError(f"no bundle at {bundle}")
     with tempfile.TemporaryDirectory() as scratch:
-        try:
-            with tarfile.open(bundle, "r:gz") as archive:
-                for member in archive.getmembers():
-                    if not (member.isfile() or member.isdir()):
-                        raise BundleError(f"{member.name} in {bundle} is not a plain file")
-                # "data": no absolute paths, no '..', no links, no devices (PEP 706).
-                archive.extractall(scratch, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise BundleError(f"{bundle} is not a readable .tar.gz ({exc})") from None
+        with bundle.open("rb") as packed:
+            unpack(packed, Path(scratch), str(bundle))
         entries = list(Path(scratch).iterdir())
         yield entries[0] if len(entries) == 1 and entries[0].is_dir() else Path(scratch)
 

@@ -39,6 +39,9 @@ FIGURES = "figures.json"  # a member publication's figures (feedback.publish.pub
 MEMBERS = "members"  # the folder of the member bundles inside a network bundle
 Z95 = 1.959963984540054
 ABOVE, BELOW = 0.95, 0.05  # the bands' edges on the probability of being above the median
+# Members are compared with the members' median only when at least this many have the figure:
+# the median of two is their mean, which with one member's figure gives the other's.
+LEAST_FOR_MEDIAN = 3
 
 
 class NetworkError(FeedbackError):
@@ -236,7 +239,11 @@ def summarise(
                 continue
             alone = {s: make(pool) for s, pool in each.items() if pool is not None}
             known = {s: f for s, f in alone.items() if f is not None}
-            median = statistics.median(f.value for f in known.values()) if known else None
+            median = (
+                statistics.median(f.value for f in known.values())
+                if len(known) >= LEAST_FOR_MEDIAN
+                else None
+            )
             out[kind][name] = {
                 **network.to_json(),
                 "members": len(known),

@@ -68,7 +68,7 @@ CREATE TABLE publication_requests (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     organisation_id uuid NOT NULL REFERENCES organisations (id),
     series          text NOT NULL,
-    period          text NOT NULL,
+    period          text NOT NULL CHECK (period ~ '^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4]|-H[12])?$'),
     requested_by    uuid REFERENCES users (id),  -- NULL: the schedule
     requested_at    timestamptz NOT NULL DEFAULT now(),
     settled_at      timestamptz,
@@ -89,14 +89,31 @@ CREATE TABLE funder_programs (
     FOREIGN KEY (organisation_id, program_id) REFERENCES programs (organisation_id, id)
 );
 
--- Staff: read publications, ask for one, keep funders and their links.
+-- A revoked link stays revoked: the staff role may revoke, never restore.
+CREATE FUNCTION funders_revocation_is_final() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.revoked_at IS NOT NULL AND NEW.revoked_at IS DISTINCT FROM OLD.revoked_at THEN
+        RAISE EXCEPTION 'a revoked funder link stays revoked: add the funder again for a new one'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER funders_revocation_is_final BEFORE UPDATE ON funders
+    FOR EACH ROW EXECUTE FUNCTION funders_revocation_is_final();
+
+-- Staff: read publications, ask for one (what and who only: the worker alone settles it),
+-- keep funders and their links.
 GRANT SELECT ON publications, publication_files, publication_schedules TO feedback_staff;
-GRANT SELECT, INSERT ON publication_requests TO feedback_staff;
+GRANT SELECT ON publication_requests TO feedback_staff;
+GRANT INSERT (organisation_id, series, period, requested_by) ON publication_requests
+    TO feedback_staff;
 GRANT INSERT (organisation_id, name, email, link_token_hash) ON funders TO feedback_staff;
 GRANT UPDATE (revoked_at) ON funders TO feedback_staff;
 GRANT SELECT, INSERT ON funder_programs TO feedback_staff;
--- Worker: build, sign and store them; settle requests.
-GRANT SELECT ON signing_keys TO feedback_worker;
-GRANT SELECT, INSERT ON publications, publication_files TO feedback_worker;
-GRANT SELECT, INSERT, UPDATE ON publication_schedules, publication_requests TO feedback_worker;
-GRANT DELETE ON publication_schedules TO feedback_worker;
+-- Worker and key holder: add schedules; build, sign and store publications; settle requests.
+GRANT SELECT, INSERT ON publications, publication_files, publication_schedules
+    TO feedback_worker;
+GRANT SELECT, INSERT ON publication_requests TO feedback_worker;
+GRANT UPDATE (settled_at, outcome, publication_id) ON publication_requests TO feedback_worker;

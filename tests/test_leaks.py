@@ -219,11 +219,22 @@ def test_no_marker_phone_number_or_address_in_the_database_or_any_log(
     old_year = current_week().year - 3
     run_async(move_to(database_url, dt.date(old_year, 12, 1)))
     planned = feedback(
-        "plan", "add", "--year", str(old_year), "-q", "believed", "--accept-wide", env=env
+        "plan",
+        "add",
+        "-o",
+        "demo",
+        "--year",
+        str(old_year),
+        "-q",
+        "believed",
+        "--accept-wide",
+        env=env,
     )
     assert planned.returncode == 0, planned.stderr
     released = feedback(
         "aggregate",
+        "-o",
+        "demo",
         "--period",
         f"{old_year}-Q4",
         "--passphrase-file",

@@ -128,6 +128,19 @@ async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: C
             "INSERT INTO programs (organisation_id, slug, name, keep_partial_sms) "
             "SELECT id, 'p3', 'P', true FROM organisations",
         ),
+        (
+            STAFF,  # a request is what and who: only the worker settles it
+            "INSERT INTO publication_requests (organisation_id, series, period, outcome) "
+            "SELECT id, 'quarterly', '2026-Q1', 'published' FROM organisations",
+        ),
+        (STAFF, "UPDATE publication_requests SET outcome = 'x'"),
+        (
+            STAFF,
+            "INSERT INTO publication_files (publication_id, path, data) "
+            "VALUES (gen_random_uuid(), 'x', 'x')",
+        ),
+        (STAFF, "UPDATE funders SET name = 'x'"),
+        (WORKER, "DELETE FROM publication_schedules"),
         (WORKER, "SELECT * FROM users"),
         (WORKER, "UPDATE releases SET cells = '{}'"),
     ],

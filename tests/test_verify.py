@@ -5,6 +5,7 @@ too."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from feedback.bundles import MANIFEST, SIGNATURE, sha256, write_bundle
+from feedback.bundles import MANIFEST, MAX_BYTES, SIGNATURE, sha256, write_bundle
 from feedback.minisign import PublicKey
 from tests.cli import run_feedback
 from tests.live import ROOT
@@ -157,3 +158,31 @@ def test_the_state_reports_rollbacks_forks_gaps_and_overdue_publications(tmp_pat
     again = verify(tmp_path / "late" / "north-quarterly-1", "--key", late.key_file,
                    "--state", overdue_state)  # fmt: skip
     assert f"FAILED overdue: publication 2 of quarterly was due on {promised}" in again.stdout
+
+
+def test_verify_needs_the_key_the_organisation_gave(tmp_path: Path) -> None:
+    """A bundle may carry signing-key.pub, but a forger would replace it with their own: the
+    check is against the key given with --key, or refused."""
+    forger = Series(tmp_path / "forger")
+    bundle = forger.publish(1, files={**FILES, "signing-key.pub": forger.public.file("x").encode()})
+    refused = verify(bundle)
+    assert refused.returncode != 0
+    assert "--key" in refused.stderr
+    genuine = Series(tmp_path / "genuine")
+    assert verify(bundle, "--key", genuine.key_file).returncode == 1
+
+
+def test_an_archive_that_would_fill_the_disk_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """A few hundred kilobytes of .tar.gz that unpack to more than a publication can be."""
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz") as archive:
+        info = tarfile.TarInfo("north-quarterly-1/summary.html")
+        info.size = MAX_BYTES + 1
+        archive.addfile(info, io.BytesIO(bytes(info.size)))
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    series = Series(tmp_path / "keys")
+    refused = verify(bomb, "--key", series.key_file)
+    assert refused.returncode == 1
+    assert "not a publication" in refused.stderr

@@ -53,6 +53,7 @@ class DemoFacts:
     publication_bundle: str
     signing_public_key: str
     network_bundle: str
+    network_public_key: str
 
 
 async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSecrets) -> DemoFacts:
@@ -163,7 +164,11 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
         )
         member_bundle, _ = await demo_data.publish_year(conn, member_id, passphrase, folder / slug)
         members.append((member_id, member_bundle))
-    network = await demo_data.seed_network(conn, members, passphrase, folder, INSECURE_TEST)
+    network, network_key = await demo_data.seed_network(
+        conn, members, passphrase, folder, INSECURE_TEST
+    )
+    (folder / "demo.pub").write_text(signing_key)
+    (folder / "coalition.pub").write_text(network_key)
     batch = await create_batch(conn, program_id=program_ids[0], count=1)
     open_token = await create_open_link(conn, program_id=program_ids[0])
     sms = await create_batch(
@@ -195,6 +200,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
         publication_bundle=str(bundle),
         signing_public_key=signing_key,
         network_bundle=str(network),
+        network_public_key=network_key,
     )
 
 
@@ -229,8 +235,11 @@ def describe(facts: DemoFacts, path: Path) -> str:
             "  try the SMS survey from another terminal (start by sending the code):",
             f"    feedback sms-sim    then type {facts.sms_start_code}",
             f"  a signed publication: {facts.publication_bundle}",
-            f"    check it: feedback verify {facts.publication_bundle}",
+            f"    check it: feedback verify {facts.publication_bundle} "
+            f"--key {Path(facts.publication_bundle).parent / 'demo.pub'}",
             f"  a signed network summary of three organisations: {facts.network_bundle}",
+            f"    check it: feedback verify {facts.network_bundle} "
+            f"--key {Path(facts.network_bundle).parent / 'coalition.pub'}",
             f"  these facts as JSON: {path}",
         )
     )

@@ -17,7 +17,7 @@ from feedback.aggregate.scheduled import make_planned
 from feedback.aggregate.signing import create_signing_key
 from feedback.cli.networks import add_member, create_network, import_bundle, summarise_network
 from feedback.cli.publications import export
-from feedback.cli.publishing import KEY_FILE, publish
+from feedback.cli.publishing import publish
 from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
@@ -227,7 +227,20 @@ async def publish_year(
     if not target.exists():
         packed = await conn.fetchval("SELECT archive FROM publications WHERE id = $1", made.id)
         export(packed, target)
-    return target, (target / KEY_FILE).read_text()
+    return target, await public_key_file(conn, organisation_id)
+
+
+async def public_key_file(conn: Connection, organisation_id: uuid.UUID) -> str:
+    """The organisation's current signing key in minisign's format, as funders are given it."""
+    row = await conn.fetchrow(
+        "SELECT o.slug, k.public_key FROM organisations o JOIN signing_keys k "
+        "ON k.organisation_id = o.id AND k.retired_at IS NULL WHERE o.id = $1",
+        organisation_id,
+    )
+    if row is None:
+        raise FeedbackError("a demo organisation has no signing key")
+    key = PublicKey.of(row["public_key"])
+    return key.file(f"{row['slug']} signing key {key.hex_id}")
 
 
 async def seed_member(
@@ -277,7 +290,7 @@ async def seed_member(
 async def seed_network(
     conn: Connection, members: list[tuple[uuid.UUID, Path]], passphrase: str, folder: Path,
     cost: KdfCost,
-) -> Path:  # fmt: skip
+) -> tuple[Path, str]:  # fmt: skip
     """The coalition of the demo and its two other members, and its signed summary of 2025
     from their yearly publications (``members``: each one's id and exported bundle)."""
     threshold = await conn.fetchval(
@@ -310,4 +323,4 @@ async def seed_network(
             "SELECT archive FROM publications WHERE id = $1", publication_id
         )
         export(packed, target)
-    return target
+    return target, await public_key_file(conn, network_id)

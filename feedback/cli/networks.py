@@ -39,7 +39,7 @@ from feedback.networks import (
     refusals,
     summarise,
 )
-from feedback.organisations import create_organisation
+from feedback.organisations import check_name, check_slug, create_organisation
 from feedback.periods import Period
 from feedback.publish.render import standalone
 from feedback.wrapping import SENSITIVE, KdfCost, kdf_cost
@@ -90,17 +90,30 @@ async def create_network(
 async def add_member(
     conn: Connection, network_id: uuid.UUID, member: str, name: str, key: PublicKey, consents: bool
 ) -> None:
+    """Register a member (again: it rejoins, its consent as given), by the short name its
+    publications carry. A member's key is the one it was registered with."""
+    check_slug(member, "a member")
+    registered = await conn.fetchval(
+        "SELECT public_key FROM network_members WHERE network_id = $1 AND member = $2",
+        network_id,
+        member,
+    )
+    if registered is not None and registered != key.line():
+        raise NetworkError(
+            f"{member} is registered with another key ({PublicKey.parse(registered).hex_id}); "
+            "a member's key does not change here: ask the member how its key changed, and "
+            "register the new one under a new name"
+        )
     await conn.execute(
         """
         INSERT INTO network_members (network_id, member, name, public_key, consents)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (network_id, member) DO UPDATE
             SET left_at = NULL, consents = EXCLUDED.consents
-            WHERE network_members.public_key = EXCLUDED.public_key
         """,
         network_id,
         member,
-        name,
+        check_name(name, "the member's name"),
         key.line(),
         consents,
     )
@@ -399,7 +412,8 @@ async def summarise_command(
     settings: Settings, network: str, period: str, passphrase_file: Path | None
 ) -> None:
     """Publish NETWORK's signed summary of a period from its members' imported publications
-    (export it with `feedback publications export -o NETWORK network N --to DIR`)."""
+    (export it with `feedback publications export -o NETWORK network N --to DIR`). A period
+    is summarised once: import every member's publication first."""
     passphrase = read_passphrase(passphrase_file, confirm=False)
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         network_id, _, _ = await network_of(conn, network)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import tarfile
 import tempfile
 from pathlib import Path
 
 import click
 
+from feedback.bundles import BundleError, unpack
 from feedback.cli.common import (
     find_program,
     organisation_option,
@@ -82,18 +82,22 @@ async def list_command(settings: Settings, organisation: str | None) -> None:
     """Every series and its publications, newest first, and any not made and why."""
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
-        found = await schedules_of(conn, org.id)
+        found = {s.series: s.describe() for s in await schedules_of(conn, org.id)}
+        for row in await conn.fetch(
+            "SELECT DISTINCT series FROM publications WHERE organisation_id = $1", org.id
+        ):
+            found.setdefault(row["series"], "no schedule")
         if not found:
             click.echo("no series: add one with `feedback publications schedule`")
-        for schedule in found:
-            click.echo(f"{schedule.series}: {schedule.describe()}")
+        for series, described in sorted(found.items()):
+            click.echo(f"{series}: {described}")
             for row in await conn.fetch(
                 """
                 SELECT sequence, period, issued, next_due, corrects, why FROM publications
                  WHERE organisation_id = $1 AND series = $2 ORDER BY sequence DESC
                 """,
                 org.id,
-                schedule.series,
+                series,
             ):
                 correction = (
                     f", corrects {row['corrects']}: {row['why']}" if row["corrects"] else ""
@@ -110,7 +114,7 @@ async def list_command(settings: Settings, organisation: str | None) -> None:
                  ORDER BY settled_at DESC LIMIT 5
                 """,
                 org.id,
-                schedule.series,
+                series,
             ):
                 click.echo(f"  not made: {row['period']}: {row['outcome']}")
 
@@ -198,10 +202,11 @@ def export(packed: bytes, target: Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as archive:
-            archive.extractall(scratch, filter="data")
-        (folder,) = Path(scratch).iterdir()  # an archive holds its bundle's one folder
-        folder.rename(target)
+        unpack(io.BytesIO(packed), Path(scratch), target.name)
+        found = list(Path(scratch).iterdir())
+        if len(found) != 1 or not found[0].is_dir():
+            raise BundleError(f"{target.name}: a bundle's archive holds its one folder")
+        found[0].rename(target)
     return target
 
 

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from feedback.aggregate.keys import unlock_all
+from feedback.aggregate.keys import KeyFileError, unlock_all
 from feedback.aggregate.scheduled import due, make_planned
 from feedback.aggregate.signing import unlock_signing_key
 from feedback.bundles import MANIFEST, SIGNATURE, archive, sha256, write_bundle
@@ -26,10 +26,12 @@ from feedback.errors import FeedbackError
 from feedback.jobs import Job
 from feedback.minisign import PublicKey
 from feedback.offload import DRAWING
-from feedback.periods import Period
+from feedback.periods import BadPeriod, Period
 from feedback.publish import publications
-from feedback.schedules import Schedule, schedule_of, schedules_of
+from feedback.publish.publications import NothingToPublish
+from feedback.schedules import Schedule, ScheduleError, schedule_of, schedules_of
 from feedback.secretfiles import read_passphrase_file
+from feedback.wrapping import WrongPassphrase
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,10 @@ async def publish(
         raise PublishError(
             f"{period} is not a period of the series {schedule.series} "
             f"({schedule.describe()}): give a {schedule.granularity}"
+        )
+    if period.end > issued:
+        raise PublishError(
+            f"{period} has not ended: a publication shows a whole period, once it is over"
         )
     org = await conn.fetchrow(
         "SELECT slug, name FROM organisations WHERE id = $1", schedule.organisation_id
@@ -330,10 +336,25 @@ async def attempt(
         refused = await make_missing_releases(conn, schedule, period, passphrase, database_url)
         made = await publish(conn, schedule, period, passphrase=passphrase, issued=today)
     except FeedbackError as exc:
-        return None, str(exc)
+        return None, shown_reason(exc)
     if refused:
-        log.warning("publication %s %s: releases refused: %s", slug, period, "; ".join(refused))
+        log.warning("publication %s %s: %d planned release(s) refused", slug, period, len(refused))
     return made, f"publication {made.sequence} of {schedule.series}"
+
+
+# What staff may read of why a publication was not made: our own messages, which count nothing
+# about survivors. Others (a release refused because some answers are sealed to keys not
+# unlocked, say, whose message counts them) are named by kind only; the key holder's
+# `feedback publications publish` says the rest.
+SHOWN = (PublishError, NothingToPublish, ScheduleError, BadPeriod, WrongPassphrase, KeyFileError)
+
+
+def shown_reason(exc: FeedbackError) -> str:
+    if isinstance(exc, SHOWN):
+        return str(exc)
+    return (
+        f"refused ({type(exc).__name__}): the key holder's `feedback publications publish` says why"
+    )
 
 
 def publications_job(passphrase_dir: Path | None, database_url: str) -> Job:
@@ -360,14 +381,16 @@ def publications_job(passphrase_dir: Path | None, database_url: str) -> Job:
                 "SELECT id, organisation_id, series, period FROM publication_requests "
                 "WHERE settled_at IS NULL ORDER BY requested_at"
             ):
-                schedule = await schedule_of(conn, request["organisation_id"], request["series"])
+                try:
+                    schedule = await schedule_of(
+                        conn, request["organisation_id"], request["series"]
+                    )
+                    period = Period.parse(request["period"])
+                except FeedbackError as exc:  # each request settles, whatever it holds
+                    await _settle(conn, request["id"], shown_reason(exc), None)
+                    continue
                 made, why = await attempt(
-                    conn,
-                    schedule,
-                    Period.parse(request["period"]),
-                    passphrase_dir,
-                    database_url,
-                    today,
+                    conn, schedule, period, passphrase_dir, database_url, today
                 )
                 await _settle(conn, request["id"], why, made.id if made else None)
         finally:

@@ -12,8 +12,6 @@ from feedback.bundles import BundleError, check, remember
 from feedback.minisign import BadSignature, PublicKey
 from feedback.networks import check_network
 
-BUNDLED_KEY = "signing-key.pub"
-
 
 @click.command("verify")
 @click.argument("bundle", type=click.Path(path_type=Path))
@@ -21,7 +19,9 @@ BUNDLED_KEY = "signing-key.pub"
     "--key",
     "key_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The organisation's public key file (minisign format), as it gave it to you.",
+    required=True,
+    help="The organisation's public key file (minisign format), as it gave it to you (the "
+    "signing-key.pub a bundle carries came with it: it proves nothing about who made it).",
 )
 @click.option(
     "--state",
@@ -29,11 +29,11 @@ BUNDLED_KEY = "signing-key.pub"
     help="A folder where the last publication of each series is remembered, to report "
     "rollbacks, forks, gaps and overdue publications.",
 )
-def verify_command(bundle: Path, key_file: Path | None, state: Path | None) -> None:
+def verify_command(bundle: Path, key_file: Path, state: Path | None) -> None:
     """Check a publication BUNDLE (a folder or .tar.gz): its signature and every file. Needs
     no database and no settings."""
     try:
-        key, notes = _key(bundle, key_file)
+        key = _key(key_file)
         report = check(bundle, key, then=check_network)
         if state is not None:
             remember(state, report, dt.datetime.now(dt.UTC).date())
@@ -51,7 +51,7 @@ def verify_command(bundle: Path, key_file: Path | None, state: Path | None) -> N
                 else ""
             )
         )
-    for note in (*notes, *report.notes):
+    for note in report.notes:
         click.echo(f"note: {note}")
     for problem in report.problems:
         click.echo(f"FAILED {problem}")
@@ -60,19 +60,8 @@ def verify_command(bundle: Path, key_file: Path | None, state: Path | None) -> N
     click.echo(f"verified: the signature and all {len(manifest.files)} files")
 
 
-def _key(bundle: Path, key_file: Path | None) -> tuple[PublicKey, list[str]]:
-    if key_file is not None:
-        try:
-            return PublicKey.parse(key_file.read_text()), []
-        except OSError as exc:
-            raise BundleError(f"cannot read {key_file}: {exc}") from None
-    carried = bundle / BUNDLED_KEY
-    if not carried.is_file():
-        raise BundleError(
-            f"give the organisation's public key with --key (the bundle carries no {BUNDLED_KEY})"
-        )
-    key = PublicKey.parse(carried.read_text())
-    return key, [
-        f"checked with the key the bundle carries (id {key.hex_id}): compare that id with the "
-        "one the organisation gave you, or pass --key"
-    ]
+def _key(key_file: Path) -> PublicKey:
+    try:
+        return PublicKey.parse(key_file.read_text())
+    except OSError as exc:
+        raise BundleError(f"cannot read {key_file}: {exc}") from None

@@ -216,6 +216,9 @@ def create_app(
                 "sms_code_key": sms_code_key,
                 # login attempts per client (behind trusted proxies, the real client's)
                 "login_limiter": RateLimiter(limit=20, window=600),
+                "funder_limiter": RateLimiter(
+                    limit=publication_pages.LINK_REQUESTS_PER_MINUTE, window=60
+                ),
             }
 
     return web.create_web_app(

@@ -6,7 +6,6 @@ link is a 404, audited too."""
 from __future__ import annotations
 
 import datetime as dt
-import mimetypes
 import uuid
 
 from starlette.exceptions import HTTPException
@@ -28,14 +27,10 @@ from feedback.publish.funders import (
     visible_publications,
 )
 from feedback.publish.guard import Context, staff_page
-from feedback.publish.publications import STYLE, SUMMARY, content_security_policy
+from feedback.publish.publications import SUMMARY
 from feedback.publish.render import page
 from feedback.schedules import ScheduleError, schedule_of, schedules_of
 from feedback.web import connection
-
-# The summary, served as it was signed: its own policy (its stylesheet by hash), sandboxed.
-SUMMARY_POLICY = "sandbox; " + content_security_policy(STYLE)
-TYPES = {".csv": "text/csv; charset=utf-8", ".minisig": "text/plain", ".pub": "text/plain"}
 
 
 @staff_page("admin")
@@ -158,25 +153,50 @@ async def revoke(ctx: Context) -> Response:
 
 # A funder's link ------------------------------------------------------------------------------
 
+# Every file is served sandboxed; only the summary and the pictures open in the browser, and
+# everything else (a network summary's member bundles, say, which their members wrote) is a
+# download. The summary may keep its own stylesheet, whatever version drew it.
+SANDBOX = "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+SUMMARY_POLICY = SANDBOX + "; style-src 'unsafe-inline'; img-src data:"
+LINK_REQUESTS_PER_MINUTE = 120
+SUBJECT_LENGTH = 200
 
-async def _funder(conn: Connection, request: Request, what: str) -> Funder:
-    """The funder of the link in the URL, its access audited; a 404 for a link that is
-    unknown or revoked (a revoked one audited)."""
+
+async def _funder(conn: Connection, request: Request) -> Funder:
+    """The funder of the link in the URL; a 404 for a link that is unknown or revoked (the
+    first use of a revoked link each day is audited), a 429 past the link's rate."""
     funder = await funder_by_link(conn, request.path_params["token"])
     if funder is None:
         raise HTTPException(404)
-    action = "funder.refused" if funder.revoked_at is not None else "funder.view"
+    if funder.revoked_at is not None:
+        await conn.execute(
+            """
+            INSERT INTO audit_log (organisation_id, action, subject, details)
+            SELECT $1, 'funder.refused', $2, $3
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM audit_log
+                  WHERE organisation_id = $1 AND action = 'funder.refused' AND subject = $2
+                    AND created_at > now() - interval '1 day')
+            """,
+            funder.organisation_id,
+            str(funder.id),
+            {"name": funder.name},
+        )
+        raise HTTPException(404)
+    if not request.state.funder_limiter.allow(str(funder.id)):
+        raise HTTPException(429, "Too many requests through this link: try again in a minute.")
+    return funder
+
+
+async def _viewed(conn: Connection, funder: Funder, what: str) -> None:
     await record(
         conn,
         organisation_id=funder.organisation_id,
         user_id=None,
-        action=action,
-        subject=what,
+        action="funder.view",
+        subject=what[:SUBJECT_LENGTH],
         details={"funder": str(funder.id), "name": funder.name},
     )
-    if funder.revoked_at is not None:
-        raise HTTPException(404)
-    return funder
 
 
 async def _visible(conn: Connection, funder: Funder, request: Request) -> uuid.UUID:
@@ -191,7 +211,8 @@ async def _visible(conn: Connection, funder: Funder, request: Request) -> uuid.U
 
 async def funder_archive(request: Request) -> Response:
     async with connection(request.state.staff_pool) as conn:
-        funder = await _funder(conn, request, "archive")
+        funder = await _funder(conn, request)
+        await _viewed(conn, funder, "archive")
         listed = await visible_publications(conn, funder)
         key = await conn.fetchval(
             "SELECT public_key FROM signing_keys WHERE organisation_id = $1 AND retired_at IS NULL",
@@ -215,28 +236,44 @@ async def funder_archive(request: Request) -> Response:
 async def funder_file(request: Request) -> Response:
     path = request.path_params["path"]
     async with connection(request.state.staff_pool) as conn:
-        funder = await _funder(conn, request, f"{request.path_params['publication']}/{path}")
+        funder = await _funder(conn, request)
         publication_id = await _visible(conn, funder, request)
         data = await conn.fetchval(
             "SELECT data FROM publication_files WHERE publication_id = $1 AND path = $2",
             publication_id,
             path,
         )
-    if data is None:
-        raise HTTPException(404)
-    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
-    media = TYPES.get(suffix) or mimetypes.types_map.get(suffix, "application/octet-stream")
-    headers = {"content-security-policy": SUMMARY_POLICY} if path == SUMMARY else {}
-    return Response(data, media_type=media, headers=headers)
+        if data is None:
+            raise HTTPException(404)
+        await _viewed(conn, funder, f"{publication_id}/{path}")
+    return _file(path, data)
+
+
+def _file(path: str, data: bytes) -> Response:
+    if path == SUMMARY:  # the top-level one only: a member's, inside a network's, downloads
+        policy = {"content-security-policy": SUMMARY_POLICY}
+        return Response(data, media_type="text/html; charset=utf-8", headers=policy)
+    if path.endswith(".png"):
+        return Response(data, media_type="image/png", headers={"content-security-policy": SANDBOX})
+    name = path.rsplit("/", 1)[-1].replace('"', "")
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={
+            "content-security-policy": SANDBOX,
+            "content-disposition": f'attachment; filename="{name}"',
+        },
+    )
 
 
 async def funder_bundle(request: Request) -> Response:
     async with connection(request.state.staff_pool) as conn:
-        funder = await _funder(conn, request, f"{request.path_params['publication']}.tar.gz")
+        funder = await _funder(conn, request)
         publication_id = await _visible(conn, funder, request)
         row = await conn.fetchrow(
             "SELECT series, sequence, archive FROM publications WHERE id = $1", publication_id
         )
-    if row is None:
-        raise HTTPException(404)
+        if row is None:
+            raise HTTPException(404)
+        await _viewed(conn, funder, f"{publication_id}.tar.gz")
     return _bundle(row["series"], row["sequence"], row["archive"])

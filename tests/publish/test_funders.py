@@ -8,14 +8,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import asyncpg
 import httpx
+import pytest
 
-from feedback.cli.publishing import publications_job, publish
-from feedback.db import Connection, Pool
+from feedback.aggregate.unseal import KeysMissing
+from feedback.cli.publishing import publications_job, publish, shown_reason
+from feedback.db import STAFF, Connection, Pool, connect
 from feedback.jobs import run_now
 from feedback.periods import Period
 from feedback.publish.funders import hash_link
 from feedback.publish.publication_pages import SUMMARY_POLICY
+from feedback.publish.publications import NothingToPublish
 from feedback.schedules import schedule_of
 from tests.publish.conftest import StaffClient, World, csrf_of
 from tests.publish.test_publications import PASSPHRASE, TODAY, signed
@@ -56,6 +60,7 @@ async def test_a_funder_link_opens_the_archive_of_what_it_may_see_until_revoked(
     staff_client: StaffClient,
     worker_conn: Connection,
     conn: Connection,
+    database_url: str,
 ) -> None:
     schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
     await publish(
@@ -87,6 +92,12 @@ async def test_a_funder_link_opens_the_archive_of_what_it_may_see_until_revoked(
         assert summary.text.count("<svg") > 0
         bundle = await funder.get("/staff" + bundle_link[1])
         assert bundle.headers["content-type"] == "application/gzip"
+        # Anything but the summary and its pictures downloads, sandboxed: a file another
+        # organisation wrote (a network's member bundles) never runs on this origin.
+        svg = summary_link[1].replace("summary.html", "figures.json")
+        served = await funder.get("/staff" + svg)
+        assert served.headers["content-disposition"].startswith("attachment")
+        assert served.headers["content-security-policy"].startswith("sandbox;")
         # The publication shows both programs: a funder of the shelter alone does not see it.
         other = await funder.get("/staff" + shelter_only)
         assert "Nothing published for you yet" in other.text
@@ -107,8 +118,16 @@ async def test_a_funder_link_opens_the_archive_of_what_it_may_see_until_revoked(
         assert (await funder.get("/staff" + summary_link[1])).status_code == 404
         unknown = "/staff/funder/" + "A" * 22 + "/"
         assert (await funder.get(unknown)).status_code == 404
+    # Audited once a day per revoked link, so that a leaked one cannot flood the log.
     refused = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'funder.refused'")
-    assert refused == 2
+    assert refused == 1
+    # And a revoked link stays revoked, even for the staff role's own SQL.
+    staff = await connect(database_url, role=STAFF)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="stays revoked"):
+            await staff.execute("UPDATE funders SET revoked_at = NULL")
+    finally:
+        await staff.close()
 
 
 async def test_funder_links_of_another_organisation_or_wrong_input_change_nothing(
@@ -173,3 +192,46 @@ async def test_an_admin_publishes_now_and_the_worker_does_it(
         )
         == 2
     )
+
+
+async def test_the_worker_settles_every_request_and_publishes_no_unended_period(
+    world: World, signed: Path, worker_pool: Pool, database_url: str, conn: Connection
+) -> None:
+    staff = await connect(database_url, role=STAFF)
+    try:
+        for period in ("2026-Q4", "2026", "2026-Q2"):  # not ended; not a quarter; fine
+            await staff.execute(
+                "INSERT INTO publication_requests (organisation_id, series, period) "
+                "VALUES ($1, 'quarterly', $2)",
+                world.org.organisation_id,
+                period,
+            )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await staff.execute(
+                "INSERT INTO publication_requests (organisation_id, series, period) "
+                "VALUES ($1, 'quarterly', 'garbage')",
+                world.org.organisation_id,
+            )
+    finally:
+        await staff.close()
+    await run_now(worker_pool, publications_job(signed, database_url))
+    outcomes = {
+        r["period"]: r["outcome"]
+        for r in await conn.fetch(
+            "SELECT period, outcome FROM publication_requests WHERE requested_by IS NULL "
+            "AND settled_at IS NOT NULL"
+        )
+    }
+    assert "has not ended" in outcomes["2026-Q4"]
+    assert "is not a period of the series" in outcomes["2026"]
+    assert outcomes["2026-Q2"].startswith("publication ")
+    periods = {r["period"] for r in await conn.fetch("SELECT period FROM publications")}
+    assert periods == {"2026-Q2", "2026-Q3"}  # the request's, and the schedule's own
+
+
+def test_why_a_publication_was_not_made_counts_no_survivors() -> None:
+    leaky = KeysMissing("none of the 37 submissions of 2026-Q3 opened with the keys given")
+    assert "37" not in shown_reason(leaky)
+    assert "KeysMissing" in shown_reason(leaky)
+    plain = NothingToPublish("no release of 2026-Q3 has been made for shelter")
+    assert shown_reason(plain) == str(plain)

@@ -23,6 +23,7 @@ from feedback.cli.networks import (
 from feedback.cli.publications import export
 from feedback.cli.publishing import publish
 from feedback.db import Connection
+from feedback.errors import FeedbackError
 from feedback.means import MIDDLE
 from feedback.minisign import PublicKey
 from feedback.networks import NETWORK, NetworkError, Requirements, check_network, refusals
@@ -150,7 +151,9 @@ async def test_a_network_summary_is_the_combination_of_its_members_releases(
     # And verify recomputes it from the member bundles inside.
     report = check(bundle, coalition.key, then=check_network)
     assert report.ok, report.problems
-    done = run_feedback("verify", str(bundle))
+    key_file = tmp_path / "coalition.pub"
+    key_file.write_text(coalition.key.file("coalition signing key"))
+    done = run_feedback("verify", str(bundle), "--key", str(key_file))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -260,3 +263,17 @@ def test_a_card_with_another_privacy_unit_is_refused_by_name() -> None:
         "'invitation'"
     ]
     assert refusals({"releases": [card]}, Requirements("submission", 11)) == []
+
+
+async def test_a_member_keeps_the_key_it_was_registered_with(
+    coalition: Coalition, worker_conn: Connection
+) -> None:
+    with pytest.raises(NetworkError, match="north is registered with another key"):
+        await add_member(
+            worker_conn, coalition.network_id, "north", "North", coalition.key, consents=True
+        )
+    with pytest.raises(FeedbackError, match="cannot be a member's short name"):
+        await add_member(
+            worker_conn, coalition.network_id, "No Such!", "X", coalition.key, consents=True
+        )
+    assert await worker_conn.fetchval("SELECT count(*) FROM network_members") == 3
