@@ -7,6 +7,7 @@ CSV and response unchanged to the byte."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from feedback.db import Connection
 from feedback.envelope import Envelope
 from feedback.periods import Period
 from feedback.plans import add_line
-from feedback.publish import views
+from feedback.publish import publications, views
 from feedback.publish.accounts import create_user
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
@@ -254,3 +255,47 @@ async def test_no_staff_page_csv_or_response_moves_when_only_survivors_data_does
         after = await everything_staff_can_read(client)
     changed = [path for path in before if before[path] != after[path]]
     assert changed == [], "these depend on survivors' data beyond the releases"
+
+
+# Every numeric field of a publication's figures.json, and where its value comes from.
+FIGURES_FIELDS = {
+    r"sequence": "definition: the series' count of publications",
+    r"releases\[\]\.cells\.groups\[\]\.n": "noised vector",
+    r"releases\[\]\.cells\.groups\[\]\.questions\.\w+\.\w+": "noised vector",
+    r"releases\[\]\.cells\.half_width_95": "definition: the noise scale's 95% bound",
+    r"releases\[\]\.figures\[\]\.(value|low|high)": "post-processing of the noised vector",
+    r"releases\[\]\.epsilon": "definition: the plan line",
+    r"releases\[\]\.epsilon_spent_in_year\.epsilon": "definition: the ledger's epsilons",
+    r"releases\[\]\.epsilon_spent_in_year\.year": "definition: the budget year",
+    r"releases\[\]\.noise_scale\.\w+": "definition: sensitivity over epsilon",
+    r"releases\[\]\.threshold": "definition: the organisation's k",
+    r"releases\[\]\.survey\.version": "definition: the survey",
+}
+
+
+async def test_a_publication_moves_only_with_releases(
+    conn: Connection, worker_conn: Connection, released: dict[str, Any]
+) -> None:
+    """A funder's publication, built before and after survivors' data changes beyond the
+    releases, is the same to the byte; every number in its figures is classified."""
+    keyed: factories.KeyedTenant = released["keyed"]
+    heading = publications.Heading(
+        "numbers", "Numbers", "quarterly", 1, Period.parse("2026-Q3"), Q3, None
+    )
+
+    async def built() -> dict[str, bytes]:
+        gathered = await publications.gather(
+            worker_conn, keyed.tenant.organisation_id, heading, None
+        )
+        return publications.files(gathered)
+
+    before = await built()
+    await seed_answers(conn, keyed, 9, channel="sms")
+    await factories.submission(conn, keyed.tenant, ciphertext=os.urandom(1072), week=Q3)
+    after = await built()
+    assert [path for path in before if before[path] != after.get(path)] == []
+    figures = json.loads(before[publications.FIGURES])
+    assert unlisted({"sequence": figures["sequence"], "releases": figures["releases"]},
+                    FIGURES_FIELDS) == []  # fmt: skip
+    for chart in figures["charts"]:
+        assert tuple(chart["columns"]) == CSV_COLUMNS[chart["name"]], chart["name"]
