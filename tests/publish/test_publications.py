@@ -66,6 +66,13 @@ async def exported(conn: Connection, sequence: int, target: Path) -> Path:
     return export(packed, target)
 
 
+async def published_q3(conn: Connection, world: World, tmp_path: Path) -> Path:
+    """The world's 2026-Q3 publication, as exported for a funder."""
+    schedule = await schedule_of(conn, world.org.organisation_id, "quarterly")
+    await publish(conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY)
+    return await exported(conn, 1, tmp_path / "bundle")
+
+
 async def public_key(conn: Connection, world: World) -> PublicKey:
     key = await conn.fetchval(
         "SELECT public_key FROM signing_keys WHERE organisation_id = $1",
@@ -144,12 +151,8 @@ async def test_a_publication_and_its_correction_verify_and_chain(
 async def test_verify_names_the_file_when_any_byte_of_any_file_changes(
     world: World, signed: Path, worker_conn: Connection, tmp_path: Path
 ) -> None:
-    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
-    await publish(
-        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
-    )
+    bundle = await published_q3(worker_conn, world, tmp_path)
     key = await public_key(worker_conn, world)
-    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
     paths = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
     assert {MANIFEST, SIGNATURE, publications.SUMMARY, publications.FIGURES} <= set(paths)
     assert any(p.endswith(".png") for p in paths)
@@ -174,11 +177,7 @@ async def test_verify_names_the_file_when_any_byte_of_any_file_changes(
 async def test_the_reference_minisign_verifies_the_manifest(
     world: World, signed: Path, worker_conn: Connection, tmp_path: Path
 ) -> None:
-    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
-    await publish(
-        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
-    )
-    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    bundle = await published_q3(worker_conn, world, tmp_path)
     key_file = tmp_path / "org.pub"
     key = await public_key(worker_conn, world)
     key_file.write_text(key.file("org signing key"))
@@ -203,11 +202,7 @@ async def test_the_reference_minisign_verifies_the_manifest(
 async def test_the_summary_opens_offline_and_its_figures_come_from_the_releases(
     world: World, signed: Path, worker_conn: Connection, tmp_path: Path
 ) -> None:
-    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
-    await publish(
-        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
-    )
-    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    bundle = await published_q3(worker_conn, world, tmp_path)
     html = (bundle / publications.SUMMARY).read_text()
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     assert csp is not None
@@ -316,11 +311,7 @@ def open_offline(summary: Path, screenshot: Path) -> tuple[list[str], list[Float
 async def test_the_summary_renders_every_chart_offline_in_chromium(
     world: World, signed: Path, worker_conn: Connection, tmp_path: Path
 ) -> None:
-    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
-    await publish(
-        worker_conn, schedule, Period.parse("2026-Q3"), passphrase=PASSPHRASE, issued=TODAY
-    )
-    bundle = await exported(worker_conn, 1, tmp_path / "bundle")
+    bundle = await published_q3(worker_conn, world, tmp_path)
     charts = json.loads((bundle / publications.FIGURES).read_text())["charts"]
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "publication-summary.png"
