@@ -142,7 +142,7 @@ async def publish(
                 schedule.series,
                 sequence,
                 period,
-                tuple(p.id for p in gathered.programs),
+                tuple(p.id for p in gathered.programs if p.id is not None),
                 issued,
                 heading.next_due,
                 previous,

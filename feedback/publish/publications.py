@@ -77,9 +77,12 @@ class Heading:
     why: str | None = None
 
 
+WHOLE = "_organisation"  # the whole organisation's releases (no program's short name has "_")
+
+
 @dataclass(frozen=True, slots=True)
 class ProgramReleases:
-    id: uuid.UUID
+    id: uuid.UUID | None  # None: the whole organisation's releases
     slug: str
     name: str
     releases: tuple[Release, ...]
@@ -111,8 +114,9 @@ async def gather(
     heading: Heading,
     program_ids: Sequence[uuid.UUID] | None,
 ) -> Gathered:
-    """The releases of ``heading.period`` (and of the periods inside it) of the programs chosen
-    (every program when None). Refused when none of them has a release of that period."""
+    """The releases of ``heading.period`` (and of the periods inside it) of the programs chosen;
+    when every program is, the whole organisation's releases too. Refused when none of them
+    has a release of that period."""
     rows = await conn.fetch(
         """
         SELECT id, slug, name FROM programs
@@ -122,11 +126,17 @@ async def gather(
         organisation_id,
         None if program_ids is None else list(program_ids),
     )
+    scopes: list[tuple[uuid.UUID | None, str, str]] = [
+        (row["id"], row["slug"], row["name"]) for row in rows
+    ]
+    if program_ids is None:
+        scopes.append((None, WHOLE, f"{heading.organisation_name}, all programs"))
     programs = []
-    for row in rows:
-        releases = await program_releases(conn, organisation_id, row["id"])
+    for program_id, slug, name in scopes:
+        releases = await program_releases(conn, organisation_id, program_id)
         chosen = tuple(r for r in releases if within(r.period, heading.period))
-        programs.append(ProgramReleases(row["id"], row["slug"], row["name"], chosen))
+        if program_id is not None or chosen:
+            programs.append(ProgramReleases(program_id, slug, name, chosen))
     if not any(p.releases for p in programs):
         raise NothingToPublish(
             f"no release of {heading.period} has been made for "

@@ -166,10 +166,14 @@ class Release:
 
 
 async def program_releases(
-    conn: Connection, organisation_id: uuid.UUID, program_id: uuid.UUID, *, cells: bool = True
+    conn: Connection,
+    organisation_id: uuid.UUID,
+    program_id: uuid.UUID | None,
+    *,
+    cells: bool = True,
 ) -> list[Release]:
-    """Every release of a program, oldest period first; without their cells (which a stored
-    view of the page does not need) unless ``cells``."""
+    """Every release of a program (of the whole organisation when None), oldest period first;
+    without their cells (which a stored view of the page does not need) unless ``cells``."""
     rows = await conn.fetch(
         """
         SELECT id, kind, survey_id, granularity, period_start, breakdown, epsilon,
@@ -177,7 +181,7 @@ async def program_releases(
                metadata, created_at,
                (SELECT jsonb_agg(g -> 'n') FROM jsonb_array_elements(cells -> 'groups') g) AS ns
           FROM releases
-         WHERE organisation_id = $1 AND program_id = $2
+         WHERE organisation_id = $1 AND program_id IS NOT DISTINCT FROM $2
          ORDER BY period_start, kind, breakdown NULLS FIRST
         """,
         organisation_id,

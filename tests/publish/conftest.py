@@ -61,6 +61,7 @@ async def add_release(
     kind: str = "questions",
     draw: bool = True,
     survey: tuple[uuid.UUID, Survey] | None = None,  # another version than the tenant's
+    whole_organisation: bool = False,  # a release of every program together
 ) -> None:
     """A release of synthetic answers through the real release code; then, as the worker
     does after a release, the program's pages are drawn (unless ``draw`` is false)."""
@@ -88,7 +89,7 @@ async def add_release(
             tally.add(answers)
         return Counted(tally, respondents, 0), {"privacy_unit": "invitation"}
 
-    program = program_id or t.program_id
+    program = None if whole_organisation else program_id or t.program_id
     scope = Scope(t.organisation_id, program, survey_id, Period.parse(period), breakdown, kind)
     await make_release(
         worker,
@@ -99,7 +100,7 @@ async def add_release(
         count=count,
         split=split,
     )
-    if draw:
+    if draw and program is not None:
         await views.draw_program(worker, t.organisation_id, program)
 
 

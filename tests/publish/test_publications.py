@@ -35,7 +35,7 @@ from feedback.sealing import load_public_key, seal
 from feedback.wrapping import INSECURE_TEST
 from tests import factories
 from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, chromium
-from tests.publish.conftest import World
+from tests.publish.conftest import World, add_release
 
 PASSPHRASE = "correct horse battery staple lantern"
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -202,6 +202,15 @@ async def test_the_reference_minisign_verifies_the_manifest(
 async def test_the_summary_opens_offline_and_its_figures_come_from_the_releases(
     world: World, signed: Path, worker_conn: Connection, tmp_path: Path
 ) -> None:
+    await add_release(
+        worker_conn,
+        world.org,
+        "2026-Q3",
+        kind="indices",
+        epsilon=0.5,
+        whole_organisation=True,
+        draw=False,
+    )
     bundle = await published_q3(worker_conn, world, tmp_path)
     html = (bundle / publications.SUMMARY).read_text()
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
@@ -223,7 +232,11 @@ async def test_the_summary_opens_offline_and_its_figures_come_from_the_releases(
         if r.period == Period.parse("2026-Q3")
     ]
     cards = {c["release"]: c for c in figures["releases"]}
-    assert set(cards) == {str(r.id) for r in releases}
+    whole = await program_releases(worker_conn, world.org.organisation_id, None)
+    assert len(whole) == 1  # the whole organisation's, shown beside the programs'
+    assert set(cards) == {str(r.id) for r in [*releases, *whole]}
+    assert cards[str(whole[0].id)]["program"] == publications.WHOLE
+    assert any(c["program"] == publications.WHOLE for c in figures["charts"])
     indices = next(r for r in releases if r.kind == "indices" and r.breakdown is None)
     card = cards[str(indices.id)]
     for field in (
