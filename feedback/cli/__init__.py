@@ -19,6 +19,7 @@ from feedback.cli.aggregate import aggregate
 from feedback.cli.backups import backup_command, restore_command
 from feedback.cli.comments import comments
 from feedback.cli.common import run
+from feedback.cli.funders import funders_group
 from feedback.cli.invitations import invitations
 from feedback.cli.jobs import jobs
 from feedback.cli.keys import keys
@@ -161,6 +162,7 @@ main.add_command(comments)
 main.add_command(plan)
 main.add_command(publications_group)
 main.add_command(network_group)
+main.add_command(funders_group)
 main.add_command(users)
 main.add_command(sms_sim)
 main.add_command(jobs)

@@ -47,6 +47,7 @@ def publications_group() -> None:
 )
 @click.option(
     "--program",
+    "-p",
     "programs",
     multiple=True,
     metavar="SLUG",

@@ -21,6 +21,7 @@ from feedback.publish.funders import hash_link
 from feedback.publish.publication_pages import SUMMARY_POLICY
 from feedback.publish.publications import NothingToPublish
 from feedback.schedules import schedule_of
+from tests.cli import run_feedback
 from tests.publish.conftest import StaffClient, World, csrf_of
 from tests.publish.test_publications import PASSPHRASE, TODAY, signed
 
@@ -235,3 +236,34 @@ def test_why_a_publication_was_not_made_counts_no_survivors() -> None:
     assert "KeysMissing" in shown_reason(leaky)
     plain = NothingToPublish("no release of 2026-Q3 has been made for shelter")
     assert shown_reason(plain) == str(plain)
+
+
+async def test_funders_from_the_command_line(
+    world: World, staff_client: StaffClient, database_url: str, conn: Connection
+) -> None:
+    made = run_feedback(
+        "funders", "add", "Trust", "-o", "org", "-p", "shelter", database_url=database_url
+    )
+    assert made.returncode == 0, made.stderr
+    link = re.search(r"/staff(/funder/[A-Za-z0-9_-]{22}/)", made.stdout)
+    assert link is not None
+    async with staff_client(None) as funder:
+        assert (await funder.get("/staff" + link[1])).status_code == 200
+    listed = run_feedback("funders", "list", "-o", "org", database_url=database_url)
+    assert "Trust  (Shelter)  link active" in listed.stdout
+    funder_id = listed.stdout.split()[0]
+    wrong = run_feedback(
+        "funders", "add", "X", "-o", "org", "-p", "nowhere", database_url=database_url
+    )
+    assert wrong.returncode == 1
+    assert "no program 'nowhere'" in wrong.stderr
+    revoked = run_feedback("funders", "revoke", "-o", "org", funder_id, database_url=database_url)
+    assert revoked.returncode == 0, revoked.stderr
+    async with staff_client(None) as funder:
+        assert (await funder.get("/staff" + link[1])).status_code == 404
+    actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert [a for a in actions if a.startswith("funder.")][:3] == [
+        "funder.add",
+        "funder.view",
+        "funder.revoke",
+    ]
