@@ -183,6 +183,9 @@ def archive(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+# The organisation-wide releases' place in a publication's figures (no program's short name
+# has an underscore).
+WHOLE_ORGANISATION = "_organisation"
 MAX_FILES = 10_000
 MAX_BYTES = 512 * 1024 * 1024  # a yearly publication of ten programs is about 3 MB
 
@@ -190,19 +193,22 @@ MAX_BYTES = 512 * 1024 * 1024  # a yearly publication of ten programs is about 3
 def unpack(packed: BinaryIO, into: Path, name: str) -> None:
     """Extract a .tar.gz of plain files into ``into``: refused (before anything is written)
     when it holds anything else, more than MAX_FILES files or more than MAX_BYTES."""
+    too_big = f"{name} holds more than {MAX_FILES} files or {MAX_BYTES >> 20} MB: not a publication"
     try:
         with tarfile.open(fileobj=packed, mode="r:gz") as archive:
-            members = archive.getmembers()
-            for member in members:
+            # One header at a time, stopping at the first one past the limits: the sizes
+            # declared (never negative) bound what the headers' reading decompresses too.
+            members: list[tarfile.TarInfo] = []
+            total = 0
+            for member in archive:
                 if not (member.isfile() or member.isdir()):
                     raise BundleError(f"{member.name} in {name} is not a plain file")
-            if len(members) > MAX_FILES or sum(m.size for m in members) > MAX_BYTES:
-                raise BundleError(
-                    f"{name} holds more than {MAX_FILES} files or {MAX_BYTES >> 20} MB: "
-                    "not a publication"
-                )
+                total += member.size
+                if member.size < 0 or total > MAX_BYTES or len(members) >= MAX_FILES:
+                    raise BundleError(too_big)
+                members.append(member)
             # "data": no absolute paths, no '..', no links, no devices (PEP 706).
-            archive.extractall(into, filter="data")
+            archive.extractall(into, members=members, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{name} is not a readable .tar.gz ({exc})") from None
 
@@ -213,6 +219,7 @@ class Report:
 
     manifest: Manifest | None = None
     manifest_sha256: str | None = None
+    key_id: str = ""  # the key it was checked with (minisign's hex id)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -249,7 +256,7 @@ def _opened(bundle: Path) -> Iterator[Path]:
 
 
 def check_folder(folder: Path, key: PublicKey) -> Report:
-    report = Report()
+    report = Report(key_id=key.hex_id)
     try:
         raw = (folder / MANIFEST).read_bytes()
         signature = (folder / SIGNATURE).read_text()
@@ -287,7 +294,8 @@ def remember(state: Path, report: Report, today: dt.date) -> None:
     manifest, digest = report.manifest, report.manifest_sha256
     if manifest is None or digest is None:
         return
-    path = state / f"{manifest.organisation}.{manifest.series}.json"
+    # Per key too: another organisation's key cannot sign its way into this series' history.
+    path = state / f"{report.key_id}.{manifest.organisation}.{manifest.series}.json"
     last: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
     problems, notes = _compare(manifest, digest, last)
     report.problems += problems

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedback.bundles import BundleError, Manifest, check_folder
+from feedback.bundles import WHOLE_ORGANISATION, BundleError, Manifest, check_folder
 from feedback.cells import AGREE, DISAGREE, NEITHER, SUPPRESSED
 from feedback.errors import FeedbackError
 from feedback.means import BOUND, MIDDLE
@@ -39,8 +39,9 @@ FIGURES = "figures.json"  # a member publication's figures (feedback.publish.pub
 MEMBERS = "members"  # the folder of the member bundles inside a network bundle
 Z95 = 1.959963984540054
 ABOVE, BELOW = 0.95, 0.05  # the bands' edges on the probability of being above the median
-# Members are compared with the members' median only when at least this many have the figure:
-# the median of two is their mean, which with one member's figure gives the other's.
+# Members are compared with the members' median only when at least this many have the figure
+# (beside a median of two, one is above and one below). Every member's figures are in the
+# summary's member publications anyway: consent decides who is named beside the network.
 LEAST_FOR_MEDIAN = 3
 
 
@@ -158,10 +159,18 @@ def _headline(cells: Mapping[str, int]) -> tuple[tuple[str, ...], tuple[str, ...
 
 
 def pools_of(figures: Mapping[str, Any], period: Period) -> MemberPools:
-    """A member's pooled figures: its overall releases inside ``period``, every program."""
+    """A member's pooled figures: its overall releases inside ``period``, of the whole
+    organisation where it made such releases of a kind (they count every survivor once),
+    else of every program."""
     pools = MemberPools()
-    for card in figures["releases"]:
-        if card["breakdown"] is not None or not _inside(card["period"], period):
+    chosen = [
+        card
+        for card in figures["releases"]
+        if card["breakdown"] is None and _inside(card["period"], period)
+    ]
+    whole = {card["kind"] for card in chosen if card["program"] == WHOLE_ORGANISATION}
+    for card in chosen:
+        if card["kind"] in whole and card["program"] != WHOLE_ORGANISATION:
             continue
         cells = card["cells"]
         shown = [g for g in cells["groups"] if g["n"] != SUPPRESSED]

@@ -27,6 +27,9 @@ EVERY: dict[Granularity, str] = {
 }
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 2200  # as the ledger's budget years
+
+
 class BadPeriod(FeedbackError):
     pass
 
@@ -40,6 +43,9 @@ class Period:
     @classmethod
     def parse(cls, text: str) -> Period:
         text = text.strip()
+        year_given = re.match(r"\d{4}", text)
+        if year_given and not FIRST_YEAR <= int(year_given[0]) <= LAST_YEAR:
+            raise BadPeriod(f"{text!r}: the year must be {FIRST_YEAR} to {LAST_YEAR}")
         if match := re.fullmatch(r"(\d{4})-(\d{2})", text):
             year, month = int(match[1]), int(match[2])
             if not 1 <= month <= 12:

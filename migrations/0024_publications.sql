@@ -68,7 +68,8 @@ CREATE TABLE publication_requests (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     organisation_id uuid NOT NULL REFERENCES organisations (id),
     series          text NOT NULL,
-    period          text NOT NULL CHECK (period ~ '^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4]|-H[12])?$'),
+    period          text NOT NULL
+                    CHECK (period ~ '^2[0-2][0-9]{2}(-(0[1-9]|1[0-2])|-Q[1-4]|-H[12])?$'),
     requested_by    uuid REFERENCES users (id),  -- NULL: the schedule
     requested_at    timestamptz NOT NULL DEFAULT now(),
     settled_at      timestamptz,

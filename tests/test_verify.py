@@ -5,6 +5,7 @@ too."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import io
 import re
 import shutil
@@ -186,3 +187,27 @@ def test_an_archive_that_would_fill_the_disk_is_refused_before_anything_is_writt
     refused = verify(bomb, "--key", series.key_file)
     assert refused.returncode == 1
     assert "not a publication" in refused.stderr
+
+
+def test_an_archive_whose_sizes_do_not_add_up_is_refused(tmp_path: Path) -> None:
+    """A negative size (GNU headers allow one) would cancel a large file in the sum."""
+    archive = tmp_path / "negative.tar.gz"
+    with gzip.open(archive, "wb") as packed:
+        info = tarfile.TarInfo("north-quarterly-1/a")
+        info.size = -(1 << 20)
+        packed.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        packed.write(bytes(1024))
+    refused = verify(archive, "--key", Series(tmp_path / "keys").key_file)
+    assert refused.returncode == 1
+    assert "not a publication" in refused.stderr
+
+
+def test_the_state_of_a_series_is_kept_per_key(tmp_path: Path) -> None:
+    """Another organisation a funder also checks cannot sign its way into north's history."""
+    north = Series(tmp_path / "north")
+    state = tmp_path / "state"
+    assert verify(north.publish(1), "--key", north.key_file, "--state", state).returncode == 0
+    impostor = Series(tmp_path / "impostor")  # signs manifests that claim to be north's
+    ahead = verify(impostor.publish(9), "--key", impostor.key_file, "--state", state)
+    assert ahead.returncode == 0  # its own key, its own history
+    assert verify(north.publish(2), "--key", north.key_file, "--state", state).returncode == 0

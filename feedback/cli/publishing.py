@@ -126,7 +126,7 @@ async def publish(
             sequence,
             period,
             issued,
-            schedule.next_due(period),
+            await next_due(conn, schedule, period),
             corrects,
             why,
         )
@@ -154,6 +154,22 @@ async def publish(
         )
     log.info("published %s %s %d (%s)", org["slug"], schedule.series, sequence, period)
     return Published(publication_id, schedule.series, sequence, str(period), True)
+
+
+async def next_due(conn: Connection, schedule: Schedule, period: Period) -> dt.date:
+    """When the series' next publication is due: after the latest period it has published or
+    is publishing (a correction, or a late publication of an earlier period, promises no date
+    already past)."""
+    published = [
+        Period.parse(row["period"])
+        for row in await conn.fetch(
+            "SELECT DISTINCT period FROM publications WHERE organisation_id = $1 AND series = $2",
+            schedule.organisation_id,
+            schedule.series,
+        )
+    ]
+    latest = max([period, *published], key=lambda p: p.start)
+    return schedule.next_due(latest)
 
 
 async def lock_series(conn: Connection, organisation_id: uuid.UUID, series: str) -> None:
@@ -330,7 +346,7 @@ async def attempt(
         )
     path = passphrase_dir / slug
     if not path.exists():
-        return None, f"the worker has no passphrase file for {slug} ({path}), so cannot sign"
+        return None, f"the worker has no passphrase file for {slug}, so cannot sign"
     try:
         passphrase = read_passphrase_file(path)
         refused = await make_missing_releases(conn, schedule, period, passphrase, database_url)
@@ -388,6 +404,10 @@ def publications_job(passphrase_dir: Path | None, database_url: str) -> Job:
                     period = Period.parse(request["period"])
                 except FeedbackError as exc:  # each request settles, whatever it holds
                     await _settle(conn, request["id"], shown_reason(exc), None)
+                    continue
+                except Exception:
+                    log.exception("a publication request could not be read")
+                    await _settle(conn, request["id"], "refused: not a request we can read", None)
                     continue
                 made, why = await attempt(
                     conn, schedule, period, passphrase_dir, database_url, today

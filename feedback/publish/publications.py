@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 import feedback
 from feedback.budget import year_budget
+from feedback.bundles import WHOLE_ORGANISATION
 from feedback.cells import SUPPRESSED
 from feedback.db import Connection
 from feedback.errors import FeedbackError
@@ -77,7 +78,7 @@ class Heading:
     why: str | None = None
 
 
-WHOLE = "_organisation"  # the whole organisation's releases (no program's short name has "_")
+WHOLE = WHOLE_ORGANISATION
 
 
 @dataclass(frozen=True, slots=True)

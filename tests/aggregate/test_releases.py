@@ -64,7 +64,8 @@ def test_periods() -> None:
     first, last = q3.weeks()
     assert first.weekday() == last.weekday() == 0
     assert q3.start <= first < q3.start + dt.timedelta(days=7)
-    for bad in ("2026-13", "26-Q1", "2026-Q5", "2026-H3", "2026-H0", "last quarter"):
+    bad_periods = ("2026-13", "26-Q1", "2026-Q5", "2026-H3", "2026-H0", "last quarter")
+    for bad in (*bad_periods, "0000", "9999-Q4", "1999-12", "2201"):  # years of the ledger
         with pytest.raises(BadPeriod):
             Period.parse(bad)
 

@@ -207,12 +207,14 @@ async def test_the_worker_settles_every_request_and_publishes_no_unended_period(
                 world.org.organisation_id,
                 period,
             )
-        with pytest.raises(asyncpg.CheckViolationError):
-            await staff.execute(
-                "INSERT INTO publication_requests (organisation_id, series, period) "
-                "VALUES ($1, 'quarterly', 'garbage')",
-                world.org.organisation_id,
-            )
+        for garbage in ("garbage", "0000", "9999-Q4"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await staff.execute(
+                    "INSERT INTO publication_requests (organisation_id, series, period) "
+                    "VALUES ($1, 'quarterly', $2)",
+                    world.org.organisation_id,
+                    garbage,
+                )
     finally:
         await staff.close()
     await run_now(worker_pool, publications_job(signed, database_url))

@@ -9,11 +9,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedback.aggregate.signing import create_signing_key, unlock_signing_key
-from feedback.bundles import MANIFEST, SIGNATURE, check, write_bundle
+from feedback.bundles import MANIFEST, SIGNATURE, WHOLE_ORGANISATION, check, write_bundle
 from feedback.cli.networks import (
     add_member,
     create_network,
@@ -26,7 +27,14 @@ from feedback.db import Connection
 from feedback.errors import FeedbackError
 from feedback.means import MIDDLE
 from feedback.minisign import PublicKey
-from feedback.networks import NETWORK, NetworkError, Requirements, check_network, refusals
+from feedback.networks import (
+    NETWORK,
+    NetworkError,
+    Requirements,
+    check_network,
+    refusals,
+    summarise,
+)
 from feedback.periods import Period
 from feedback.schedules import add_schedule, schedule_of
 from feedback.wrapping import INSECURE_TEST
@@ -277,3 +285,35 @@ async def test_a_member_keeps_the_key_it_was_registered_with(
             worker_conn, coalition.network_id, "No Such!", "X", coalition.key, consents=True
         )
     assert await worker_conn.fetchval("SELECT count(*) FROM network_members") == 3
+
+
+def test_a_member_s_whole_organisation_releases_stand_for_its_programs() -> None:
+    """Survivors are counted once: where a member released the whole organisation's figures,
+    its programs' (the same people) are not pooled beside them."""
+
+    def card(program: str, n: int, agree: int) -> dict[str, Any]:
+        return {
+            "release": program,
+            "program": program,
+            "period": "2026-Q3",
+            "kind": "questions",
+            "breakdown": None,
+            "noise_scale": {"cells": 3.0},
+            "cells": {
+                "groups": [
+                    {
+                        "group": "all",
+                        "n": n,
+                        "questions": {
+                            "believed": {"agree": agree, "neither": 0, "disagree": n - agree}
+                        },
+                    }
+                ]
+            },
+        }
+
+    shelter, whole = card("shelter", 100, 90), card(WHOLE_ORGANISATION, 100, 90)
+    alone = summarise([("x", True, {"releases": [whole]})], Period.parse("2026-Q3"))
+    both = summarise([("x", True, {"releases": [shelter, whole]})], Period.parse("2026-Q3"))
+    assert both == alone
+    assert alone["shares"]["believed"]["value"] == 90.0

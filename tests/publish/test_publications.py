@@ -131,6 +131,12 @@ async def test_a_publication_and_its_correction_verify_and_chain(
         why="the outreach program was left out",
     )
     assert (fixed.sequence, fixed.created) == (2, True)
+    # A late publication of an earlier period promises the date after the latest one.
+    await publish(
+        worker_conn, schedule, Period.parse("2026-Q2"), passphrase=PASSPHRASE, issued=TODAY
+    )
+    dues = await worker_conn.fetch("SELECT next_due FROM publications ORDER BY sequence")
+    assert {r["next_due"] for r in dues} == {schedule.next_due(q3)}
     key = await public_key(worker_conn, world)
     state = tmp_path / "state"
     for sequence in (1, 2):
