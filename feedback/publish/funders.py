@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
+from feedback.minisign import PublicKey
 from feedback.tokens import is_token, make_token
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
@@ -143,17 +144,29 @@ class Listed:
     next_due: dt.date | None
     corrects: int | None
     why: str | None
+    key: PublicKey  # the key that signed it
+    key_retired: bool
 
 
-_LISTED = "SELECT id, series, sequence, period, issued, next_due, corrects, why FROM publications"
+_LISTED = """
+    SELECT p.id, p.series, p.sequence, p.period, p.issued, p.next_due, p.corrects, p.why,
+           k.public_key, k.retired_at IS NOT NULL AS key_retired
+      FROM publications p JOIN signing_keys k ON k.id = p.signing_key_id
+"""
+
+
+def _listed(row: object) -> Listed:
+    r = dict(row)  # type: ignore[call-overload]
+    key = PublicKey.of(r.pop("public_key"))
+    return Listed(**r, key=key)
 
 
 async def publications_of(conn: Connection, organisation_id: uuid.UUID) -> list[Listed]:
     """Every publication of the organisation, by series, newest first."""
     rows = await conn.fetch(
-        _LISTED + " WHERE organisation_id = $1 ORDER BY series, sequence DESC", organisation_id
+        _LISTED + " WHERE p.organisation_id = $1 ORDER BY series, sequence DESC", organisation_id
     )
-    return [Listed(**dict(row)) for row in rows]
+    return [_listed(row) for row in rows]
 
 
 async def visible_publications(conn: Connection, funder: Funder) -> list[Listed]:
@@ -162,12 +175,12 @@ async def visible_publications(conn: Connection, funder: Funder) -> list[Listed]
     rows = await conn.fetch(
         _LISTED
         + """
-         WHERE organisation_id = $1
-           AND programs <@ (SELECT array_agg(program_id) FROM funder_programs
-                             WHERE funder_id = $2)
+         WHERE p.organisation_id = $1
+           AND p.programs <@ (SELECT array_agg(program_id) FROM funder_programs
+                               WHERE funder_id = $2)
          ORDER BY series, sequence DESC
         """,
         funder.organisation_id,
         funder.id,
     )
-    return [Listed(**dict(row)) for row in rows]
+    return [_listed(row) for row in rows]

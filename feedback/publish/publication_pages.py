@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from feedback.db import Connection
-from feedback.minisign import PublicKey
 from feedback.periods import BadPeriod, Period
 from feedback.publish.audit import record
 from feedback.publish.funders import (
@@ -214,21 +213,20 @@ async def funder_archive(request: Request) -> Response:
         funder = await _funder(conn, request)
         await _viewed(conn, funder, "archive")
         listed = await visible_publications(conn, funder)
-        key = await conn.fetchval(
-            "SELECT public_key FROM signing_keys WHERE organisation_id = $1 AND retired_at IS NULL",
-            funder.organisation_id,
-        )
         name = await conn.fetchval(
             "SELECT name FROM organisations WHERE id = $1", funder.organisation_id
         )
-    public = PublicKey.of(key) if key else None
+    # The keys that signed what the funder sees (after a rotation, older ones are retired).
+    keys = {
+        p.key.hex_id: (p.key.file(f"signing key {p.key.hex_id}"), p.key_retired) for p in listed
+    }
     return page(
         request,
         "funder_archive.html",
         funder=funder,
         organisation=name,
         publications=listed,
-        key_file=public.file(f"signing key {public.hex_id}") if public else None,
+        keys=keys,
         token=request.path_params["token"],
     )
 

@@ -12,15 +12,18 @@ import asyncpg
 import httpx
 import pytest
 
+from feedback.aggregate.signing import create_signing_key
 from feedback.aggregate.unseal import KeysMissing
 from feedback.cli.publishing import publications_job, publish, shown_reason
 from feedback.db import STAFF, Connection, Pool, connect
 from feedback.jobs import run_now
+from feedback.minisign import PublicKey
 from feedback.periods import Period
 from feedback.publish.funders import hash_link
 from feedback.publish.publication_pages import SUMMARY_POLICY
 from feedback.publish.publications import NothingToPublish
 from feedback.schedules import schedule_of
+from feedback.wrapping import INSECURE_TEST
 from tests.cli import run_feedback
 from tests.publish.conftest import StaffClient, World, csrf_of
 from tests.publish.test_publications import PASSPHRASE, TODAY, signed
@@ -269,3 +272,31 @@ async def test_funders_from_the_command_line(
         "funder.view",
         "funder.revoke",
     ]
+
+
+async def test_after_a_key_rotation_the_archive_names_the_key_of_each_publication(
+    world: World, signed: Path, staff_client: StaffClient, worker_conn: Connection
+) -> None:
+    schedule = await schedule_of(worker_conn, world.org.organisation_id, "quarterly")
+    q2, q3 = Period.parse("2026-Q2"), Period.parse("2026-Q3")
+    await publish(worker_conn, schedule, q2, passphrase=PASSPHRASE, issued=TODAY)
+    await create_signing_key(
+        worker_conn,
+        organisation_id=world.org.organisation_id,
+        passphrase=PASSPHRASE,
+        retire_current=True,
+        cost=INSECURE_TEST,
+    )
+    await publish(worker_conn, schedule, q3, passphrase=PASSPHRASE, issued=TODAY)
+    keys = [
+        PublicKey.of(r["public_key"]).hex_id
+        for r in await worker_conn.fetch("SELECT public_key FROM signing_keys ORDER BY created_at")
+    ]
+    async with staff_client(world.admin) as admin:
+        link = await add(admin, "Both Foundation", "Shelter", "Outreach")
+    async with staff_client(None) as funder:
+        archive = (await funder.get("/staff" + link)).text
+    assert f"Key {keys[0]} (retired: it signed earlier publications)" in archive
+    assert f"Key {keys[1]}</p>" in archive
+    rows = re.findall(r"<td>(2026-Q\d)</td>.*?<td>([0-9A-F]{16})</td>", archive)
+    assert dict(rows) == {"2026-Q2": keys[0], "2026-Q3": keys[1]}
