@@ -207,22 +207,36 @@ async def _network_by_id(conn: Connection, network_id: uuid.UUID) -> tuple[str, 
 
 
 async def summarise_network(
-    conn: Connection, network_id: uuid.UUID, period: Period, passphrase: str, issued: dt.date
+    conn: Connection,
+    network_id: uuid.UUID,
+    period: Period,
+    passphrase: str,
+    issued: dt.date,
+    *,
+    corrects: int | None = None,
+    why: str | None = None,
 ) -> tuple[uuid.UUID, int]:
     """The network's summary of ``period`` from the latest imported publication of that period
-    of each current member, signed and stored (or the one made already); its id and number."""
+    of each current member, signed and stored (or the one made already); its id and number.
+    With ``corrects``, a new summary of that one's period, from what is imported now."""
     slug, name, required = await _network_by_id(conn, network_id)
     async with conn.transaction():
         await lock_series(conn, network_id, SERIES)
         made = await conn.fetchrow(
             "SELECT id, sequence FROM publications WHERE organisation_id = $1 AND series = $2 "
-            "AND period = $3 AND corrects IS NULL",
+            "AND period = $3 AND (sequence = $4 OR $4 IS NULL AND corrects IS NULL)",
             network_id,
             SERIES,
             str(period),
+            corrects,
         )
-        if made is not None:
+        if corrects is None and made is not None:
             return made["id"], made["sequence"]
+        if corrects is not None and (made is None or not (why or "").strip()):
+            raise NetworkError(
+                f"a correction names a summary of {period} (summary {corrects} is not one) "
+                "and says why (--why)"
+            )
         rows = await conn.fetch(
             """
             SELECT DISTINCT ON (m.member) m.member, m.name, m.public_key, m.consents,
@@ -244,7 +258,19 @@ async def summarise_network(
         sequence, previous = await next_in_series(conn, network_id, SERIES)
         publication_id = await sign_and_store(
             conn,
-            Bundle(network_id, slug, SERIES, sequence, period, (), issued, None, previous),
+            Bundle(
+                network_id,
+                slug,
+                SERIES,
+                sequence,
+                period,
+                (),
+                issued,
+                None,
+                previous,
+                corrects,
+                why,
+            ),
             files,
             passphrase,
         )
@@ -406,18 +432,32 @@ async def import_command(settings: Settings, network: str, bundle: Path) -> None
 @network_group.command("summarise")
 @click.argument("network")
 @click.option("--period", required=True, help="The period (for example 2025 or 2026-Q1).")
+@click.option("--corrects", type=int, metavar="N", help="The summary of the period this corrects.")
+@click.option("--why", help="Why it is corrected (shown with the correction).")
 @passphrase_file_option
 @run
 async def summarise_command(
-    settings: Settings, network: str, period: str, passphrase_file: Path | None
+    settings: Settings,
+    network: str,
+    period: str,
+    corrects: int | None,
+    why: str | None,
+    passphrase_file: Path | None,
 ) -> None:
     """Publish NETWORK's signed summary of a period from its members' imported publications
     (export it with `feedback publications export -o NETWORK network N --to DIR`). A period
-    is summarised once: import every member's publication first."""
+    is summarised once: import every member's publication first, or correct it later with
+    --corrects N --why TEXT (a new summary that names N)."""
     passphrase = read_passphrase(passphrase_file, confirm=False)
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         network_id, _, _ = await network_of(conn, network)
         _, sequence = await summarise_network(
-            conn, network_id, Period.parse(period), passphrase, dt.datetime.now(dt.UTC).date()
+            conn,
+            network_id,
+            Period.parse(period),
+            passphrase,
+            dt.datetime.now(dt.UTC).date(),
+            corrects=corrects,
+            why=why,
         )
     click.echo(f"network summary {sequence} of {period}")

@@ -317,3 +317,31 @@ def test_a_member_s_whole_organisation_releases_stand_for_its_programs() -> None
     both = summarise([("x", True, {"releases": [shelter, whole]})], Period.parse("2026-Q3"))
     assert both == alone
     assert alone["shares"]["believed"]["value"] == 90.0
+
+
+async def test_a_network_summary_is_corrected_by_a_new_one_that_names_it(
+    coalition: Coalition, worker_conn: Connection, tmp_path: Path
+) -> None:
+    q3 = Period.parse("2026-Q3")
+    for slug in ("north", "south"):  # east's publication arrives late
+        await import_bundle(worker_conn, coalition.network_id, coalition.bundles[slug, "2026-Q3"])
+    first, one = await summarise_network(worker_conn, coalition.network_id, q3, PASSPHRASE, TODAY)
+    await import_bundle(worker_conn, coalition.network_id, coalition.bundles["east", "2026-Q3"])
+    again = await summarise_network(worker_conn, coalition.network_id, q3, PASSPHRASE, TODAY)
+    assert again == (first, one)  # a period is summarised once
+    with pytest.raises(NetworkError, match="says why"):
+        await summarise_network(
+            worker_conn, coalition.network_id, q3, PASSPHRASE, TODAY, corrects=one
+        )
+    fixed, two = await summarise_network(
+        worker_conn, coalition.network_id, q3, PASSPHRASE, TODAY,
+        corrects=one, why="East's publication arrived late",
+    )  # fmt: skip
+    packed = await worker_conn.fetchval("SELECT archive FROM publications WHERE id = $1", fixed)
+    bundle = export(packed, tmp_path / "fixed")
+    report = check(bundle, coalition.key, then=check_network)
+    assert report.ok, report.problems
+    assert report.manifest is not None
+    assert (report.manifest.sequence, report.manifest.corrects) == (two, one)
+    members = json.loads((bundle / NETWORK).read_text())["members"]
+    assert {m["member"] for m in members} == {"north", "south", "east"}
