@@ -234,7 +234,7 @@ Then = Callable[[Path], list[str]]
 def check(bundle: Path, key: PublicKey, *, then: Then | None = None) -> Report:
     """Check the signature and every file of a bundle (a folder or a .tar.gz); when they hold,
     ``then`` checks what is inside (a network summary's recomputation)."""
-    with _opened(bundle) as folder:
+    with opened(bundle) as folder:
         report = check_folder(folder, key)
         if then is not None and report.ok:
             report.problems += then(folder)
@@ -242,7 +242,8 @@ def check(bundle: Path, key: PublicKey, *, then: Then | None = None) -> Report:
 
 
 @contextmanager
-def _opened(bundle: Path) -> Iterator[Path]:
+def opened(bundle: Path) -> Iterator[Path]:
+    """A bundle as a folder: itself, or its .tar.gz unpacked (within limits) for the while."""
     if bundle.is_dir():
         yield bundle
         return

@@ -19,7 +19,6 @@ from feedback.passwords import hash_password
 from feedback.publish import views
 from feedback.publish.invitations import create_batch, create_open_link, survey_url
 from feedback.secretfiles import ServiceSecrets, load_or_create_secret, prepare_data_dir
-from feedback.surveys import load_definition
 from feedback.wrapping import INSECURE_TEST, kdf_cost
 
 ORGANISATION = ("demo", "Demo Organisation")
@@ -87,18 +86,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
                     name,
                 )
             )
-        definition = load_definition()
-        await conn.execute(
-            """
-            INSERT INTO surveys (organisation_id, slug, version, definition)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (organisation_id, slug, version) DO NOTHING
-            """,
-            organisation_id,
-            definition["slug"],
-            definition["version"],
-            definition,
-        )
+        await demo_data.add_default_survey(conn, organisation_id)
         manager_id = await conn.fetchval(
             """
             INSERT INTO users (organisation_id, email, display_name, role, password_hash)

@@ -243,6 +243,19 @@ async def public_key_file(conn: Connection, organisation_id: uuid.UUID) -> str:
     return key.file(f"{row['slug']} signing key {key.hex_id}")
 
 
+async def add_default_survey(conn: Connection, organisation_id: uuid.UUID) -> None:
+    """The default survey, once."""
+    definition = load_definition()
+    await conn.execute(
+        "INSERT INTO surveys (organisation_id, slug, version, definition) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (organisation_id, slug, version) DO NOTHING",
+        organisation_id,
+        definition["slug"],
+        definition["version"],
+        definition,
+    )
+
+
 async def seed_member(
     conn: Connection, slug: str, name: str, program: tuple[str, str], passphrase: str, cost: KdfCost
 ) -> uuid.UUID:
@@ -263,15 +276,7 @@ async def seed_member(
             organisation_id,
             *program,
         )
-        definition = load_definition()
-        await conn.execute(
-            "INSERT INTO surveys (organisation_id, slug, version, definition) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (organisation_id, slug, version) DO NOTHING",
-            organisation_id,
-            definition["slug"],
-            definition["version"],
-            definition,
-        )
+        await add_default_survey(conn, organisation_id)
         if not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE organisation_id = $1)",
             organisation_id,

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from feedback.aggregate.signing import create_signing_key
-from feedback.bundles import BundleError, Manifest, archive, check, sha256
+from feedback.bundles import BundleError, Manifest, archive, check, opened, sha256
 from feedback.cli.common import (
     passphrase_file_option,
     read_passphrase,
@@ -47,18 +47,15 @@ from feedback.wrapping import SENSITIVE, KdfCost, kdf_cost
 SERIES = "network"
 
 
-async def network_of(conn: Connection, slug: str) -> tuple[uuid.UUID, str, Requirements]:
-    row = await conn.fetchrow(
-        """
-        SELECT o.id, o.name, n.privacy_unit, n.threshold
-          FROM networks n JOIN organisations o ON o.id = n.organisation_id
-         WHERE o.slug = $1
-        """,
+async def network_of(conn: Connection, slug: str) -> uuid.UUID:
+    found: uuid.UUID | None = await conn.fetchval(
+        "SELECT n.organisation_id FROM networks n JOIN organisations o "
+        "ON o.id = n.organisation_id WHERE o.slug = $1",
         slug,
     )
-    if row is None:
+    if found is None:
         raise NetworkError(f"no network {slug!r}: make it with `feedback network create`")
-    return row["id"], row["name"], Requirements(row["privacy_unit"], row["threshold"])
+    return found
 
 
 async def create_network(
@@ -123,7 +120,7 @@ async def import_bundle(conn: Connection, network_id: uuid.UUID, bundle: Path) -
     """Check a member's publication with the key registered for it and against the network's
     requirements, and keep it. Refused, saying why, when any check fails."""
     _, _, required = await _network_by_id(conn, network_id)
-    with _unpacked(bundle) as folder:
+    with opened(bundle) as folder:
         try:
             claimed = Manifest.parse((folder / "manifest.json").read_bytes())
         except (OSError, BundleError) as exc:
@@ -145,10 +142,10 @@ async def import_bundle(conn: Connection, network_id: uuid.UUID, bundle: Path) -
                 f"refused: {bundle} does not verify with the key registered for "
                 f"{claimed.organisation}: " + "; ".join(report.problems)
             )
-        refused = refusals(read_figures(folder), required)
+        figures = read_figures(folder)
+        refused = refusals(figures, required)
         if refused:
             raise NetworkError("refused: " + "; ".join(refused))
-        figures = read_figures(folder)
         manifest = report.manifest
         await conn.execute(
             """
@@ -166,31 +163,6 @@ async def import_bundle(conn: Connection, network_id: uuid.UUID, bundle: Path) -
             archive(folder),
         )
     return manifest
-
-
-class _unpacked:
-    """A bundle (folder or .tar.gz) as a folder named after it."""
-
-    def __init__(self, bundle: Path) -> None:
-        self.bundle = bundle
-        self.scratch: tempfile.TemporaryDirectory[str] | None = None
-
-    def __enter__(self) -> Path:
-        if self.bundle.is_dir():
-            return self.bundle
-        if not self.bundle.is_file():
-            raise NetworkError(f"no bundle at {self.bundle}")
-        self.scratch = tempfile.TemporaryDirectory()
-        target = Path(self.scratch.name) / "bundle"
-        try:
-            export(self.bundle.read_bytes(), target)
-        except (OSError, ValueError, EOFError) as exc:
-            raise NetworkError(f"{self.bundle} is not a readable .tar.gz ({exc})") from None
-        return target
-
-    def __exit__(self, *exc: object) -> None:
-        if self.scratch is not None:
-            self.scratch.cleanup()
 
 
 async def _network_by_id(conn: Connection, network_id: uuid.UUID) -> tuple[str, str, Requirements]:
@@ -397,7 +369,7 @@ async def member_command(
     """Register MEMBER of NETWORK by its public key (--name, --key), or record that it leaves."""
     key = None if key_file is None else member_key(key_file)
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
-        network_id, _, _ = await network_of(conn, network)
+        network_id = await network_of(conn, network)
         if leaves:
             left = await conn.fetchval(
                 "UPDATE network_members SET left_at = now() "
@@ -422,7 +394,7 @@ async def member_command(
 async def import_command(settings: Settings, network: str, bundle: Path) -> None:
     """Check a member's publication BUNDLE with its registered key and keep it."""
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
-        network_id, _, _ = await network_of(conn, network)
+        network_id = await network_of(conn, network)
         manifest = await import_bundle(conn, network_id, bundle)
     click.echo(
         f"imported {manifest.organisation}'s {manifest.series} publication {manifest.sequence}"
@@ -450,7 +422,7 @@ async def summarise_command(
     --corrects N --why TEXT (a new summary that names N)."""
     passphrase = read_passphrase(passphrase_file, confirm=False)
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
-        network_id, _, _ = await network_of(conn, network)
+        network_id = await network_of(conn, network)
         _, sequence = await summarise_network(
             conn,
             network_id,

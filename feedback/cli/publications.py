@@ -19,7 +19,7 @@ from feedback.cli.common import (
     read_passphrase,
     run,
 )
-from feedback.cli.publishing import KEY_FILE, PublishError, make_missing_releases, publish
+from feedback.cli.publishing import PublishError, make_missing_releases, publish
 from feedback.cli.runtime import ready_database, ready_pool
 from feedback.config import Settings
 from feedback.db import WORKER
@@ -227,6 +227,3 @@ async def key_command(settings: Settings, organisation: str | None) -> None:
         raise FeedbackError("the organisation has no signing key: run `feedback keys create`")
     public = PublicKey.of(key)
     click.echo(public.file(f"{org.slug} signing key {public.hex_id}"), nl=False)
-
-
-__all__ = ["KEY_FILE", "publications_group"]
