@@ -21,7 +21,6 @@ from feedback.db import SURVIVOR, create_pool
 ORGANISATION = uuid.UUID(os.environ["BENCH_ORGANISATION"])
 PROGRAM = uuid.UUID(os.environ["BENCH_PROGRAM"])
 SURVEY = uuid.UUID(os.environ["BENCH_SURVEY"])
-KEY = uuid.UUID(os.environ["BENCH_KEY"])
 WEEK = dt.date.fromisoformat(os.environ["BENCH_WEEK"])
 
 
@@ -31,14 +30,13 @@ async def insert(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         await conn.execute(
             """
-            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+            INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
                                      open_link, received_week, ciphertext, receipt_hash)
-            VALUES ($1, $2, $3, $4, 'web', false, $5, $6, $7)
+            VALUES ($1, $2, $3, 'web', false, $4, $5, $6)
             """,
             ORGANISATION,
             PROGRAM,
             SURVEY,
-            KEY,
             WEEK,
             ciphertext,
             os.urandom(32),  # the survivor path stores a receipt hash in the same row

@@ -110,7 +110,6 @@ async def _seed(url: str, tokens_path: Path, body_path: Path) -> dict[str, str]:
         "BENCH_ORGANISATION": str(t.organisation_id),
         "BENCH_PROGRAM": str(t.program_id),
         "BENCH_SURVEY": str(t.survey_id),
-        "BENCH_KEY": str(t.key_id),
         "BENCH_WEEK": current_week().isoformat(),
     }
 

@@ -126,10 +126,11 @@ SETTINGS: tuple[Variable, ...] = (
     ),
     Variable(
         "MIX_HOURS",
-        "12",
-        "How often the worker mixes stored submissions, in hours (1 to 20; a run starts within "
-        "a fifth of that after its slot begins, so no submission waits a day). Until its week "
-        "is mixed, a new row's transaction id and position date it within the week.",
+        "1",
+        "How often each worker mixes stored submissions, in hours (1 to 20). Until it is mixed "
+        "into its week, a new row's transaction id and position order it among the others; no "
+        "row says when it came more finely than the day. A mix of 10,000 rows takes about half "
+        "a second.",
     ),
     Variable(
         "INSECURE_TEST_KDF",

@@ -1,13 +1,17 @@
-"""Scheduled jobs that run at most once per period across any number of workers.
+"""Scheduled jobs: each worker runs each job every so often, never two runs of a job at once
+across any number of workers.
 
-Each run happens in one transaction that first takes a transaction-level advisory lock for the
-job (so two workers cannot overlap) and then inserts the ``(job, period)`` row into
-``job_runs`` (so a worker that arrives after another finished does nothing). If the job fails,
-the transaction rolls back with the row, and the next tick tries again. ``run_now`` runs a job
-at once (``feedback jobs run``), under the same lock.
+A run happens in one transaction that first tries a transaction-level advisory lock for the
+job: a worker that finds it taken skips that run. If the job fails, the transaction rolls
+back, and the next tick tries again. ``run_now`` runs a job at once (``feedback jobs run``),
+under the same lock.
 
-A run's outcome is a short text that counts nothing about survivors: ``job_runs`` rows carry
-the time they ran.
+``job_runs`` keeps one row per job: the day it last ran and its outcome, a short text that
+counts nothing about survivors. The row is written only when either changes, and never holds
+a time finer than the day: a row stamped at every run would date every answer stored between
+two runs (transaction ids are a clock; ../shared/PRIVACY.md, Metadata). So a job's period is
+how often each worker runs it, not a slice of time claimed across workers: every job here is
+safe to run again.
 """
 
 from __future__ import annotations
@@ -35,12 +39,6 @@ class Job:
     every: dt.timedelta
     action: Action
 
-    def period(self, now: dt.datetime) -> str:
-        """The period ``now`` falls in: ``every``-long slices of UTC time since the epoch."""
-        slot = int(now.timestamp()) // int(self.every.total_seconds())
-        start = dt.datetime.fromtimestamp(slot * self.every.total_seconds(), dt.UTC)
-        return start.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 JOB_TIMEOUT = "10min"  # a job's statements may run longer than a web request's
 
@@ -57,52 +55,40 @@ async def _lock(conn: Connection, job: Job) -> bool:
     return locked
 
 
-async def run_once(pool: Pool, job: Job, now: dt.datetime | None = None) -> bool:
-    """Run ``job`` for the period of ``now`` unless some worker already has; True if this did."""
-    period = job.period(now or dt.datetime.now(dt.UTC))
+async def _remember(conn: Connection, job: Job, outcome: str) -> None:
+    """The day the job ran and its outcome, written only when one of them changed."""
+    await conn.execute(
+        """
+        INSERT INTO job_runs (job, outcome) VALUES ($1, $2)
+        ON CONFLICT (job) DO UPDATE SET ran_on = EXCLUDED.ran_on, outcome = EXCLUDED.outcome
+         WHERE (job_runs.ran_on, job_runs.outcome) IS DISTINCT FROM
+               (EXCLUDED.ran_on, EXCLUDED.outcome)
+        """,
+        job.name,
+        outcome,
+    )
+
+
+async def run_once(pool: Pool, job: Job) -> bool:
+    """Run ``job`` unless another worker is running it now; True if this did."""
     async with pool.acquire() as conn, conn.transaction():
         if not await _lock(conn, job):
-            log.debug("job %s %s: another worker is running it", job.name, period)
-            return False
-        claimed = await conn.fetchval(
-            """
-            INSERT INTO job_runs (job, period) VALUES ($1, $2)
-            ON CONFLICT (job, period) DO NOTHING
-            RETURNING true
-            """,
-            job.name,
-            period,
-        )
-        if not claimed:
-            log.debug("job %s %s: already ran", job.name, period)
+            log.debug("job %s: another worker is running it", job.name)
             return False
         outcome = await job.action(conn)
-        await conn.execute(
-            "UPDATE job_runs SET outcome = $3 WHERE job = $1 AND period = $2",
-            job.name,
-            period,
-            outcome,
-        )
-    log.info("job %s %s: %s", job.name, period, outcome)
+        await _remember(conn, job, outcome)
+    log.info("job %s: %s", job.name, outcome)
     return True
 
 
 async def run_now(pool: Pool, job: Job) -> str:
-    """Run ``job`` now, whether or not its period has run, under the same lock as the
-    scheduler; the run is recorded as a manual one. Its outcome is returned."""
-    period = "manual " + dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Run ``job`` now, under the same lock as the scheduler; its outcome is returned."""
     async with pool.acquire() as conn, conn.transaction():
         if not await _lock(conn, job):
             raise JobBusy(f"a worker is running {job.name} now: try again when it has finished")
         outcome = await job.action(conn)
-        await conn.execute(
-            "INSERT INTO job_runs (job, period, outcome) VALUES ($1, $2, $3) "
-            "ON CONFLICT (job, period) DO UPDATE SET outcome = EXCLUDED.outcome",
-            job.name,
-            period,
-            outcome,
-        )
-    log.info("job %s %s: %s", job.name, period, outcome)
+        await _remember(conn, job, outcome)
+    log.info("job %s: %s", job.name, outcome)
     return outcome
 
 
@@ -114,17 +100,18 @@ async def _run_logged(pool: Pool, job: Job) -> None:
 
 
 def build_scheduler(pool: Pool, jobs: Sequence[Job]) -> AsyncIOScheduler:
-    """A scheduler ticking each job at a fifth of its period; start it inside the event loop."""
+    """A scheduler running each job every ``job.every``, the first time at once; start it
+    inside the event loop."""
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     for job in jobs:
         scheduler.add_job(
             _run_logged,
-            IntervalTrigger(seconds=max(1, job.every.total_seconds() / 5), timezone=dt.UTC),
+            IntervalTrigger(seconds=max(1, job.every.total_seconds()), timezone=dt.UTC),
             kwargs={"pool": pool, "job": job},
             id=job.name,
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=int(job.every.total_seconds()),
+            misfire_grace_time=max(1, int(job.every.total_seconds())),
             next_run_time=dt.datetime.now(dt.UTC),
         )
     return scheduler

@@ -26,13 +26,13 @@ class KeyRow:
     organisation_id: uuid.UUID
     public_key: bytes
     wrapped: Wrapped | None
-    created_at: dt.datetime
-    retired_at: dt.datetime | None
+    created_week: dt.date  # the Monday of the week it was made (nothing finer is kept)
+    retired_week: dt.date | None
 
 
 _COLUMNS = """
     id, organisation_id, public_key, wrapped_private_key, kdf_algorithm, kdf_salt,
-    kdf_opslimit, kdf_memlimit, created_at, retired_at
+    kdf_opslimit, kdf_memlimit, created_week, retired_week
 """
 
 
@@ -48,7 +48,12 @@ def _row(record: object) -> KeyRow:
             r["kdf_algorithm"],
         )
     return KeyRow(
-        r["id"], r["organisation_id"], r["public_key"], wrapped, r["created_at"], r["retired_at"]
+        r["id"],
+        r["organisation_id"],
+        r["public_key"],
+        wrapped,
+        r["created_week"],
+        r["retired_week"],
     )
 
 
@@ -56,7 +61,8 @@ async def select_keys(
     conn: Connection, table: KeyTable, *, organisation_id: uuid.UUID
 ) -> list[KeyRow]:
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM {table} WHERE organisation_id = $1 ORDER BY created_at",
+        f"SELECT {_COLUMNS} FROM {table} WHERE organisation_id = $1 "
+        "ORDER BY created_week, retired_week NULLS LAST",
         organisation_id,
     )
     return [_row(r) for r in rows]
@@ -68,7 +74,7 @@ async def select_key(
     """The key ``key_id`` of the organisation, or its current key when ``key_id`` is None."""
     if key_id is None:
         row = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM {table} WHERE organisation_id = $1 AND retired_at IS NULL",
+            f"SELECT {_COLUMNS} FROM {table} WHERE organisation_id = $1 AND retired_week IS NULL",
             organisation_id,
         )
     else:
@@ -96,8 +102,8 @@ async def insert_key(
     async with conn.transaction():
         if retire_current:
             await conn.execute(
-                f"UPDATE {table} SET retired_at = now() "
-                "WHERE organisation_id = $1 AND retired_at IS NULL",
+                f"UPDATE {table} SET retired_week = current_iso_week() "
+                "WHERE organisation_id = $1 AND retired_week IS NULL",
                 organisation_id,
             )
         key_id: uuid.UUID = await conn.fetchval(

@@ -15,6 +15,7 @@ import nacl.exceptions
 import nacl.secret
 
 from feedback.errors import FeedbackError
+from feedback.timeseals import TimeSeal
 
 FRAGMENT_SIZE = 96  # every sealed answer is padded to this: lengths say nothing
 
@@ -44,6 +45,12 @@ def message_key(secret: bytes, gateway: str, message_id: str) -> bytes:
 def fragment_key(secret: bytes, number: str, session_id: uuid.UUID) -> bytes:
     data = b"feedback.sms-fragments.v1\0" + normalise(number).encode() + session_id.bytes
     return hmac.new(secret, data, hashlib.sha256).digest()
+
+
+def idle_seal(secret: bytes) -> TimeSeal:
+    """What seals the moment a conversation goes idle: the survivor app writes it, the worker
+    reads it to forget idle conversations; a copy of the database reads neither."""
+    return TimeSeal(secret, "feedback.sms-idle.v1")
 
 
 def seal_answer(key: bytes, question_id: str, value: int | str) -> bytes:

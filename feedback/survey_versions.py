@@ -100,7 +100,7 @@ async def surveys(conn: Connection, organisation_id: uuid.UUID) -> list[Record]:
     rows: list[Record] = await conn.fetch(
         """
         SELECT slug, version, definition ->> 'title' AS title,
-               jsonb_array_length(definition -> 'questions') AS questions, created_at
+               jsonb_array_length(definition -> 'questions') AS questions, created_on
           FROM surveys WHERE organisation_id = $1 ORDER BY slug, version
         """,
         organisation_id,

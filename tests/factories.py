@@ -53,15 +53,15 @@ async def invitation(
     conn: Connection,
     t: Tenant,
     *,
-    expires_at: dt.datetime | None = None,
-    revoked_at: dt.datetime | None = None,
+    expires_on: dt.date | None = None,
+    revoked_on: dt.date | None = None,
 ) -> uuid.UUID:
     """A single-use link in a batch of its own."""
-    expires = expires_at or dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    expires = expires_on or dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
     batch_id = await conn.fetchval(
         """
         INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, medium,
-                                        issued, expires_at, revoked_at)
+                                        issued, expires_on, revoked_on)
         VALUES ($1, $2, $3, 'single', 'link', 1, $4, $5)
         RETURNING id
         """,
@@ -69,7 +69,7 @@ async def invitation(
         t.program_id,
         t.survey_id,
         expires,
-        revoked_at,
+        revoked_on,
     )
     invitation_id: uuid.UUID = await conn.fetchval(
         "INSERT INTO invitations (batch_id, token_hash) VALUES ($1, $2) RETURNING id",
@@ -113,7 +113,9 @@ async def keyed_tenant(
     half; the package never builds one outside aggregate/keys.py)."""
     t = await tenant(conn, slug, survey=survey)
     private_key = PrivateKey.generate()
-    await conn.execute("UPDATE collection_keys SET retired_at = now() WHERE id = $1", t.key_id)
+    await conn.execute(
+        "UPDATE collection_keys SET retired_week = current_iso_week() WHERE id = $1", t.key_id
+    )
     key_id = await conn.fetchval(
         "INSERT INTO collection_keys (organisation_id, public_key) VALUES ($1, $2) RETURNING id",
         t.organisation_id,
@@ -131,20 +133,19 @@ async def submission(
     *,
     ciphertext: bytes,
     week: dt.date,
-    key_id: uuid.UUID | None = None,
     included_in_release: bool = False,
 ) -> None:
-    """A sealed submission row, as the survivor side stores one."""
+    """A sealed submission row, as the survivor side stores one (it does not say which key
+    sealed it)."""
     await conn.execute(
         """
-        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+        INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
                                  received_week, ciphertext, included_in_release)
-        VALUES ($1, $2, $3, $4, 'web', $5, $6, $7)
+        VALUES ($1, $2, $3, 'web', $4, $5, $6)
         """,
         t.organisation_id,
         t.program_id,
         t.survey_id,
-        key_id or t.key_id,
         week,
         ciphertext,
         included_in_release,

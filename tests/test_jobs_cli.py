@@ -31,11 +31,14 @@ async def test_jobs_are_listed_run_now_and_refused_by_a_wrong_name(
     ran = run_feedback("jobs", "run", "expire-invitations", database_url=database_url)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith("expire-invitations: ")
-    [row] = await conn.fetch("SELECT job, period, outcome FROM job_runs")
+    [row] = await conn.fetch("SELECT job, ran_on, outcome FROM job_runs")
     assert row["job"] == "expire-invitations"
-    assert row["period"].startswith("manual ")
     again = run_feedback("jobs", "list", database_url=database_url)
-    assert re.search(r"^expire-invitations\s+every 1 h\s+last ran ", again.stdout, re.M)
+    assert re.search(
+        rf"^expire-invitations\s+every 1 h\s+last ran on {row['ran_on']:%Y-%m-%d}: ",
+        again.stdout,
+        re.M,
+    )
     wrong = run_feedback("jobs", "run", "tidy-up", database_url=database_url)
     assert wrong.returncode == 1
     assert wrong.stderr.strip().splitlines()[-1].startswith("error: no job 'tidy-up'; the jobs")

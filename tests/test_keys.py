@@ -138,7 +138,7 @@ async def test_cli_key_ceremony(conn: Connection, database_url: str, tmp_path: P
     assert base64.b64encode(row.public_key).decode() in created.stdout
     assert row.wrapped is not None
     assert row.wrapped.opslimit == INSECURE_TEST.opslimit  # the tests' setting was honoured
-    assert await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL") == 1
+    assert await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_week IS NULL") == 1
     again = feedback(database_url, "create", stdin=f"{STRONG}\n{STRONG}\n")
     assert again.returncode == 1
     assert "keys rotate" in again.stderr
@@ -153,7 +153,7 @@ async def test_cli_key_ceremony(conn: Connection, database_url: str, tmp_path: P
     rotated = feedback(database_url, *piped, stdin=f"{STRONG}\n")
     assert rotated.returncode == 0, rotated.stderr
     keys = await select_keys(conn, "collection_keys", organisation_id=org_id)  # type: ignore[arg-type]
-    assert [k.retired_at is None for k in keys] == [False, True]
+    assert [k.retired_week is None for k in keys] == [False, True]
 
     listed = feedback(database_url, "list")
     assert listed.stdout.count("collection") == 2

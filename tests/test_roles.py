@@ -47,15 +47,15 @@ READABLE: dict[str, set[Role]] = {
     "network_imports": {STAFF, WORKER},
     "users": {STAFF},
     "user_programs": {STAFF},
-    "staff_sessions": {STAFF, WORKER},  # the worker: expires_at only, to delete dead ones
+    "staff_sessions": {STAFF, WORKER},  # the worker: expires_on only, to delete dead ones
     "staff_devices": {STAFF, WORKER},  # the same
     "login_failures": {STAFF, WORKER},
-    "password_links": {STAFF, WORKER},  # the worker: expires_at and used_at only
+    "password_links": {STAFF, WORKER},  # the worker: expires_on and used_on only
     "api_tokens": {STAFF},
     "audit_log": {STAFF, WORKER},
     "job_runs": {WORKER},
     "schema_migrations": {SURVIVOR, STAFF, WORKER},  # each process checks it at start
-    "secret_fingerprints": {SURVIVOR, STAFF},
+    "secret_fingerprints": {SURVIVOR, STAFF, WORKER},  # the worker shares the phone key
 }
 
 # Columns that a role which can read the table still may not.

@@ -12,20 +12,19 @@ from feedback.db import Connection
 from tests import factories
 
 MONDAY = dt.date(2026, 11, 23)
-NOW = dt.datetime.now(dt.UTC)
+TODAY = dt.datetime.now(dt.UTC).date()
 
 
 async def insert_submission(conn: Connection, t: factories.Tenant, week: dt.date) -> None:
     await conn.execute(
         """
-        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+        INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
                                  received_week, ciphertext)
-        VALUES ($1, $2, $3, $4, 'web', $5, $6)
+        VALUES ($1, $2, $3, 'web', $4, $5)
         """,
         t.organisation_id,
         t.program_id,
         t.survey_id,
-        t.key_id,
         week,
         secrets.token_bytes(1072),
     )
@@ -117,7 +116,9 @@ async def test_one_current_collection_key_per_organisation(conn: Connection) -> 
             t.organisation_id,
             secrets.token_bytes(32),
         )
-    await conn.execute("UPDATE collection_keys SET retired_at = now() WHERE id = $1", t.key_id)
+    await conn.execute(
+        "UPDATE collection_keys SET retired_week = current_iso_week() WHERE id = $1", t.key_id
+    )
     await conn.execute(
         "INSERT INTO collection_keys (organisation_id, public_key) VALUES ($1, $2)",
         t.organisation_id,
@@ -133,7 +134,9 @@ async def test_one_current_collection_key_per_organisation(conn: Connection) -> 
 
 async def test_wrapped_key_comes_with_all_its_kdf_parameters(conn: Connection) -> None:
     t = await factories.tenant(conn)
-    await conn.execute("UPDATE collection_keys SET retired_at = now() WHERE id = $1", t.key_id)
+    await conn.execute(
+        "UPDATE collection_keys SET retired_week = current_iso_week() WHERE id = $1", t.key_id
+    )
     with pytest.raises(asyncpg.CheckViolationError):
         await conn.execute(
             "INSERT INTO collection_keys (organisation_id, public_key, wrapped_private_key) "
@@ -178,11 +181,11 @@ async def test_single_use_batches_need_an_expiry_and_open_links_are_one_that_nev
     conn: Connection,
 ) -> None:
     t = await factories.tenant(conn)
-    for kind, issued, expires in (("single", 5, None), ("open", 2, None), ("open", 1, NOW)):
+    for kind, issued, expires in (("single", 5, None), ("open", 2, None), ("open", 1, TODAY)):
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(
                 "INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, "
-                "medium, issued, expires_at) VALUES ($1, $2, $3, $4, 'link', $5, $6)",
+                "medium, issued, expires_on) VALUES ($1, $2, $3, $4, 'link', $5, $6)",
                 t.organisation_id,
                 t.program_id,
                 t.survey_id,
@@ -204,13 +207,11 @@ async def test_a_spent_token_keeps_nothing(conn: Connection) -> None:
 async def test_programs_keep_their_three_latest_notes(conn: Connection) -> None:
     t = await factories.tenant(conn)
 
-    async def note(text: str, minutes_ago: int) -> object:
+    async def note(text: str) -> object:  # notes of one day, in the order they were written
         note_id = await conn.fetchval(
-            "INSERT INTO notes (organisation_id, program_id, created_at) "
-            "VALUES ($1, $2, now() - make_interval(mins => $3)) RETURNING id",
+            "INSERT INTO notes (organisation_id, program_id) VALUES ($1, $2) RETURNING id",
             t.organisation_id,
             t.program_id,
-            minutes_ago,
         )
         await conn.execute(
             "INSERT INTO note_texts (note_id, language, body) VALUES ($1, 'en', $2)", note_id, text
@@ -224,15 +225,15 @@ async def test_programs_keep_their_three_latest_notes(conn: Connection) -> None:
         return value
 
     assert await latest() == []
-    oldest = await note("one", 40)
-    await note("two", 30)
-    await note("three", 20)
-    newest = await note("four", 10)
+    oldest = await note("one")
+    await note("two")
+    await note("three")
+    newest = await note("four")
     assert await latest() == [{"en": "four"}, {"en": "three"}, {"en": "two"}]
     await conn.execute(
         "INSERT INTO note_texts (note_id, language, body) VALUES ($1, 'es', 'cuatro')", newest
     )
-    await conn.execute("UPDATE notes SET withdrawn_at = now() WHERE id = $1", newest)
+    await conn.execute("UPDATE notes SET withdrawn_on = utc_today() WHERE id = $1", newest)
     assert await latest() == [{"en": "three"}, {"en": "two"}, {"en": "one"}]
     await conn.execute("DELETE FROM notes WHERE id = $1", oldest)
     assert await latest() == [{"en": "three"}, {"en": "two"}]

@@ -10,7 +10,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 
-from feedback.aggregate.keys import CannotOpen, UnlockedKey
+from feedback.aggregate.keys import CannotOpen, KeyRing, UnlockedKey, key_weeks
 from feedback.aggregate.privacy import DEFAULT_THRESHOLD
 from feedback.aggregate.releases import check_ended
 from feedback.db import Connection
@@ -47,25 +47,22 @@ async def read_comments(
         )
     await check_ended(conn, period)
     found: list[str] = []
-    ordered = list(keys.values())
+    ring = KeyRing(list(keys.values()), await key_weeks(conn, organisation_id))
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         cursor = await conn.cursor(
             """
-            SELECT array_position($5::uuid[], key_id), ciphertext FROM submissions
+            SELECT received_week, ciphertext FROM submissions
              WHERE organisation_id = $1 AND ($2::uuid IS NULL OR program_id = $2)
                AND received_week >= $3 AND received_week < $4
             """,
             organisation_id,
             program_id,
             *period.weeks(),
-            list(keys),
         )
         while rows := await cursor.fetch(CHUNK):
-            for position, ciphertext in rows:
-                if position is None:
-                    continue
+            for week, ciphertext in rows:
                 try:
-                    comment = from_plaintext(ordered[position - 1].open(ciphertext)).comment
+                    comment = from_plaintext(ring.open(week, ciphertext)).comment
                 except (CannotOpen, InvalidEnvelope):
                     continue
                 if comment and comment.strip():

@@ -46,7 +46,7 @@ async def delete_released_ciphertexts(conn: Connection) -> str:
                 WHERE r.organisation_id = s.organisation_id AND r.survey_id = s.survey_id
                   AND (r.program_id IS NULL OR r.program_id = s.program_id)
                   AND s.received_week >= r.period_start AND s.received_week < r.period_end
-                  AND r.created_at > now() - make_interval(days => o.retention_grace_days))
+                  AND r.created_on > utc_today() - o.retention_grace_days)
         """
     )
     # No count: how many were deleted is an exact count of a period's submissions.

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +63,57 @@ class UnlockedKey:
             return crypto_box_seal_open(ciphertext, self._public, self._secret)
         except CryptoError:
             raise CannotOpen(f"the sealed box does not open with key {self.id}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    """The weeks a collection key took answers: from the week it was made to the week it was
+    retired, both included (a rotation's week has two keys)."""
+
+    key_id: uuid.UUID
+    first: dt.date
+    last: dt.date | None  # None: the current key
+
+    def covers(self, first_week: dt.date, end_week: dt.date) -> bool:
+        """Whether the key took answers in some week from ``first_week`` up to ``end_week``
+        (excluded)."""
+        return self.first < end_week and (self.last is None or self.last >= first_week)
+
+
+async def key_weeks(conn: Connection, organisation_id: uuid.UUID) -> list[Active]:
+    rows = await keyrows.select_keys(conn, "collection_keys", organisation_id=organisation_id)
+    return [Active(row.id, row.created_week, row.retired_week) for row in rows]
+
+
+class KeyRing:
+    """The unlocked keys, each tried first on the weeks it took answers. A submission does
+    not say which key sealed it (that would split a rotation's week into before and after),
+    so each is opened with its week's keys, and only if none opens it, with the others."""
+
+    def __init__(self, keys: Sequence[UnlockedKey], weeks: Sequence[Active]) -> None:
+        self.keys = tuple(keys)
+        self._weeks = {active.key_id: active for active in weeks}
+        self._tried: dict[dt.date, tuple[UnlockedKey, ...]] = {}
+
+    def _order(self, week: dt.date) -> tuple[UnlockedKey, ...]:
+        found = self._tried.get(week)
+        if found is None:
+
+            def current(key: UnlockedKey) -> bool:
+                active = self._weeks.get(key.id)
+                return active is not None and active.covers(week, week + dt.timedelta(days=7))
+
+            found = tuple(sorted(self.keys, key=lambda key: not current(key)))
+            self._tried[week] = found
+        return found
+
+    def open(self, week: dt.date, ciphertext: bytes) -> bytes:
+        for key in self._order(week):
+            try:
+                return key.open(ciphertext)
+            except CannotOpen:
+                continue
+        raise CannotOpen("the sealed box opens with none of the unlocked keys")
 
 
 async def create_collection_key(

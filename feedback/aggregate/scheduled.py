@@ -32,7 +32,9 @@ class Made:
     line: PlanLine
     period: Period
     release: StoredRelease | None
-    refused: str | None = None  # why, when the budget refused it
+    refused: str | None = None  # why, when the budget or a key not unlocked refused it
+    scope: Scope | None = None
+    missing: KeysMissing | None = None  # the keys it needed that were not unlocked
 
 
 async def of_period(
@@ -77,8 +79,9 @@ async def make_planned(
     database_url: str | None,
     progress: Callable[[PlanLine, Period], Progress | None] | None = None,
 ) -> list[Made]:
-    """Make each release (or find it already made). One refused by the budget does not stop
-    the others: it is reported, and nothing of it was spent."""
+    """Make each release (or find it already made). One refused by the budget, or for a key
+    that was not unlocked, does not stop the others: it is reported, and nothing of it was
+    spent."""
     results = []
     for line, period in work:
         threshold = await conn.fetchval(
@@ -112,9 +115,12 @@ async def make_planned(
                 split=line.split,
             )
         except BudgetExceeded as exc:
-            results.append(Made(line, period, None, str(exc)))
+            results.append(Made(line, period, None, str(exc), scope))
             continue
-        results.append(Made(line, period, made))
+        except KeysMissing as exc:
+            results.append(Made(line, period, None, str(exc), scope, exc))
+            continue
+        results.append(Made(line, period, made, scope=scope))
     return results
 
 
@@ -143,14 +149,6 @@ def scheduled_releases_job(passphrase_dir: Path, database_url: str) -> Job:
         try:
             keys = await unlock_all(conn, org_id, read_passphrase_file(path))
             made = await make_planned(conn, work, keys=keys, database_url=database_url)
-        except KeysMissing:
-            # The count of the message is for the key holder: `feedback aggregate` shows it.
-            log.warning(
-                "releases of %s refused: some submissions are sealed to keys its passphrase file "
-                "does not open; `feedback aggregate` names them",
-                slug,
-            )
-            return f"{slug}: refused, keys missing"
         except FeedbackError as exc:
             log.warning("releases of %s refused: %s", slug, exc)
             return f"{slug}: refused ({type(exc).__name__})"

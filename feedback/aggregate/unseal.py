@@ -19,6 +19,7 @@ the period's index: starting processes would cost more than it saves.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import multiprocessing
 import os
 import re
@@ -27,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
-from feedback.aggregate.keys import CannotOpen, UnlockedKey
+from feedback.aggregate.keys import Active, CannotOpen, KeyRing, UnlockedKey, key_weeks
 from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import Count, Scope
 from feedback.cells import Layout
@@ -40,15 +41,14 @@ PARALLEL_FROM = 20_000  # submissions; below this one process is faster than sta
 SLICES_PER_WORKER = 16  # uneven slices wait less, and the progress bar moves more often
 
 
-# Each row says which of the unlocked keys it was sealed to ($6, in order; NULL: none of them).
 IN_SCOPE = """
       FROM submissions
      WHERE organisation_id = $1 AND survey_id = $2
        AND ($3::uuid IS NULL OR program_id = $3)
        AND received_week >= $4 AND received_week < $5
 """
-ROWS = "SELECT array_position($6::uuid[], key_id), ciphertext" + IN_SCOPE
-SLICE = ROWS + "   AND ctid >= $7::tid AND ctid < $8::tid"
+ROWS = "SELECT received_week, ciphertext" + IN_SCOPE
+SLICE = ROWS + "   AND ctid >= $6::tid AND ctid < $7::tid"
 END_OF_TABLE = (2**32 - 1, 0)  # past every block: the last slice is open-ended
 SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 Part = tuple[list[int], int, int]  # a raw tally (see ``Tally.raw``), counted, quarantined
@@ -82,16 +82,17 @@ async def count_period(
         scope.survey_id,
         scope.program_id,
         *scope.period.weeks(),
-        list(keys),
     )
+    weeks = await key_weeks(conn, scope.organisation_id)
     # One snapshot for the count, the rows and every worker: they all see the same table.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        total: int = await conn.fetchval("SELECT count(*)" + IN_SCOPE, *where[:5])
+        total: int = await conn.fetchval("SELECT count(*)" + IN_SCOPE, *where)
         if progress is not None:
             progress.start(total)
         if database_url is None or workers == 1 or total < parallel_from:
             tally = Tally(layout)
-            ok, bad = await _count_rows(conn, tally, list(keys.values()), ROWS, where, progress)
+            ring = KeyRing(list(keys.values()), weeks)
+            ok, bad = await _count_rows(conn, tally, ring, ROWS, where, progress)
             return Counted(tally, ok, bad)
         snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
         blocks: int = await conn.fetchval(
@@ -99,7 +100,7 @@ async def count_period(
         )
         slices = _slices(blocks, workers * SLICES_PER_WORKER)
         secrets = {key_id: key.to_bytes() for key_id, key in keys.items()}
-        setup = (secrets, layout)
+        setup = (secrets, weeks, layout)
         parts = await _in_workers(workers, database_url, snapshot, setup, where, slices, progress)
     tally = Tally(layout)
     counted = quarantined = 0
@@ -122,7 +123,7 @@ async def _in_workers(
     workers: int,
     database_url: str,
     snapshot: str,
-    setup: tuple[Mapping[uuid.UUID, bytes], Layout],
+    setup: tuple[Mapping[uuid.UUID, bytes], Sequence[Active], Layout],
     where: tuple[Any, ...],
     slices: Sequence[tuple[tuple[int, int], tuple[int, int]]],
     progress: Progress | None,
@@ -145,32 +146,25 @@ async def _in_workers(
         return list(await asyncio.gather(*(one(lo, hi) for lo, hi in slices)))
 
 
-def _unlocked(secrets: Mapping[uuid.UUID, bytes]) -> list[UnlockedKey]:
-    """The keys in the order of ``where``'s key list (rows name them by position)."""
-    return [UnlockedKey.from_bytes(key_id, secret) for key_id, secret in secrets.items()]
-
-
 async def _count_rows(
     conn: Connection,
     tally: Tally,
-    keys: Sequence[UnlockedKey],
+    ring: KeyRing,
     query: str,
     args: Sequence[Any],
     progress: Progress | None = None,
 ) -> tuple[int, int]:
     """Stream the rows of ``query`` (in a transaction) into ``tally``: (counted, quarantined).
-    Quarantined: sealed to no unlocked key, did not open, not an envelope of this survey
+    Quarantined: opens with none of the unlocked keys, not an envelope of this survey
     version, or holding an answer the survey does not allow."""
     survey = tally.layout.survey
     slug, version, comment = survey.slug, survey.version, tally.layout.comment
     counted = read = 0
     cursor = await conn.cursor(query, *args)
     while rows := await cursor.fetch(CHUNK):
-        for position, ciphertext in rows:  # the hot loop of aggregation
-            if position is None:
-                continue
+        for week, ciphertext in rows:  # the hot loop of aggregation
             try:
-                answers = answers_of(keys[position - 1].open(ciphertext), slug, version, comment)
+                answers = answers_of(ring.open(week, ciphertext), slug, version, comment)
             except (CannotOpen, InvalidEnvelope):
                 continue
             counted += tally.add(answers)
@@ -184,10 +178,13 @@ async def _count_rows(
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(secrets: Mapping[uuid.UUID, bytes], layout: Layout, database_url: str) -> None:
+def _start_worker(
+    secrets: Mapping[uuid.UUID, bytes], weeks: Sequence[Active], layout: Layout, database_url: str
+) -> None:
     loop = asyncio.new_event_loop()
+    keys = [UnlockedKey.from_bytes(key_id, secret) for key_id, secret in secrets.items()]
     _worker.update(
-        keys=_unlocked(secrets),
+        ring=KeyRing(keys, weeks),
         layout=layout,
         loop=loop,
         conn=loop.run_until_complete(connect(database_url, role=WORKER, statement_timeout_ms=0)),
@@ -211,35 +208,61 @@ def _count_slice(
                 "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; "
                 "SET LOCAL enable_seqscan = off"
             )
-            return await _count_rows(conn, tally, _worker["keys"], SLICE, (*where, lo, hi))
+            return await _count_rows(conn, tally, _worker["ring"], SLICE, (*where, lo, hi))
 
     counted, quarantined = _worker["loop"].run_until_complete(run())
     return tally.raw, counted, quarantined
 
 
 class KeysMissing(FeedbackError):
-    pass
+    """A period needs a key that was not unlocked. Whether that happens depends on the keys
+    and the period only, never on which submissions arrived: a refusal that depended on the
+    data (rows sealed to a locked key, or rows that none opened) would let a neighbouring
+    dataset be told apart by whether its release exists."""
+
+    def __init__(self, period: object, missing: Sequence[Active]) -> None:
+        self.missing = tuple(missing)
+        named = ", ".join(str(active.key_id) for active in self.missing)
+        super().__init__(
+            f"{period} needs every collection key that took answers in it, and these were "
+            f"not unlocked: {named}. Give the passphrase that opens them (or their key "
+            "files). Nothing was counted, released or spent."
+        )
 
 
 async def check_keys(conn: Connection, scope: Scope, keys: Mapping[uuid.UUID, UnlockedKey]) -> None:
-    """Refuse a period that holds submissions sealed to a key that was not unlocked: counting
-    without them would release (and pay for) numbers that leave them out, for good. The count
-    goes to the key holder only, in the error."""
-    rows = await conn.fetch(
-        "SELECT key_id, count(*) AS n" + IN_SCOPE + " GROUP BY key_id",
+    """Refuse, before anything is read, a period that needs a key that was not unlocked:
+    every key that took answers in some week of it (from the keys' weeks alone). Counting
+    without one would release (and pay for) numbers that leave out what it sealed, for good."""
+    first, end = scope.period.weeks()
+    needed = [a for a in await key_weeks(conn, scope.organisation_id) if a.covers(first, end)]
+    missing = [active for active in needed if active.key_id not in keys]
+    if missing:
+        raise KeysMissing(scope.period, missing)
+
+
+async def waiting_for(conn: Connection, scope: Scope, missing: Sequence[Active]) -> int:
+    """How many of the scope's submissions arrived in weeks when the missing keys took
+    answers: for the key holder's terminal only (an exact count), never stored or shown."""
+    first, end = scope.period.weeks()
+    weeks = [
+        (max(first, a.first), min(end, a.last + dt.timedelta(days=7)) if a.last else end)
+        for a in missing
+    ]
+    waiting: int = await conn.fetchval(
+        "SELECT count(*)"
+        + IN_SCOPE
+        + " AND EXISTS (SELECT 1 FROM unnest($6::date[], $7::date[]) AS w(first, stop) "
+        "WHERE received_week >= w.first AND received_week < w.stop)",
         scope.organisation_id,
         scope.survey_id,
         scope.program_id,
-        *scope.period.weeks(),
+        first,
+        end,
+        [w[0] for w in weeks],
+        [w[1] for w in weeks],
     )
-    missing = [(row["key_id"], row["n"]) for row in rows if row["key_id"] not in keys]
-    if missing:
-        named = "; ".join(f"{n} sealed to key {key_id}" for key_id, n in missing)
-        raise KeysMissing(
-            f"{scope.period} holds submissions sealed to keys that were not unlocked ({named}): "
-            "give the passphrase that opens them (or their key files). Nothing was released "
-            "or spent."
-        )
+    return waiting
 
 
 def counter(
@@ -252,19 +275,16 @@ def counter(
     progress: Progress | None = None,
 ) -> Count:
     """What ``make_release`` calls to count: the tally with how many submissions were counted
-    and quarantined (for the key holder's eyes only, never stored), and the metadata
-    published beside the release (the privacy unit: definitions only)."""
+    and set aside (for the key holder's eyes only, never stored), and the metadata published
+    beside the release (the privacy unit: definitions only). What was set aside is left out
+    of the tally and the release is made whatever it was: it changes nothing but the noised
+    counts."""
 
     async def count() -> tuple[Counted, dict[str, Any]]:
         await check_keys(conn, scope, keys)
         counted = await count_period(
             conn, scope, layout=layout, keys=keys, database_url=database_url, progress=progress
         )
-        if counted.quarantined and not counted.counted:
-            raise KeysMissing(
-                f"none of the {counted.quarantined} submissions of {scope.period} opened with "
-                "the unlocked keys as an envelope of this survey: nothing was released or spent"
-            )
         return counted, await privacy_unit(conn, scope)
 
     return count

@@ -38,7 +38,7 @@ from feedback.cli.setup import organisations_group, programs_group, surveys_grou
 from feedback.cli.sms_sim import sms_sim
 from feedback.cli.users import users
 from feedback.cli.verify import verify_command
-from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs
+from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs, worker_phone_key
 from feedback.config import Settings
 from feedback.db import STAFF, SURVIVOR, WORKER, Role, connect
 from feedback.errors import FeedbackError
@@ -112,10 +112,11 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
 @main.command()
 @run
 async def worker(settings: Settings) -> None:
-    """Run scheduled jobs (each at most once per period across all workers)."""
+    """Run scheduled jobs (never two runs of one job at once across all workers)."""
     with stop_on_signals() as stopping:
         async with ready_database(settings, role=WORKER) as (url, pool):
-            scheduler = build_scheduler(pool, worker_jobs(settings, url))
+            phone_hmac = await worker_phone_key(settings, pool)
+            scheduler = build_scheduler(pool, worker_jobs(settings, url, phone_hmac))
             scheduler.start()
             click.echo(f"worker running {len(scheduler.get_jobs())} jobs; Ctrl-C stops it")
             try:
@@ -140,7 +141,7 @@ async def demo(settings: Settings) -> None:
                 await owner.close()
             path = demo_module.write_facts(settings.data_dir, facts)
             click.echo(demo_module.describe(facts, path))
-            scheduler = build_scheduler(pool, worker_jobs(settings, url))
+            scheduler = build_scheduler(pool, worker_jobs(settings, url, secrets.phone_hmac))
             scheduler.start()
             try:
                 settings = dataclasses.replace(settings, database_url=url)

@@ -13,7 +13,7 @@ import click
 from feedback import means
 from feedback.aggregate.keys import UnlockedKey, load_key_file, unlock_all
 from feedback.aggregate.scheduled import make_planned, of_period
-from feedback.aggregate.unseal import Progress
+from feedback.aggregate.unseal import Progress, waiting_for
 from feedback.cells import SUPPRESSED
 from feedback.cli.common import (
     key_file_option,
@@ -123,12 +123,23 @@ async def aggregate(
         finally:
             for bar in bars:
                 bar.close()
+        # Exact, and shown here only (the key holder's terminal): never stored or logged.
+        waiting = {
+            id(item): await waiting_for(conn, item.scope, item.missing.missing)
+            for item in made
+            if item.missing is not None and item.scope is not None
+        }
     refused = 0
     for item in made:
         click.echo(f"{item.period} - {item.line.describe()}")
         if item.release is None:
             refused += 1
             click.echo(f"  refused: {item.refused}")
+            if id(item) in waiting:
+                click.echo(
+                    f"  {waiting[id(item)]} submissions of it arrived in weeks when those keys "
+                    "took answers"
+                )
             continue
         release = item.release
         state = "made" if release.created else "already made; nothing was spent"

@@ -92,7 +92,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
             INSERT INTO users (organisation_id, email, display_name, role, password_hash)
             VALUES ($1, $2, 'Demo Manager', 'manager', $3)
             ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,
-                                              disabled_at = NULL
+                                              disabled_on = NULL
             RETURNING id
             """,
             organisation_id,
@@ -104,7 +104,7 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
             INSERT INTO users (organisation_id, email, display_name, role, password_hash)
             VALUES ($1, $2, 'Demo Admin', 'admin', $3)
             ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,
-                                              disabled_at = NULL, next_try_at = NULL
+                                              disabled_on = NULL, next_try = NULL
             """,
             organisation_id,
             ADMIN_EMAIL,
@@ -134,7 +134,8 @@ async def seed(conn: Connection, settings: Settings, service_secrets: ServiceSec
                 conn, organisation_id=organisation_id, passphrase=passphrase, cost=cost
             )
     public_key = await conn.fetchval(
-        "SELECT public_key FROM collection_keys WHERE organisation_id = $1 AND retired_at IS NULL",
+        "SELECT public_key FROM collection_keys "
+        "WHERE organisation_id = $1 AND retired_week IS NULL",
         organisation_id,
     )
     await demo_data.seed_submissions(conn, organisation_id)

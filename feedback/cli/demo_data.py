@@ -104,7 +104,7 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
         return
     key = await conn.fetchrow(
         "SELECT id, public_key FROM collection_keys "
-        "WHERE organisation_id = $1 AND retired_at IS NULL",
+        "WHERE organisation_id = $1 AND retired_week IS NULL",
         organisation_id,
     )
     survey_row = await _survey_row(conn, organisation_id)
@@ -234,7 +234,7 @@ async def public_key_file(conn: Connection, organisation_id: uuid.UUID) -> str:
     """The organisation's current signing key in minisign's format, as funders are given it."""
     row = await conn.fetchrow(
         "SELECT o.slug, k.public_key FROM organisations o JOIN signing_keys k "
-        "ON k.organisation_id = o.id AND k.retired_at IS NULL WHERE o.id = $1",
+        "ON k.organisation_id = o.id AND k.retired_week IS NULL WHERE o.id = $1",
         organisation_id,
     )
     if row is None:
@@ -310,7 +310,7 @@ async def seed_network(
     for organisation_id, bundle in members:
         row = await conn.fetchrow(
             "SELECT o.slug, o.name, k.public_key FROM organisations o "
-            "JOIN signing_keys k ON k.organisation_id = o.id AND k.retired_at IS NULL "
+            "JOIN signing_keys k ON k.organisation_id = o.id AND k.retired_week IS NULL "
             "WHERE o.id = $1",
             organisation_id,
         )

@@ -70,7 +70,7 @@ async def list_command(settings: Settings, organisation: str | None) -> None:
     if not found:
         click.echo("no funder: add one with `feedback funders add`")
     for f in found:
-        state = f"revoked {f.revoked_at.date()}" if f.revoked_at else "link active"
+        state = f"revoked {f.revoked_on}" if f.revoked_on else "link active"
         click.echo(f"{f.id}  {f.name}  ({', '.join(f.programs)})  {state}")
 
 

@@ -71,7 +71,7 @@ async def batch(
         return
     urls = [survey_url(settings.public_url, token) for token in made.tokens]
     if sheet is not None:
-        title = f"{program}: {count} single-use links, valid until {made.expires_at:%Y-%m-%d}"
+        title = f"{program}: {count} single-use links, valid until {made.expires_on:%Y-%m-%d}"
         try:
             fd = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

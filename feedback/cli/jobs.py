@@ -6,7 +6,7 @@ import click
 
 from feedback.cli.common import run
 from feedback.cli.runtime import ready_database
-from feedback.cli.wiring import worker_jobs
+from feedback.cli.wiring import worker_jobs, worker_phone_key
 from feedback.config import Settings
 from feedback.db import WORKER
 from feedback.errors import FeedbackError
@@ -21,22 +21,15 @@ def jobs() -> None:
 @jobs.command("list")
 @run
 async def list_jobs(settings: Settings) -> None:
-    """Each job, how often it runs, and its last run."""
+    """Each job, how often each worker runs it, and the day it last ran."""
     async with ready_database(settings, role=WORKER) as (url, pool), pool.acquire() as conn:
         last = {
-            row["job"]: row
-            for row in await conn.fetch(
-                "SELECT DISTINCT ON (job) job, ran_at, outcome FROM job_runs "
-                "ORDER BY job, ran_at DESC"
-            )
+            row["job"]: row for row in await conn.fetch("SELECT job, ran_on, outcome FROM job_runs")
         }
-    for job in worker_jobs(settings, url):
+        phone_hmac = await worker_phone_key(settings, pool)
+    for job in worker_jobs(settings, url, phone_hmac):
         row = last.get(job.name)
-        ran = (
-            f"last ran {row['ran_at']:%Y-%m-%d %H:%M} UTC: {row['outcome']}"
-            if row
-            else "not run yet"
-        )
+        ran = f"last ran on {row['ran_on']:%Y-%m-%d}: {row['outcome']}" if row else "not run yet"
         click.echo(f"{job.name:<28} every {_every(job.every.total_seconds())}  {ran}")
 
 
@@ -53,7 +46,8 @@ async def run_job(settings: Settings, name: str) -> None:
     """Run the job NAME now, under the same lock as the worker (`feedback jobs list` names
     them)."""
     async with ready_database(settings, role=WORKER) as (url, pool):
-        known = {job.name: job for job in worker_jobs(settings, url)}
+        phone_hmac = await worker_phone_key(settings, pool)
+        known = {job.name: job for job in worker_jobs(settings, url, phone_hmac)}
         job = known.get(name)
         if job is None:
             raise FeedbackError(f"no job {name!r}; the jobs are: {', '.join(sorted(known))}")

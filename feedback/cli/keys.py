@@ -113,11 +113,11 @@ async def list_keys(settings: Settings, organisation: str | None) -> None:
         click.echo(f"{org.slug} has no keys yet: run `feedback keys create`")
     for table, row in rows:
         kind = "collection" if table == "collection_keys" else "signing"
-        state = "current" if row.retired_at is None else f"retired {row.retired_at:%Y-%m-%d}"
+        state = "current" if row.retired_week is None else f"retired week of {row.retired_week}"
         where = "wrapped" if row.wrapped else "off-server"
         click.echo(
             f"{kind:<10} {row.id}  {fingerprint(row.public_key)}  "
-            f"created {row.created_at:%Y-%m-%d}  {state}  {where}"
+            f"created week of {row.created_week}  {state}  {where}"
         )
 
 

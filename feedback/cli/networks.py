@@ -106,7 +106,7 @@ async def add_member(
         INSERT INTO network_members (network_id, member, name, public_key, consents)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (network_id, member) DO UPDATE
-            SET left_at = NULL, consents = EXCLUDED.consents
+            SET left_on = NULL, consents = EXCLUDED.consents
         """,
         network_id,
         member,
@@ -127,7 +127,7 @@ async def import_bundle(conn: Connection, network_id: uuid.UUID, bundle: Path) -
             raise NetworkError(f"refused: {bundle} has no readable manifest ({exc})") from None
         row = await conn.fetchrow(
             "SELECT public_key FROM network_members "
-            "WHERE network_id = $1 AND member = $2 AND left_at IS NULL",
+            "WHERE network_id = $1 AND member = $2 AND left_on IS NULL",
             network_id,
             claimed.organisation,
         )
@@ -215,8 +215,8 @@ async def summarise_network(
                    i.series, i.sequence, i.archive
               FROM network_members m
               JOIN network_imports i USING (network_id, member)
-             WHERE m.network_id = $1 AND m.left_at IS NULL AND i.period = $2
-             ORDER BY m.member, i.imported_at DESC, i.sequence DESC
+             WHERE m.network_id = $1 AND m.left_on IS NULL AND i.period = $2
+             ORDER BY m.member, i.seq DESC
             """,
             network_id,
             str(period),
@@ -372,8 +372,8 @@ async def member_command(
         network_id = await network_of(conn, network)
         if leaves:
             left = await conn.fetchval(
-                "UPDATE network_members SET left_at = now() "
-                "WHERE network_id = $1 AND member = $2 AND left_at IS NULL RETURNING member",
+                "UPDATE network_members SET left_on = utc_today() "
+                "WHERE network_id = $1 AND member = $2 AND left_on IS NULL RETURNING member",
                 network_id,
                 member,
             )

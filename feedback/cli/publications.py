@@ -111,8 +111,8 @@ async def list_command(settings: Settings, organisation: str | None) -> None:
                 """
                 SELECT period, outcome FROM publication_requests
                  WHERE organisation_id = $1 AND series = $2 AND publication_id IS NULL
-                   AND settled_at IS NOT NULL
-                 ORDER BY settled_at DESC LIMIT 5
+                   AND settled_on IS NOT NULL
+                 ORDER BY seq DESC LIMIT 5
                 """,
                 org.id,
                 series,
@@ -220,7 +220,8 @@ async def key_command(settings: Settings, organisation: str | None) -> None:
     async with ready_pool(settings, role=WORKER) as pool, pool.acquire() as conn:
         org = await pick_organisation(conn, organisation)
         key = await conn.fetchval(
-            "SELECT public_key FROM signing_keys WHERE organisation_id = $1 AND retired_at IS NULL",
+            "SELECT public_key FROM signing_keys "
+            "WHERE organisation_id = $1 AND retired_week IS NULL",
             org.id,
         )
     if key is None:

@@ -299,8 +299,8 @@ async def _settle(
     conn: Connection, request_id: uuid.UUID, outcome: str, publication: uuid.UUID | None
 ) -> None:
     await conn.execute(
-        "UPDATE publication_requests SET settled_at = now(), outcome = $2, publication_id = $3 "
-        "WHERE id = $1",
+        "UPDATE publication_requests "
+        "SET settled_on = utc_today(), outcome = $2, publication_id = $3 WHERE id = $1",
         request_id,
         outcome[:1000],
         publication,
@@ -311,7 +311,7 @@ async def _record_miss(conn: Connection, schedule: Schedule, period: Period, why
     """Why a scheduled publication was not made, once per reason (the dashboard shows it)."""
     await conn.execute(
         """
-        INSERT INTO publication_requests (organisation_id, series, period, settled_at, outcome)
+        INSERT INTO publication_requests (organisation_id, series, period, settled_on, outcome)
         SELECT $1, $2, $3, now(), $4
          WHERE NOT EXISTS (
              SELECT 1 FROM publication_requests
@@ -395,7 +395,7 @@ def publications_job(passphrase_dir: Path | None, database_url: str) -> Job:
                     outcomes.append(f"{schedule.series} {made.sequence}")
             for request in await conn.fetch(
                 "SELECT id, organisation_id, series, period FROM publication_requests "
-                "WHERE settled_at IS NULL ORDER BY requested_at"
+                "WHERE settled_on IS NULL ORDER BY seq"
             ):
                 try:
                     schedule = await schedule_of(

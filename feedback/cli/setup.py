@@ -236,5 +236,5 @@ async def surveys_list(settings: Settings, organisation: str | None) -> None:
     for row in rows:
         click.echo(
             f"{row['slug']} v{row['version']}: {row['title']} ({row['questions']} questions; "
-            f"stored {row['created_at']:%Y-%m-%d})"
+            f"stored {row['created_on']:%Y-%m-%d})"
         )

@@ -24,6 +24,7 @@ from feedback.config import Settings
 from feedback.db import SURVIVOR, Pool
 from feedback.i18n import load_catalogues
 from feedback.limits import RateLimiter
+from feedback.phones import idle_seal
 from feedback.secretfiles import ServiceSecrets
 
 MAX_BODY = 32 * 1024  # a sealed envelope is at most 16 KiB (about 22 KiB as base64)
@@ -104,6 +105,7 @@ def create_app(
                         sms_code_key=secrets.sms_code_key,
                         surveys=surveys,
                         idle=dt.timedelta(minutes=settings.sms_idle_minutes),
+                        idle_seal=idle_seal(secrets.phone_hmac),
                     ),
                     gateways=gateways(settings, secrets, sms_client),
                     public_url=settings.public_url,

@@ -37,7 +37,7 @@ class Invitation:
 # A token can take answers when its batch is neither revoked nor expired (open links never
 # expire). A spent single-use token has no row at all: used, expired, revoked and unknown
 # tokens all find nothing, and every page or reply says the same about them.
-LIVE_BATCH = "b.revoked_at IS NULL AND (b.expires_at IS NULL OR b.expires_at > now())"
+LIVE_BATCH = "b.revoked_on IS NULL AND (b.expires_on IS NULL OR b.expires_on >= utc_today())"
 
 
 async def select_invitation(
@@ -57,7 +57,7 @@ async def select_invitation(
           JOIN programs p ON p.id = b.program_id
           JOIN organisations o ON o.id = b.organisation_id
           LEFT JOIN collection_keys k
-                 ON k.organisation_id = b.organisation_id AND k.retired_at IS NULL
+                 ON k.organisation_id = b.organisation_id AND k.retired_week IS NULL
          WHERE i.token_hash = $1 AND b.medium = $2 AND {LIVE_BATCH}
         """,
         token_hash,
@@ -82,7 +82,6 @@ async def insert_submission(
     conn: Connection,
     *,
     invitation: Invitation,
-    key_id: uuid.UUID,
     channel: Channel,
     ciphertext: bytes,
     receipt_hash: bytes | None,
@@ -90,7 +89,8 @@ async def insert_submission(
     """Store a submission; for a single-use invitation, spend it (delete its row) in the same
     statement. False, and nothing stored, if it was spent (or revoked, or expired) meanwhile:
     a concurrent submit of the same token waits on the row lock, then finds it gone. The week
-    of receipt is the database's (see ``current_iso_week``)."""
+    of receipt is the database's (see ``current_iso_week``). The row does not say which key
+    sealed it (the week's keys are tried): a rotation then splits no week's answers."""
     stored = await conn.fetchval(
         f"""
         WITH spent AS (
@@ -99,17 +99,16 @@ async def insert_submission(
              WHERE i.id = $1 AND b.id = i.batch_id AND b.kind = 'single' AND {LIVE_BATCH}
             RETURNING i.id
         )
-        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
-                                 open_link, ciphertext, receipt_hash)
-        SELECT $2, $3, $4, $5, $6, $7, $8, $9
-         WHERE $7 OR EXISTS (SELECT 1 FROM spent)
+        INSERT INTO submissions (organisation_id, program_id, survey_id, channel, open_link,
+                                 ciphertext, receipt_hash)
+        SELECT $2, $3, $4, $5, $6, $7, $8
+         WHERE $6 OR EXISTS (SELECT 1 FROM spent)
         RETURNING true
         """,
         invitation.id,
         invitation.organisation_id,
         invitation.program_id,
         invitation.survey_id,
-        key_id,
         channel,
         invitation.kind == "open",
         ciphertext,
@@ -169,7 +168,7 @@ async def store_sealed_batch(conn: Connection, items: list[SealedItem]) -> list[
                    -- before it is refused and loads again with the new key
                    EXISTS (SELECT 1 FROM collection_keys k
                             WHERE k.id = input.key_id AND k.organisation_id = b.organisation_id
-                              AND k.retired_at IS NULL) AS key_known,
+                              AND k.retired_week IS NULL) AS key_known,
                    row_number() OVER (PARTITION BY i.id ORDER BY input.ord) AS nth
               FROM input
               JOIN invitations i ON i.token_hash = input.token_hash
@@ -188,9 +187,9 @@ async def store_sealed_batch(conn: Connection, items: list[SealedItem]) -> list[
                AND (f.kind = 'open' OR (f.nth = 1 AND f.id IN (SELECT id FROM spent)))
         ),
         stored AS (  -- returns nothing: the survivor app's role may not read submissions
-            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+            INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
                                      open_link, ciphertext, receipt_hash)
-            SELECT organisation_id, program_id, survey_id, key_id, 'web', kind = 'open',
+            SELECT organisation_id, program_id, survey_id, 'web', kind = 'open',
                    ciphertext, receipt_hash
               FROM storable
         )

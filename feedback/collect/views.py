@@ -314,7 +314,6 @@ async def _submit_plain(request: Request, fields: list[tuple[str, str]]) -> Subm
         stored = await queries.insert_submission(
             conn,
             invitation=found.invitation,
-            key_id=found.key_id,
             channel="web_nojs",
             ciphertext=ciphertext,
             receipt_hash=hash_receipt(state.receipt_key, receipt),

@@ -23,10 +23,11 @@ from feedback.errors import FeedbackError
 from feedback.offload import KNOWN_DEVICES, PASSWORDS, STRENGTH
 from feedback.passphrases import WeakPassphrase, check_passphrase
 from feedback.passwords import hash_password, verify_password
+from feedback.timeseals import TimeSeal
 
 Role = Literal["admin", "manager", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "manager", "viewer")
-LINK_VALID_FOR = dt.timedelta(days=7)
+LINK_VALID_FOR = dt.timedelta(days=7)  # to the end of the 7th day (UTC) from now
 
 
 class AccountError(FeedbackError):
@@ -83,9 +84,8 @@ DEVICE_KNOWN_FOR = dt.timedelta(days=90)
 
 def wait_after(failures: int) -> dt.timedelta:
     """How long the next check of an account waits after ``failures`` in a row: nothing for
-    the first few, then 1, 2, 4 ... seconds, never more than a minute. (The database's
-    ``login_wait`` applies it; a test holds the two to the same schedule.) The owner, logging
-    in from a browser where they logged in before, does not wait (see ``claim``)."""
+    the first few, then 1, 2, 4 ... seconds, never more than a minute. The owner, logging in
+    from a browser where they logged in before, does not wait (see ``claim``)."""
     if failures < FREE_FAILURES:
         return dt.timedelta(0)
     return min(LONGEST_WAIT, dt.timedelta(seconds=2 ** min(failures - FREE_FAILURES, 10)))
@@ -98,7 +98,7 @@ async def known_device(conn: Connection, email: str, device: bytes) -> bool:
         """
         SELECT EXISTS (
             SELECT 1 FROM staff_devices d JOIN users u ON u.id = d.user_id
-             WHERE d.id_hash = $1 AND u.email = $2 AND d.expires_at > now()
+             WHERE d.id_hash = $1 AND u.email = $2 AND d.expires_on >= utc_today()
         )
         """,
         device,
@@ -107,40 +107,57 @@ async def known_device(conn: Connection, email: str, device: bytes) -> bool:
     return live
 
 
-async def claim(conn: Connection, email: str, device: bytes | None = None) -> Candidate:
-    """Find the account and claim its next check, in one statement: an account whose check is
-    put off (or claimed by a check in flight) yields no hash, like an unknown address. A known
-    device of that account (``device``: the id hash from its cookie) skips the wait, once:
-    the claim spends it, and only a success makes a new one."""
-    row = await conn.fetchrow(
-        """
-        WITH known AS (
-            DELETE FROM staff_devices d USING users u
-             WHERE d.id_hash = $3 AND u.id = d.user_id AND u.email = $1
-               AND d.expires_at > now()
-            RETURNING d.user_id
-        ), claimed AS (
-            UPDATE users
-               SET next_try_at = CASE WHEN id IN (SELECT user_id FROM known) THEN next_try_at
-                                      ELSE now() + $2 END
-             WHERE email = $1 AND disabled_at IS NULL AND password_hash IS NOT NULL
-               AND (next_try_at IS NULL OR next_try_at <= now()
-                    OR id IN (SELECT user_id FROM known))
-            RETURNING id, organisation_id, password_hash
+def login_waits(session_secret: bytes) -> TimeSeal:
+    """What seals the moment each account may be checked again (``users.next_try``)."""
+    return TimeSeal(session_secret, "feedback.login-waits.v1")
+
+
+def waiting(waits: TimeSeal, next_try: bytes | None) -> bool:
+    """Whether an account's next check is still put off (``users.next_try``, sealed: a
+    readable time there would be a clock any guesser could wind; feedback.timeseals). One
+    sealed under another secret waits for nothing."""
+    until = waits.open(next_try)
+    return until is not None and until > dt.datetime.now(dt.UTC)
+
+
+async def claim(
+    conn: Connection, waits: TimeSeal, email: str, device: bytes | None = None
+) -> Candidate:
+    """Find the account and claim its next check, holding its row: an account whose check is
+    put off (or claimed by a check in flight) yields no hash, like an unknown address, so
+    guessers in parallel get one check at a time. A known device of that account
+    (``device``: the id hash from its cookie) skips the wait, once: the claim spends it, and
+    only a success makes a new one."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """
+            SELECT id, organisation_id, password_hash, next_try,
+                   disabled_on IS NULL AND password_hash IS NOT NULL AS usable
+              FROM users WHERE email = $1 FOR UPDATE
+            """,
+            email,
         )
-        SELECT u.id, u.organisation_id, c.password_hash,
-               EXISTS (SELECT 1 FROM known) AS known
-          FROM users u LEFT JOIN claimed c ON c.id = u.id
-         WHERE u.email = $1
-        """,
-        email,
-        CLAIM,
-        device,
+        if row is None:
+            return Candidate(None, None, None)
+        known = device is not None and bool(
+            await conn.fetchval(
+                "DELETE FROM staff_devices WHERE id_hash = $1 AND user_id = $2 "
+                "AND expires_on >= utc_today() RETURNING true",
+                device,
+                row["id"],
+            )
+        )
+        if not row["usable"] or (waiting(waits, row["next_try"]) and not known):
+            return Candidate(row["id"], row["organisation_id"], None)
+        if not known:
+            await conn.execute(
+                "UPDATE users SET next_try = $2 WHERE id = $1",
+                row["id"],
+                waits.seal(dt.datetime.now(dt.UTC) + CLAIM),
+            )
+    return Candidate(
+        row["id"], row["organisation_id"], row["password_hash"], device if known else None
     )
-    if row is None:
-        return Candidate(None, None, None)
-    spent = device if row["known"] and row["password_hash"] is not None else None
-    return Candidate(row["id"], row["organisation_id"], row["password_hash"], spent)
 
 
 async def check(candidate: Candidate, password: str) -> bool:
@@ -161,51 +178,58 @@ async def release(conn: Connection, candidate: Candidate) -> None:
     if candidate.device is not None:
         await remember_device(conn, candidate, candidate.device)
     else:
-        await conn.execute("UPDATE users SET next_try_at = NULL WHERE id = $1", candidate.user_id)
+        await conn.execute("UPDATE users SET next_try = NULL WHERE id = $1", candidate.user_id)
 
 
 async def remember_device(conn: Connection, candidate: Candidate, device: bytes) -> None:
-    """Know this browser (its cookie's id hash) at the next login of the candidate's account."""
+    """Know this browser (its cookie's id hash) at the next login of the candidate's account,
+    until the end of the day DEVICE_KNOWN_FOR from now."""
     await conn.execute(
         """
-        INSERT INTO staff_devices (id_hash, organisation_id, user_id, expires_at)
-        VALUES ($1, $2, $3, now() + $4)
+        INSERT INTO staff_devices (id_hash, organisation_id, user_id, expires_on)
+        VALUES ($1, $2, $3, utc_today() + $4::integer)
         """,
         device,
         candidate.organisation_id,
         candidate.user_id,
-        DEVICE_KNOWN_FOR,
+        DEVICE_KNOWN_FOR.days,
     )
 
 
-async def settle(conn: Connection, candidate: Candidate, *, right: bool) -> None:
-    """Record the check's outcome, in one statement whether or not the account exists: a
-    success clears the account's failures; a failure puts off its next check
-    (``login_wait``) and is counted, per account and hour, for its organisation's admins."""
-    await conn.execute(
-        """
-        WITH checked AS (
-            UPDATE users
-               SET failed_logins = CASE WHEN $3 THEN 0 ELSE failed_logins + 1 END,
-                   next_try_at = CASE WHEN $3 THEN NULL
-                                      ELSE now() + login_wait(failed_logins + 1) END
-             WHERE id = $1 AND $4
-        )
-        INSERT INTO login_failures (organisation_id, user_id, hour, attempts)
-        SELECT $2, $1, date_trunc('hour', now()), 1 WHERE NOT $3
-        ON CONFLICT (user_id, hour) DO UPDATE SET attempts = login_failures.attempts + 1
-        """,
-        candidate.user_id,
-        candidate.organisation_id,
-        right,
-        candidate.password_hash is not None,
-    )
+async def settle(conn: Connection, waits: TimeSeal, candidate: Candidate, *, right: bool) -> None:
+    """Record the check's outcome: a success clears the account's failures; a failure puts
+    off its next check (``wait_after``) and is counted, per account and day, for its
+    organisation's admins."""
+    async with conn.transaction():
+        if candidate.password_hash is not None:
+            failures: int = await conn.fetchval(
+                "UPDATE users SET failed_logins = CASE WHEN $2 THEN 0 ELSE failed_logins + 1 END "
+                "WHERE id = $1 RETURNING failed_logins",
+                candidate.user_id,
+                right,
+            )
+            wait = wait_after(failures)
+            await conn.execute(
+                "UPDATE users SET next_try = $2 WHERE id = $1",
+                candidate.user_id,
+                waits.seal(dt.datetime.now(dt.UTC) + wait) if wait else None,
+            )
+        if not right:
+            await conn.execute(
+                """
+                INSERT INTO login_failures (organisation_id, user_id, day, attempts)
+                VALUES ($1, $2, utc_today(), 1)
+                ON CONFLICT (user_id, day) DO UPDATE SET attempts = login_failures.attempts + 1
+                """,
+                candidate.organisation_id,
+                candidate.user_id,
+            )
 
 
 async def unlock(conn: Connection, *, organisation_id: uuid.UUID, user_id: uuid.UUID) -> str:
     """Clear an account's failures and waiting (an admin's action); returns its email."""
     email: str | None = await conn.fetchval(
-        "UPDATE users SET failed_logins = 0, next_try_at = NULL "
+        "UPDATE users SET failed_logins = 0, next_try = NULL "
         "WHERE organisation_id = $1 AND id = $2 RETURNING email",
         organisation_id,
         user_id,
@@ -228,7 +252,7 @@ async def load_staff(conn: Connection, user_id: uuid.UUID) -> Staff | None:
         SELECT u.id, u.organisation_id, u.email, u.display_name, u.role,
                array_remove(array_agg(up.program_id), NULL) AS programs
           FROM users u LEFT JOIN user_programs up ON up.user_id = u.id
-         WHERE u.id = $1 AND u.disabled_at IS NULL
+         WHERE u.id = $1 AND u.disabled_on IS NULL
          GROUP BY u.id
         """,
         user_id,
@@ -306,16 +330,16 @@ async def make_password_link(
     links for the user stop working."""
     token = secrets.token_urlsafe(24)
     # The newest link is the only one: one shown before and perhaps leaked stops working.
-    await conn.execute("DELETE FROM password_links WHERE user_id = $1 AND used_at IS NULL", user_id)
+    await conn.execute("DELETE FROM password_links WHERE user_id = $1 AND used_on IS NULL", user_id)
     await conn.execute(
         """
-        INSERT INTO password_links (token_hash, organisation_id, user_id, expires_at)
-        VALUES ($1, $2, $3, now() + $4)
+        INSERT INTO password_links (token_hash, organisation_id, user_id, expires_on)
+        VALUES ($1, $2, $3, utc_today() + $4::integer)
         """,
         _link_hash(token),
         organisation_id,
         user_id,
-        LINK_VALID_FOR,
+        LINK_VALID_FOR.days,
     )
     return token
 
@@ -325,8 +349,8 @@ async def link_user(conn: Connection, token: str) -> str | None:
     email: str | None = await conn.fetchval(
         """
         SELECT u.email FROM password_links l JOIN users u ON u.id = l.user_id
-         WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > now()
-           AND u.disabled_at IS NULL
+         WHERE l.token_hash = $1 AND l.used_on IS NULL AND l.expires_on >= utc_today()
+           AND u.disabled_on IS NULL
         """,
         _link_hash(token),
     )
@@ -340,10 +364,10 @@ async def use_password_link(conn: Connection, token: str, password_hash: str) ->
     async with conn.transaction():
         user_id: uuid.UUID | None = await conn.fetchval(
             """
-            UPDATE password_links l SET used_at = now()
+            UPDATE password_links l SET used_on = utc_today()
               FROM users u
-             WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > now()
-               AND u.id = l.user_id AND u.disabled_at IS NULL
+             WHERE l.token_hash = $1 AND l.used_on IS NULL AND l.expires_on >= utc_today()
+               AND u.id = l.user_id AND u.disabled_on IS NULL
             RETURNING l.user_id
             """,
             _link_hash(token),
@@ -351,8 +375,7 @@ async def use_password_link(conn: Connection, token: str, password_hash: str) ->
         if user_id is None:
             raise AccountError("this link has been used or has expired: ask an admin for a new one")
         await conn.execute(
-            "UPDATE users SET password_hash = $2, failed_logins = 0, next_try_at = NULL "
-            "WHERE id = $1",
+            "UPDATE users SET password_hash = $2, failed_logins = 0, next_try = NULL WHERE id = $1",
             user_id,
             password_hash,
         )
@@ -366,7 +389,7 @@ async def disable_user(conn: Connection, *, organisation_id: uuid.UUID, user_id:
     """Disable the account, end its sessions and revoke its API tokens; returns its email."""
     async with conn.transaction():
         email: str | None = await conn.fetchval(
-            "UPDATE users SET disabled_at = coalesce(disabled_at, now()) "
+            "UPDATE users SET disabled_on = coalesce(disabled_on, utc_today()) "
             "WHERE organisation_id = $1 AND id = $2 RETURNING email",
             organisation_id,
             user_id,
@@ -375,7 +398,8 @@ async def disable_user(conn: Connection, *, organisation_id: uuid.UUID, user_id:
             raise AccountError("no such user in this organisation")
         await _forget_logins(conn, user_id)
         await conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_on = utc_today() "
+            "WHERE user_id = $1 AND revoked_on IS NULL",
             user_id,
         )
     return email
@@ -385,7 +409,7 @@ async def enable_user(conn: Connection, *, organisation_id: uuid.UUID, user_id: 
     """Let a disabled account log in again (with the passphrase it had); returns its email.
     Its sessions, devices and API tokens stay ended: it logs in afresh."""
     email: str | None = await conn.fetchval(
-        "UPDATE users SET disabled_at = NULL WHERE organisation_id = $1 AND id = $2 "
+        "UPDATE users SET disabled_on = NULL WHERE organisation_id = $1 AND id = $2 "
         "RETURNING email",
         organisation_id,
         user_id,

@@ -25,6 +25,7 @@ from feedback.publish.accounts import (
     enable_user,
     make_password_link,
     unlock,
+    waiting,
 )
 from feedback.publish.guard import Context, staff_page
 from feedback.publish.render import page
@@ -76,9 +77,9 @@ async def _users_page(
 ) -> Response:
     rows = await ctx.conn.fetch(
         """
-        SELECT u.id, u.email, u.display_name, u.role, u.disabled_at,
+        SELECT u.id, u.email, u.display_name, u.role, u.disabled_on,
                u.password_hash IS NOT NULL AS active,
-               coalesce(u.next_try_at > now(), false) AS waiting,
+               u.next_try,
                array_remove(array_agg(p.name ORDER BY p.name), NULL) AS programs,
                array_remove(array_agg(p.id), NULL) AS program_ids
           FROM users u
@@ -93,7 +94,10 @@ async def _users_page(
         ctx.request,
         "users.html",
         status_code=400 if error else 200,
-        users=rows,
+        users=[
+            {**row, "waiting": waiting(ctx.request.state.login_waits, row["next_try"])}
+            for row in rows
+        ],
         programs=await _programs(ctx),
         roles=ROLES,
         link=link,
@@ -108,7 +112,7 @@ async def reset(ctx: Context) -> Response:
     """A one-time link with which an existing user chooses a new passphrase (shown once)."""
     user_id = ctx.id_in_path("user")
     email = await ctx.conn.fetchval(
-        "SELECT email FROM users WHERE organisation_id = $1 AND id = $2 AND disabled_at IS NULL",
+        "SELECT email FROM users WHERE organisation_id = $1 AND id = $2 AND disabled_on IS NULL",
         ctx.staff.organisation_id,
         user_id,
     )
@@ -199,10 +203,10 @@ async def access(ctx: Context) -> Response:
 async def audit(ctx: Context) -> Response:
     failures = await ctx.conn.fetch(
         """
-        SELECT f.hour, u.email, f.attempts
+        SELECT f.day, u.email, f.attempts
           FROM login_failures f JOIN users u ON u.id = f.user_id
          WHERE f.organisation_id = $1
-         ORDER BY f.hour DESC, u.email LIMIT 200
+         ORDER BY f.day DESC, u.email LIMIT 200
         """,
         ctx.staff.organisation_id,
     )
@@ -247,13 +251,13 @@ async def _audit_entries(
 ) -> list[Record]:
     return await ctx.conn.fetch(
         """
-        SELECT a.created_at, u.email, a.action, a.subject, a.details
+        SELECT a.created_on, u.email, a.action, a.subject, a.details
           FROM audit_log a LEFT JOIN users u ON u.id = a.user_id
          WHERE a.organisation_id = $1
            AND ($2 = '' OR strpos(u.email, lower($2)) > 0)
            AND ($3 = '' OR a.action = $3)
-           AND ($4 = '' OR a.created_at >= $4::date)
-           AND ($5 = '' OR a.created_at < $5::date + 1)
+           AND ($4 = '' OR a.created_on >= $4::date)
+           AND ($5 = '' OR a.created_on <= $5::date)
          ORDER BY a.id DESC
          LIMIT $6
         """,
@@ -273,11 +277,11 @@ async def audit_csv(ctx: Context) -> Response:
     await ctx.audit("audit.export", None, **{k: v for k, v in chosen.items() if v})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(("when_utc", "who", "what", "on", "details"))
+    writer.writerow(("day_utc", "who", "what", "on", "details"))
     for row in rows:
         writer.writerow(
             (
-                row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                row["created_on"].isoformat(),
                 _cell(row["email"] or ""),
                 row["action"],
                 _cell(row["subject"] or ""),

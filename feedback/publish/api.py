@@ -126,7 +126,7 @@ def api(handler: Api) -> Callable[[Request], Awaitable[Response]]:
             return _error(401, "send a personal access token: Authorization: Bearer fbk_...")
         async with connection(request.state.staff_pool) as conn:
             user_id = await conn.fetchval(
-                "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_on IS NULL",
                 hash_api_token(token.strip()),
             )
             staff = None if user_id is None else await load_staff(conn, user_id)
@@ -334,8 +334,8 @@ async def tokens(ctx: Context) -> Response:
         await ctx.audit("api_token.create", name)
         made = token
     rows = await ctx.conn.fetch(
-        "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 "
-        "ORDER BY created_at DESC",
+        "SELECT id, name, created_on, revoked_on FROM api_tokens WHERE user_id = $1 "
+        "ORDER BY created_on DESC, name",
         ctx.staff.id,
     )
     return page(ctx.request, "tokens.html", tokens=rows, made=made)
@@ -345,7 +345,7 @@ async def tokens(ctx: Context) -> Response:
 async def revoke_token(ctx: Context) -> Response:
     token_id = ctx.id_in_path("token")
     revoked = await ctx.conn.fetchval(
-        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
+        "UPDATE api_tokens SET revoked_on = coalesce(revoked_on, utc_today()) "
         "WHERE id = $1 AND user_id = $2 RETURNING name",
         token_id,
         ctx.staff.id,

@@ -30,6 +30,7 @@ from feedback.publish import (
     publication_pages,
     settings_pages,
 )
+from feedback.publish.accounts import login_waits
 from feedback.publish.render import STATIC, page
 from feedback.publish.sessions import Sessions
 
@@ -213,6 +214,7 @@ def create_app(
             yield {
                 **state,
                 "sessions": sessions,
+                "login_waits": login_waits(session_secret),
                 "sms_code_key": sms_code_key,
                 # login attempts per client (behind trusted proxies, the real client's)
                 "login_limiter": RateLimiter(limit=20, window=600),

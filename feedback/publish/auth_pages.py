@@ -81,7 +81,7 @@ async def login(request: Request) -> Response:
             request, "login.html", status_code=429, error=TOO_MANY, email=email, next=wanted
         )
     async with connection(pool) as conn:
-        candidate = await claim(conn, email, device)
+        candidate = await claim(conn, request.state.login_waits, email, device)
     try:
         right = await check(candidate, password)
     except Busy:
@@ -89,7 +89,7 @@ async def login(request: Request) -> Response:
             await release(conn, candidate)
         raise
     async with connection(pool) as conn:
-        await settle(conn, candidate, right=right)
+        await settle(conn, request.state.login_waits, candidate, right=right)
         staff = await load_staff(conn, candidate.user_id) if right and candidate.user_id else None
         if staff is None:
             return page(

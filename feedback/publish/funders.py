@@ -30,8 +30,8 @@ class Funder:
     name: str
     email: str | None
     programs: tuple[str, ...]  # the programs' names
-    created_at: dt.datetime
-    revoked_at: dt.datetime | None
+    created_on: dt.date
+    revoked_on: dt.date | None
 
 
 def hash_link(token: str) -> bytes:
@@ -81,7 +81,7 @@ async def add_funder(
 
 
 _SELECT = """
-    SELECT f.id, f.organisation_id, f.name, f.email, f.created_at, f.revoked_at,
+    SELECT f.id, f.organisation_id, f.name, f.email, f.created_on, f.revoked_on,
            coalesce(array_agg(p.name ORDER BY p.name) FILTER (WHERE p.id IS NOT NULL), '{}')
                AS programs
       FROM funders f
@@ -98,14 +98,14 @@ def _funder(row: object) -> Funder:
         r["name"],
         r["email"],
         tuple(r["programs"]),
-        r["created_at"],
-        r["revoked_at"],
+        r["created_on"],
+        r["revoked_on"],
     )
 
 
 async def funders_of(conn: Connection, organisation_id: uuid.UUID) -> list[Funder]:
     rows = await conn.fetch(
-        _SELECT + " WHERE f.organisation_id = $1 GROUP BY f.id ORDER BY f.name, f.created_at",
+        _SELECT + " WHERE f.organisation_id = $1 GROUP BY f.id ORDER BY f.name, f.created_on",
         organisation_id,
     )
     return [_funder(row) for row in rows]
@@ -125,7 +125,7 @@ async def revoke_funder(conn: Connection, organisation_id: uuid.UUID, funder_id:
     """Revoke a funder's link; False if there is no such funder in the organisation."""
     revoked = await conn.fetchval(
         """
-        UPDATE funders SET revoked_at = coalesce(revoked_at, now())
+        UPDATE funders SET revoked_on = coalesce(revoked_on, utc_today())
          WHERE organisation_id = $1 AND id = $2 RETURNING id
         """,
         organisation_id,
@@ -150,7 +150,7 @@ class Listed:
 
 _LISTED = """
     SELECT p.id, p.series, p.sequence, p.period, p.issued, p.next_due, p.corrects, p.why,
-           k.public_key, k.retired_at IS NOT NULL AS key_retired
+           k.public_key, k.retired_week IS NOT NULL AS key_retired
       FROM publications p JOIN signing_keys k ON k.id = p.signing_key_id
 """
 

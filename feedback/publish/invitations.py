@@ -31,7 +31,7 @@ class InvitationError(FeedbackError):
 class Batch:
     id: uuid.UUID
     tokens: tuple[str, ...]
-    expires_at: dt.datetime
+    expires_on: dt.date  # the last day (UTC) the batch takes answers
 
 
 async def _current_survey(conn: Connection, program_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
@@ -75,13 +75,13 @@ async def create_batch(
         raise InvitationError(f"a batch holds 1 to {MAX_BATCH} invitations; asked for {count}")
     hashed = _hasher(medium, sms_code_key)
     organisation_id, survey_id = await _current_survey(conn, program_id)
-    expires_at = dt.datetime.now(dt.UTC) + lifetime
+    expires_on = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=lifetime.days)
     tokens = tuple(make_token() if medium == "link" else make_sms_code() for _ in range(count))
     async with conn.transaction():
         batch_id: uuid.UUID = await conn.fetchval(
             """
             INSERT INTO invitation_batches (organisation_id, program_id, survey_id, kind, medium,
-                                            issued, expires_at)
+                                            issued, expires_on)
             VALUES ($1, $2, $3, 'single', $4, $5, $6)
             RETURNING id
             """,
@@ -90,10 +90,10 @@ async def create_batch(
             survey_id,
             medium,
             count,
-            expires_at,
+            expires_on,
         )
         await _insert_tokens(conn, batch_id, [hashed(t) for t in tokens])
-    return Batch(batch_id, tokens, expires_at)
+    return Batch(batch_id, tokens, expires_on)
 
 
 async def _insert_tokens(conn: Connection, batch_id: uuid.UUID, hashes: list[bytes]) -> None:

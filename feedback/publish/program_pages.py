@@ -28,10 +28,10 @@ async def _batches(ctx: Context, program: Program) -> list[dict[str, object]]:
     many were used (a batch may hold one link: its use would say that one person answered)."""
     rows = await ctx.conn.fetch(
         """
-        SELECT id, medium, issued, created_at, expires_at, revoked_at
+        SELECT id, medium, issued, created_on, expires_on, revoked_on
           FROM invitation_batches
          WHERE organisation_id = $1 AND program_id = $2 AND kind = 'single'
-         ORDER BY created_at DESC
+         ORDER BY created_on DESC, id
         """,
         ctx.staff.organisation_id,
         program.id,
@@ -96,7 +96,7 @@ async def revoke_batch(ctx: Context) -> Response:
     batch_id = ctx.id_in_path("batch")
     issued = await ctx.conn.fetchval(
         """
-        UPDATE invitation_batches SET revoked_at = coalesce(revoked_at, now())
+        UPDATE invitation_batches SET revoked_on = coalesce(revoked_on, utc_today())
          WHERE organisation_id = $1 AND program_id = $2 AND id = $3 AND kind = 'single'
         RETURNING issued
         """,
@@ -147,12 +147,12 @@ async def notes(ctx: Context) -> Response:
             )
     written = await ctx.conn.fetch(
         """
-        SELECT n.id, n.created_at, n.withdrawn_at, r.granularity, r.period_start,
+        SELECT n.id, n.created_on, n.withdrawn_on, r.granularity, r.period_start,
                (SELECT jsonb_object_agg(t.language, t.body) FROM note_texts t
                  WHERE t.note_id = n.id) AS texts
           FROM notes n LEFT JOIN releases r ON r.id = n.release_id
          WHERE n.organisation_id = $1 AND n.program_id = $2
-         ORDER BY n.created_at DESC
+         ORDER BY n.seq DESC
         """,
         ctx.staff.organisation_id,
         program.id,
@@ -202,7 +202,7 @@ async def withdraw_note(ctx: Context) -> Response:
     program = await ctx.program()
     note_id = ctx.id_in_path("note")
     withdrawn = await ctx.conn.fetchval(
-        "UPDATE notes SET withdrawn_at = coalesce(withdrawn_at, now()) "
+        "UPDATE notes SET withdrawn_on = coalesce(withdrawn_on, utc_today()) "
         "WHERE organisation_id = $1 AND program_id = $2 AND id = $3 RETURNING id",
         ctx.staff.organisation_id,
         program.id,

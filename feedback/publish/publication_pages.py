@@ -65,10 +65,10 @@ async def publications(ctx: Context) -> Response:
     schedules = await schedules_of(ctx.conn, org)
     requests = await ctx.conn.fetch(
         """
-        SELECT r.series, r.period, r.requested_at, r.settled_at, r.outcome, u.email
+        SELECT r.series, r.period, r.requested_on, r.settled_on, r.outcome, u.email
           FROM publication_requests r LEFT JOIN users u ON u.id = r.requested_by
          WHERE r.organisation_id = $1
-         ORDER BY r.requested_at DESC LIMIT 20
+         ORDER BY r.seq DESC LIMIT 20
         """,
         org,
     )
@@ -167,7 +167,7 @@ async def _funder(conn: Connection, request: Request) -> Funder:
     funder = await funder_by_link(conn, request.path_params["token"])
     if funder is None:
         raise HTTPException(404)
-    if funder.revoked_at is not None:
+    if funder.revoked_on is not None:
         await conn.execute(
             """
             INSERT INTO audit_log (organisation_id, action, subject, details)
@@ -175,7 +175,7 @@ async def _funder(conn: Connection, request: Request) -> Funder:
              WHERE NOT EXISTS (
                  SELECT 1 FROM audit_log
                   WHERE organisation_id = $1 AND action = 'funder.refused' AND subject = $2
-                    AND created_at > now() - interval '1 day')
+                    AND created_on = utc_today())
             """,
             funder.organisation_id,
             str(funder.id),

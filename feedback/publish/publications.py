@@ -284,7 +284,7 @@ def card(program: ProgramReleases, release: Release, gathered: Gathered) -> dict
         "period": str(release.period),
         "kind": release.kind,
         "breakdown": release.breakdown,
-        "made": release.created_at.date().isoformat(),
+        "made": release.created_on.isoformat(),
         "survey": {"slug": release.survey.slug, "version": release.survey.version},
         "privacy_unit": {
             "unit": unit,

@@ -75,7 +75,7 @@ class Release:
     cells: dict[str, Any]
     metadata: dict[str, Any]
     survey: Survey
-    created_at: dt.datetime
+    created_on: dt.date
     ns: tuple[int | str, ...] = ()  # each group's noisy n, or "S": read even without the cells
     mechanism: str = "discrete_laplace"
 
@@ -178,7 +178,7 @@ async def program_releases(
         """
         SELECT id, kind, survey_id, granularity, period_start, breakdown, epsilon,
                noise_scale, threshold, mechanism, CASE WHEN $3 THEN cells ELSE '{}' END AS cells,
-               metadata, created_at,
+               metadata, created_on,
                (SELECT jsonb_agg(g -> 'n') FROM jsonb_array_elements(cells -> 'groups') g) AS ns
           FROM releases
          WHERE organisation_id = $1 AND program_id IS NOT DISTINCT FROM $2
@@ -207,7 +207,7 @@ async def program_releases(
             cells=row["cells"],
             metadata=published_metadata(row["metadata"]),
             survey=surveys[row["survey_id"]],
-            created_at=row["created_at"],
+            created_on=row["created_on"],
             ns=tuple(row["ns"] or ()),
             mechanism=row["mechanism"],
         )

@@ -1,7 +1,10 @@
-"""Staff sessions: a random id in a signed, HttpOnly, SameSite=Strict cookie (Secure outside
-local development), scoped to the staff app's path. Only the id's SHA-256 is stored, with the
-user and an expiry; logging out or disabling the user deletes it. A second cookie of the same
-kind marks a browser that logged in before (a known device: see ``accounts.claim``).
+"""Staff sessions: a random id and its expiry in a signed, HttpOnly, SameSite=Strict cookie
+(Secure outside local development), scoped to the staff app's path. Only the id's SHA-256 is
+stored, with the user and the day the session ends (to delete it by): the exact expiry is in
+the signed cookie, not in a row whose transaction id it would date (../shared/PRIVACY.md,
+Metadata). Logging out or disabling the user deletes the row, which ends the session. A
+second cookie of the same kind marks a browser that logged in before (a known device: see
+``accounts.claim``).
 
 CSRF: every state-changing form carries a token derived from the session id (an HMAC under
 the session secret), compared in constant time; and the request must come from our own origin
@@ -52,11 +55,11 @@ class Sessions:
     def _mac(self, purpose: bytes, sid: bytes) -> bytes:
         return hmac.new(self._secret, purpose + b"\0" + sid, hashlib.sha256).digest()
 
-    def _sign(self, sid: bytes, purpose: bytes = SESSION) -> str:
+    def _sign(self, sid: bytes, purpose: bytes) -> str:
         mac = self._mac(purpose, sid)[:16]
         return _b64(sid) + "." + _b64(mac)
 
-    def _unsign(self, value: str, purpose: bytes = SESSION) -> bytes | None:
+    def _unsign(self, value: str, purpose: bytes) -> bytes | None:
         try:
             raw_sid, raw_mac = value.split(".", 1)
             sid, mac = _unb64(raw_sid), _unb64(raw_mac)
@@ -90,21 +93,39 @@ class Sessions:
     def csrf_token(self, sid: bytes) -> str:
         return self._mac(b"feedback.csrf.v1", sid).hex()[:40]
 
+    def _session_value(self, sid: bytes, expires: int) -> str:
+        return f"{_b64(sid)}.{expires}.{_b64(self._mac_of(sid, expires))}"
+
+    def _open_session(self, value: str) -> bytes | None:
+        """The session id of a cookie we signed, unless its expiry has passed."""
+        try:
+            raw_sid, raw_expires, raw_mac = value.split(".", 2)
+            sid, expires, mac = _unb64(raw_sid), int(raw_expires), _unb64(raw_mac)
+        except ValueError:
+            return None
+        if len(sid) != 32 or not hmac.compare_digest(mac, self._mac_of(sid, expires)):
+            return None
+        return sid if expires > dt.datetime.now(dt.UTC).timestamp() else None
+
+    def _mac_of(self, sid: bytes, expires: int) -> bytes:
+        return self._mac(SESSION, sid + b"\0" + str(expires).encode())[:16]
+
     async def start(self, conn: Connection, staff: Staff, response: Response) -> None:
         sid = secrets.token_bytes(32)
+        expires = dt.datetime.now(dt.UTC) + LIFETIME
         await conn.execute(
             """
-            INSERT INTO staff_sessions (id_hash, organisation_id, user_id, expires_at)
-            VALUES ($1, $2, $3, now() + $4)
+            INSERT INTO staff_sessions (id_hash, organisation_id, user_id, expires_on)
+            VALUES ($1, $2, $3, $4)
             """,
             hashlib.sha256(sid).digest(),
             staff.organisation_id,
             staff.id,
-            LIFETIME,
+            expires.date(),
         )
         response.set_cookie(
             self.cookie,
-            self._sign(sid),
+            self._session_value(sid, int(expires.timestamp())),
             max_age=int(LIFETIME.total_seconds()),
             path=self.path,
             secure=self.https,
@@ -114,11 +135,11 @@ class Sessions:
 
     async def load(self, conn: Connection, request: Request) -> Session | None:
         value = request.cookies.get(self.cookie)
-        sid = self._unsign(value) if value else None
+        sid = self._open_session(value) if value else None
         if sid is None:
             return None
         user_id: uuid.UUID | None = await conn.fetchval(
-            "SELECT user_id FROM staff_sessions WHERE id_hash = $1 AND expires_at > now()",
+            "SELECT user_id FROM staff_sessions WHERE id_hash = $1 AND expires_on >= utc_today()",
             hashlib.sha256(sid).digest(),
         )
         staff = None if user_id is None else await load_staff(conn, user_id)

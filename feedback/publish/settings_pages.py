@@ -82,7 +82,7 @@ async def rename(ctx: Context) -> Response:
 
 async def _programs_page(ctx: Context, error: str | None) -> Response:
     rows = await ctx.conn.fetch(
-        "SELECT slug, name, created_at FROM programs WHERE organisation_id = $1 ORDER BY name",
+        "SELECT slug, name, created_on FROM programs WHERE organisation_id = $1 ORDER BY name",
         ctx.staff.organisation_id,
     )
     return page(
@@ -95,8 +95,8 @@ async def keys(ctx: Context) -> Response:
     """Which keys exist: ids and dates only (the staff role can read no more of them)."""
     found = {
         kind: await ctx.conn.fetch(
-            f"SELECT id, created_at, retired_at FROM {table} "  # table: one of two names
-            "WHERE organisation_id = $1 ORDER BY created_at DESC",
+            f"SELECT id, created_week, retired_week FROM {table} "  # table: one of two names
+            "WHERE organisation_id = $1 ORDER BY created_week DESC, retired_week DESC NULLS FIRST",
             ctx.staff.organisation_id,
         )
         for kind, table in (("collection", "collection_keys"), ("signing", "signing_keys"))

@@ -60,21 +60,17 @@ async def seal_in(
     await factories.submission(
         conn,
         t,
-        key_id=key["id"],
         week=week,
         ciphertext=seal(load_public_key(key["public_key"]), envelope.to_plaintext()),
     )
 
 
-async def sealed_rows(
-    conn: Connection, t: factories.Tenant, key_id: object, public_key: bytes, count: int
-) -> None:
+async def sealed_rows(conn: Connection, t: factories.Tenant, public_key: bytes, count: int) -> None:
     for i in range(count):
         envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 4})
         await factories.submission(
             conn,
             t,
-            key_id=key_id,  # type: ignore[arg-type]
             week=dt.date(2026, 8, 3),
             ciphertext=seal(load_public_key(public_key), envelope.to_plaintext()),
         )
@@ -94,15 +90,12 @@ async def test_aggregate_makes_one_release_then_returns_it(
     assert (
         feedback(database_url, "keys", "create", "--passphrase-file", str(secret)).returncode == 0
     )
-    row = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
-    assert row is not None
-    key_id, public_key = row["id"], row["public_key"]
+    public_key = await conn.fetchval("SELECT public_key FROM collection_keys")
     for i in range(40):
         envelope = Envelope("rights-based", 1, "en", {"believed": 1 + i % 5, "safe_now": 4})
         await factories.submission(
             conn,
             t,
-            key_id=key_id,
             week=dt.date(2026, 8, 3),
             ciphertext=seal(load_public_key(public_key), envelope.to_plaintext()),
         )
@@ -240,12 +233,21 @@ async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_key
     assert feedback(database_url, "keys", "create", "--passphrase-file", str(first)).returncode == 0
     old = await conn.fetchrow("SELECT id, public_key FROM collection_keys")
     assert old is not None
-    await sealed_rows(conn, t, old["id"], old["public_key"], 5)
+    await sealed_rows(conn, t, old["public_key"], 5)
     rotated = feedback(database_url, "keys", "rotate", "--passphrase-file", str(second))
     assert rotated.returncode == 0, rotated.stderr
-    new = await conn.fetchrow("SELECT id, public_key FROM collection_keys WHERE retired_at IS NULL")
+    new = await conn.fetchrow(
+        "SELECT id, public_key FROM collection_keys WHERE retired_week IS NULL"
+    )
     assert new is not None
-    await sealed_rows(conn, t, new["id"], new["public_key"], 3)
+    await sealed_rows(conn, t, new["public_key"], 3)
+    # As if the old key had been made in June and rotated in August (keys keep weeks only).
+    await conn.execute(
+        "UPDATE collection_keys SET created_week = '2026-06-01' WHERE id = $1", old["id"]
+    )
+    await conn.execute(
+        "UPDATE collection_keys SET created_week = '2026-08-03' WHERE id = $1", new["id"]
+    )
     assert (
         feedback(
             database_url, "plan", "add", "--year", "2026", "-q", "believed", "--accept-wide"
@@ -271,11 +273,14 @@ async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_key
     )
     assert "2026 has not ended" in running
 
-    # The passphrase opens the old key only: the new key's three answers would be left out.
-    partly = one_error(
-        feedback(database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(first))
+    # The passphrase opens the old key only: Q3 needs the new one too (it took answers then),
+    # and the key holder hears how many answers of Q3 came in its weeks.
+    partly = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(first)
     )
-    assert f"3 sealed to key {new['id']}" in partly
+    assert partly.returncode == 1, partly.stderr
+    assert f"not unlocked: {new['id']}" in partly.stdout
+    assert "8 submissions of it arrived in weeks when those keys took answers" in partly.stdout
 
     exported = feedback(
         database_url,
@@ -297,17 +302,11 @@ async def test_aggregate_refuses_running_periods_wrong_key_files_and_missing_key
         feedback(database_url, "aggregate", "--period", "2026-Q3", "--key-file", str(forged))
     )
     assert "does not match the public key stored" in wrong_file
-    only_old = one_error(
-        feedback(
-            database_url,
-            "aggregate",
-            "--period",
-            "2026-Q3",
-            "--key-file",
-            str(tmp_path / "old.json"),
-        )
+    only_old = feedback(
+        database_url, "aggregate", "--period", "2026-Q3", "--key-file", str(tmp_path / "old.json")
     )
-    assert f"3 sealed to key {new['id']}" in only_old
+    assert only_old.returncode == 1, only_old.stderr
+    assert f"not unlocked: {new['id']}" in only_old.stdout
     assert await conn.fetchval("SELECT count(*) FROM releases") == 0
     assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 0
 

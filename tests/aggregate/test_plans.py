@@ -313,7 +313,6 @@ async def test_the_worker_makes_due_releases_with_the_passphrase_file(
             await factories.submission(
                 conn,
                 t,
-                key_id=key_id,
                 week=dt.date(2026, 8, 3),
                 ciphertext=seal(public_key, envelope.to_plaintext()),
             )
@@ -321,9 +320,7 @@ async def test_the_worker_makes_due_releases_with_the_passphrase_file(
     passphrases = tmp_path / "passphrases"
     passphrases.mkdir()
     job = scheduled_releases_job(passphrases, database_url)
-    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-
-    assert await run_once(worker_pool, job, now)
+    assert await run_once(worker_pool, job)
     async with pool.acquire() as conn:
         outcome = await conn.fetchval("SELECT outcome FROM job_runs")
         assert "org: 3 due, but no passphrase file" in outcome
@@ -332,8 +329,7 @@ async def test_the_worker_makes_due_releases_with_the_passphrase_file(
     secret = passphrases / "org"
     secret.write_text(PASSPHRASE + "\n")
     secret.chmod(0o600)
-    assert await run_once(worker_pool, job, now + dt.timedelta(hours=1))
-    assert not await run_once(worker_pool, job, now + dt.timedelta(hours=1))  # once per period
+    assert await run_once(worker_pool, job)
     async with pool.acquire() as conn:
         periods = await conn.fetch("SELECT period_start FROM releases ORDER BY period_start")
         assert [r["period_start"] for r in periods] == [
@@ -345,16 +341,11 @@ async def test_the_worker_makes_due_releases_with_the_passphrase_file(
         # Definitions only: no quarantine count, no channel mix (exact numbers).
         assert set(q3) == {"privacy_unit", "note", "composition"}
         assert await conn.fetchval("SELECT bool_and(included_in_release) FROM submissions")
-        assert "org: 3 made, 0 refused" in await conn.fetchval(
-            "SELECT outcome FROM job_runs ORDER BY period DESC LIMIT 1"
-        )
+        assert "org: 3 made, 0 refused" in await conn.fetchval("SELECT outcome FROM job_runs")
     # Nothing left to do: the next run unlocks nothing.
-    assert await run_once(worker_pool, job, now + dt.timedelta(hours=2))
+    assert await run_once(worker_pool, job)
     async with pool.acquire() as conn:
-        assert (
-            await conn.fetchval("SELECT outcome FROM job_runs ORDER BY period DESC LIMIT 1")
-            == "nothing due"
-        )
+        assert await conn.fetchval("SELECT outcome FROM job_runs") == "nothing due"
 
 
 async def test_ciphertexts_go_once_their_scheduled_releases_are_made_and_grace_passed(
@@ -430,12 +421,11 @@ async def test_an_answer_arriving_while_a_period_is_counted_stays_withdrawable(
         survivor = await connect(database_url, role=SURVIVOR)
         try:  # as the survivor app stores one: the week is the database's
             await survivor.execute(
-                "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, "
-                "channel, ciphertext, receipt_hash) VALUES ($1, $2, $3, $4, 'web', $5, $6)",
+                "INSERT INTO submissions (organisation_id, program_id, survey_id, "
+                "channel, ciphertext, receipt_hash) VALUES ($1, $2, $3, 'web', $4, $5)",
                 t.organisation_id,
                 t.program_id,
                 t.survey_id,
-                t.key_id,
                 os.urandom(1072),
                 receipt,
             )
@@ -472,12 +462,11 @@ async def test_a_withdrawal_while_a_period_is_counted_is_told_the_answers_are_co
     receipt = os.urandom(32)
     envelope = Envelope("rights-based", 1, "en", {"believed": 4})
     await conn.execute(
-        "INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel, "
-        "received_week, ciphertext, receipt_hash) VALUES ($1, $2, $3, $4, 'web', $5, $6, $7)",
+        "INSERT INTO submissions (organisation_id, program_id, survey_id, channel, "
+        "received_week, ciphertext, receipt_hash) VALUES ($1, $2, $3, 'web', $4, $5, $6)",
         t.organisation_id,
         t.program_id,
         t.survey_id,
-        t.key_id,
         dt.date(2026, 8, 3),
         seal(keyed.private_key.public_key, envelope.to_plaintext()),
         receipt,
@@ -514,9 +503,15 @@ async def test_a_refused_release_takes_back_its_counted_marks(
     t = keyed.tenant
     line = await plan(worker_conn, t, program_id=t.program_id)
     await factories.submission(conn, t, week=dt.date(2026, 8, 3), ciphertext=os.urandom(1072))
+    await conn.execute(  # a key that took answers in Q3, not unlocked
+        "INSERT INTO collection_keys (organisation_id, public_key, created_week, retired_week) "
+        "VALUES ($1, $2, '2026-07-06', '2026-08-03')",
+        t.organisation_id,
+        os.urandom(32),
+    )
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
     count = counter(worker_conn, scope, layout=line.layout, keys=await _unlocked(keyed))
-    with pytest.raises(KeysMissing):  # nothing opens: refused after the rows were marked
+    with pytest.raises(KeysMissing):  # refused after the rows were marked
         await make_release(
             worker_conn, scope, layout=line.layout, epsilon=line.epsilon, threshold=11, count=count
         )

@@ -4,8 +4,9 @@ import datetime as dt
 import re
 import secrets
 
-from feedback.collect.jobs import delete_dead_invitations, delete_idle_sms_sessions
+from feedback.collect.jobs import delete_dead_invitations, idle_sms_sessions
 from feedback.db import Connection
+from feedback.phones import idle_seal
 from tests import factories
 
 NOW = dt.datetime.now(dt.UTC)
@@ -17,8 +18,8 @@ async def test_tokens_of_expired_and_revoked_batches_are_forgotten(
     t = await factories.tenant(conn)
     live = await factories.invitation(conn, t)
     poster = await factories.open_link(conn, t)
-    await factories.invitation(conn, t, expires_at=NOW - dt.timedelta(minutes=1))
-    await factories.invitation(conn, t, revoked_at=NOW)
+    await factories.invitation(conn, t, expires_on=NOW.date() - dt.timedelta(days=1))
+    await factories.invitation(conn, t, revoked_on=NOW.date())
     outcome = await delete_dead_invitations(worker_conn)
     left = {r["id"] for r in await conn.fetch("SELECT id FROM invitations")}
     assert left == {live, poster}
@@ -27,22 +28,29 @@ async def test_tokens_of_expired_and_revoked_batches_are_forgotten(
 
 
 async def test_idle_sms_sessions_are_purged(conn: Connection, worker_conn: Connection) -> None:
+    """Each session's idle moment is sealed: the purge opens it with the phone key's seal; one
+    sealed under another key is idle (it can never be read back)."""
     t = await factories.tenant(conn)
-    for minutes in (-5, 25):
+    seal = idle_seal(secrets.token_bytes(32))
+    sealed = [
+        seal.seal(NOW - dt.timedelta(minutes=5)),
+        seal.seal(NOW + dt.timedelta(minutes=25)),
+        idle_seal(secrets.token_bytes(32)).seal(NOW + dt.timedelta(minutes=25)),
+    ]
+    for moment in sealed:
         await conn.execute(
             """
-            INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id, key_id,
-                                      fragments, idle_expires_at)
-            VALUES ($1, $2, $3, $4, $5, ARRAY[$6::bytea], now() + make_interval(mins => $7))
+            INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id,
+                                      fragments, idle_after)
+            VALUES ($1, $2, $3, $4, ARRAY[$5::bytea], $6)
             """,
             secrets.token_bytes(32),
             t.organisation_id,
             t.program_id,
             t.survey_id,
-            t.key_id,
             secrets.token_bytes(80),
-            minutes,
+            moment,
         )
-    outcome = await delete_idle_sms_sessions(worker_conn)
+    outcome = await idle_sms_sessions(seal)(worker_conn)
     assert not re.search(r"\d", outcome)  # no count of lapsed conversations
-    assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 1
+    assert await conn.fetchval("SELECT idle_after FROM sms_sessions") == sealed[1]

@@ -17,12 +17,13 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from feedback.aggregate.keys import UnlockedKey
-from feedback.collect.jobs import delete_idle_sms_sessions
+from feedback.collect.jobs import _purge, idle_sms_sessions
 from feedback.collect.jobs import jobs as collect_jobs
 from feedback.collect.sms.gsm import segments
 from feedback.db import Connection, Pool
 from feedback.envelope import from_plaintext
 from feedback.jobs import run_once
+from feedback.phones import idle_seal
 from feedback.publish.invitations import create_batch, create_open_link
 from tests import factories
 from tests.collect.conftest import SECRETS
@@ -32,6 +33,17 @@ URL = "http://127.0.0.1:8000/sms/twilio"
 PHONE = "+15550104477"
 TO = "+15550009999"
 VALIDATOR = RequestValidator(SECRETS.sms_auth_token.decode())
+IDLE = idle_seal(SECRETS.phone_hmac)
+
+
+async def go_idle(conn: Connection) -> None:
+    """Every conversation's idle moment, a minute ago."""
+    await conn.execute(
+        "UPDATE sms_sessions SET idle_after = $1",
+        IDLE.seal(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)),
+    )
+
+
 _sids = itertools.count()
 
 
@@ -258,8 +270,8 @@ async def test_an_idle_session_is_purged_and_its_answers_discarded(
     keyed = await sms_tenant(conn, ["en"])
     await text(survivor, await sms_code(conn, keyed))
     await text(survivor, "5")
-    await conn.execute("UPDATE sms_sessions SET idle_expires_at = now() - interval '1 minute'")
-    await delete_idle_sms_sessions(worker_conn)
+    await go_idle(conn)
+    await idle_sms_sessions(IDLE)(worker_conn)
     assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
 
@@ -272,16 +284,29 @@ async def test_a_program_that_keeps_partial_answers_gets_them_when_idle(
     await text(survivor, await sms_code(conn, keyed))
     await text(survivor, "5")
     await text(survivor, "2")
-    await conn.execute("UPDATE sms_sessions SET idle_expires_at = now() - interval '1 minute'")
-    purge = next(job for job in collect_jobs() if job.name == "purge-idle-sms-sessions")
+    await go_idle(conn)
+    purge = next(job for job in collect_jobs(IDLE) if job.name == "purge-idle-sms-sessions")
     assert await run_once(worker_pool, purge)  # as the worker runs it, with its job_runs row
     envelope = opened(keyed, await conn.fetchval("SELECT ciphertext FROM submissions"))
     assert dict(envelope.answers) == {"believed": 5, "respected": 2}
     assert await conn.fetchval("SELECT count(*) FROM invitations") == 0  # the code is spent
-    # The kept answers share no transaction with the run's timestamped row.
+    # The kept answers share no transaction with the run's row.
     assert not await conn.fetchval(
         "SELECT count(*) FROM submissions s JOIN job_runs j ON j.xmin::text = s.xmin::text"
     )
+
+
+async def test_a_text_that_comes_while_the_purge_reads_keeps_the_conversation(
+    conn: Connection, worker_conn: Connection, survivor: httpx.AsyncClient
+) -> None:
+    """The purge deletes a conversation only if its idle moment is still the one it read (a
+    worker whose clock runs ahead may find idle what the survivor app does not)."""
+    keyed = await sms_tenant(conn, ["en"])
+    await text(survivor, await sms_code(conn, keyed))
+    read = await conn.fetch("SELECT id, idle_after FROM sms_sessions")
+    await text(survivor, "5")  # the conversation goes on: a new idle moment
+    await _purge(worker_conn, [(r["id"], r["idle_after"]) for r in read])
+    assert await conn.fetchval("SELECT step FROM sms_sessions") == 1
 
 
 @pytest.mark.parametrize(
@@ -378,19 +403,20 @@ async def test_no_dump_or_log_holds_the_number_or_a_marker(
         assert secret not in logged
 
 
-async def test_a_conversation_row_holds_no_exact_time(
+async def test_a_conversation_row_holds_no_readable_time(
     conn: Connection, survivor: httpx.AsyncClient
 ) -> None:
+    """Its idle moment is sealed under the phone key: only the apps that hold it read it."""
     keyed = await sms_tenant(conn, ["en"])
     await text(survivor, await sms_code(conn, keyed))
     await text(survivor, "5")
-    row = await conn.fetchrow(
-        "SELECT extract(epoch FROM idle_expires_at)::bigint % 300 AS past_bin, "
-        "idle_expires_at - now() AS left FROM sms_sessions"
+    sealed = await conn.fetchval("SELECT idle_after FROM sms_sessions")
+    left = IDLE.open(sealed) - dt.datetime.now(dt.UTC)  # type: ignore[operator]
+    assert dt.timedelta(minutes=29) <= left <= dt.timedelta(minutes=30)
+    columns = await conn.fetch(
+        "SELECT data_type FROM information_schema.columns WHERE table_name = 'sms_sessions'"
     )
-    assert row is not None
-    assert row["past_bin"] == 0  # a five-minute boundary, not the minute of the message
-    assert dt.timedelta(minutes=30) <= row["left"] <= dt.timedelta(minutes=35)
+    assert not [c for c in columns if "time" in c["data_type"] or c["data_type"] == "date"]
 
 
 # (Fullwidth and superscript digits fold to ASCII ones, NFKD, and are read as numbers.)

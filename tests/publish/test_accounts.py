@@ -14,13 +14,16 @@ from feedback.publish.accounts import (
     FREE_FAILURES,
     AccountError,
     claim,
+    login_waits,
     make_password_link,
     release,
     use_password_link,
     wait_after,
 )
+from feedback.publish.sessions import Sessions, _unb64
 from tests.publish.conftest import (
     PASSWORD,
+    SECRETS,
     StaffClient,
     World,
     csrf_of,
@@ -73,24 +76,32 @@ async def test_a_wrong_login_says_the_same_whether_or_not_the_account_exists(
         assert min(timings.values()) > 0.02
 
 
+WAITS = login_waits(SECRETS.session)
+
+
+async def put_off(conn: Connection, email: str, *, seconds: int) -> None:
+    """The account's next check, ``seconds`` from now."""
+    moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+    await conn.execute("UPDATE users SET next_try = $2 WHERE email = $1", email, WAITS.seal(moment))
+
+
 async def test_failures_put_off_the_next_check_but_never_lock_the_owner_out(
     world: World, staff_client: StaffClient, conn: Connection
 ) -> None:
     async with staff_client(None) as client:
         for _ in range(FREE_FAILURES):
             assert (await login(client, world.viewer, "wrong guess")).status_code == 401
-        waiting = await conn.fetchval(
-            "SELECT next_try_at - now() FROM users WHERE email = $1", world.viewer
-        )
+        sealed = await conn.fetchval("SELECT next_try FROM users WHERE email = $1", world.viewer)
+        waiting = WAITS.open(sealed) - dt.datetime.now(dt.UTC)  # type: ignore[operator]
         assert dt.timedelta(0) < waiting <= dt.timedelta(seconds=1)
         # During the wait, even the right passphrase is not checked: the same answer.
         assert (await login(client, world.viewer)).status_code == 401
-        await conn.execute("UPDATE users SET next_try_at = now() WHERE email = $1", world.viewer)
+        await put_off(conn, world.viewer, seconds=0)
         assert (await login(client, world.viewer)).status_code == 303  # never locked out
     assert (
         await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 0
     )
-    # Counted per account and hour, for the organisation's admins; no audit row per guess.
+    # Counted per account and day, for the organisation's admins; no audit row per guess.
     counted = await conn.fetchrow(
         "SELECT organisation_id, attempts FROM login_failures WHERE user_id IS NOT NULL"
     )
@@ -109,11 +120,6 @@ def test_the_wait_grows_to_a_minute_and_no_further() -> None:
     assert max(waits) == 60
 
 
-async def test_the_database_puts_off_checks_on_the_same_schedule(conn: Connection) -> None:
-    for failures in (*range(25), 10**6):
-        assert await conn.fetchval("SELECT login_wait($1)", failures) == wait_after(failures)
-
-
 async def test_the_owners_browser_gets_in_while_a_guesser_keeps_the_account_waiting(
     world: World, staff_client: StaffClient, conn: Connection
 ) -> None:
@@ -123,13 +129,8 @@ async def test_the_owners_browser_gets_in_while_a_guesser_keeps_the_account_wait
         assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1
         for _ in range(FREE_FAILURES + 1):
             await login(guesser, world.viewer, "wrong guess")
-            await conn.execute(
-                "UPDATE users SET next_try_at = now() WHERE email = $1", world.viewer
-            )
-        await conn.execute(
-            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
-            world.viewer,
-        )
+            await put_off(conn, world.viewer, seconds=0)
+        await put_off(conn, world.viewer, seconds=60)
         # Elsewhere, even the right passphrase waits; from the owner's browser it gets in.
         assert (await login(guesser, world.viewer)).status_code == 401
         assert (await login(owner, world.viewer)).status_code == 303
@@ -138,16 +139,10 @@ async def test_the_owners_browser_gets_in_while_a_guesser_keeps_the_account_wait
         assert not guesser.cookies.get("staff_device", path="/staff")
 
         # The cookie is spent by a check, so a stolen one gives one guess, not many.
-        await conn.execute(
-            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
-            world.viewer,
-        )
+        await put_off(conn, world.viewer, seconds=60)
         assert (await login(owner, world.viewer, "a typo")).status_code == 401
         assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 0
-        await conn.execute(
-            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
-            world.viewer,
-        )
+        await put_off(conn, world.viewer, seconds=60)
         assert (await login(owner, world.viewer)).status_code == 401  # waits like anyone
         # Forged or foreign cookies are nobody's device.
         owner.cookies.set("staff_device", "AAAA.AAAA", path="/staff")
@@ -159,10 +154,7 @@ async def test_a_known_device_is_for_its_own_account_only(
 ) -> None:
     async with staff_client(None) as browser:
         assert (await login(browser, world.manager)).status_code == 303
-        await conn.execute(
-            "UPDATE users SET next_try_at = now() + interval '1 minute' WHERE email = $1",
-            world.viewer,
-        )
+        await put_off(conn, world.viewer, seconds=60)
         assert (await login(browser, world.viewer)).status_code == 401
         assert await conn.fetchval("SELECT count(*) FROM staff_devices") == 1  # not spent
         # Nor does it take the address's limit off: 20 tries from here, then no more.
@@ -219,11 +211,11 @@ async def test_parallel_guessers_get_one_check_at_a_time(
 
 
 async def test_a_claim_whose_check_never_ran_is_given_back(world: World, conn: Connection) -> None:
-    first = await claim(conn, world.viewer)
+    first = await claim(conn, WAITS, world.viewer)
     assert first.password_hash is not None
-    assert (await claim(conn, world.viewer)).password_hash is None  # claimed: no second check
+    assert (await claim(conn, WAITS, world.viewer)).password_hash is None  # no second check
     await release(conn, first)  # the server was too busy to check it
-    assert (await claim(conn, world.viewer)).password_hash == first.password_hash
+    assert (await claim(conn, WAITS, world.viewer)).password_hash == first.password_hash
     assert (
         await conn.fetchval("SELECT failed_logins FROM users WHERE email = $1", world.viewer) == 0
     )
@@ -311,13 +303,24 @@ async def test_an_expired_session_goes_back_to_the_login_page(
 ) -> None:
     async with staff_client(world.manager) as client:
         assert (await client.get("/staff/p/shelter/")).status_code == 200
-        await conn.execute("UPDATE staff_sessions SET expires_at = now() - interval '1 second'")
-        response = await client.get("/staff/p/shelter/")
-        assert response.status_code == 303
-        assert response.headers["location"].endswith("/staff/login?next=/staff/p/shelter/")
-        # A tampered cookie is not looked up at all.
         value = client.cookies.get("staff_session")
         assert value is not None
+        # Its expiry is in the signed cookie (no row dates the login): one that has passed
+        # ends the session, and so does the row's day.
+        sid = value.split(".")[0]
+        sessions = Sessions(SECRETS.session, https=False, path="/staff")
+        past = int(time.time()) - 1
+        expired = f"{sid}.{past}.{value.split('.')[2]}"
+        for cookie in (sessions._session_value(_unb64(sid), past), expired):
+            client.cookies.set("staff_session", cookie, path="/staff")
+            response = await client.get("/staff/p/shelter/")
+            assert response.status_code == 303
+            assert response.headers["location"].endswith("/staff/login?next=/staff/p/shelter/")
+        client.cookies.set("staff_session", value, path="/staff")
+        assert (await client.get("/staff/p/shelter/")).status_code == 200
+        await conn.execute("UPDATE staff_sessions SET expires_on = utc_today() - 1")
+        assert (await client.get("/staff/p/shelter/")).status_code == 303
+        # A tampered cookie is not looked up at all.
         client.cookies.set("staff_session", value[:-2] + "AA", path="/staff")
         assert (await client.get("/staff/")).status_code == 303
 

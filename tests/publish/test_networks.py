@@ -244,7 +244,9 @@ async def test_a_member_that_leaves_is_absent_from_later_summaries_and_earlier_o
     coalition: Coalition, worker_conn: Connection, tmp_path: Path
 ) -> None:
     earlier = await summary_bundle(worker_conn, coalition, "2026-Q2", tmp_path / "q2")
-    await worker_conn.execute("UPDATE network_members SET left_at = now() WHERE member = 'south'")
+    await worker_conn.execute(
+        "UPDATE network_members SET left_on = utc_today() WHERE member = 'south'"
+    )
     with pytest.raises(NetworkError, match="south is not a current member"):
         await import_bundle(
             worker_conn, coalition.network_id, coalition.bundles["south", "2026-Q3"]

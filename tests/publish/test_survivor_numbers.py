@@ -107,14 +107,13 @@ async def seed_answers(
         envelope = Envelope("rights-based", 1, "en", answers)
         await conn.execute(
             """
-            INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+            INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
                                      received_week, ciphertext)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            VALUES ($1, $2, $3, $4, $5, $6)
             """,
             t.organisation_id,
             t.program_id,
             t.survey_id,
-            t.key_id,
             extra.get("channel", "web"),
             extra.get("week", Q3),
             seal(keyed.private_key.public_key, envelope.to_plaintext()),

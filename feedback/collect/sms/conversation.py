@@ -27,6 +27,7 @@ from feedback.i18n import LANGUAGE_NAMES, Catalogues
 from feedback.phones import fragment_key, open_answer, seal_answer
 from feedback.sealing import load_public_key, seal
 from feedback.surveys import Question, Survey
+from feedback.timeseals import TimeSeal
 from feedback.tokens import hash_sms_code, is_sms_code
 
 SKIP = object()
@@ -39,6 +40,10 @@ class Context:
     surveys: SurveyCache
     idle: dt.timedelta
     sms_code_key: bytes
+    idle_seal: TimeSeal  # conversations' idle moments, sealed (see feedback.phones.idle_seal)
+
+    def idle_after(self) -> bytes:
+        return store.idle_after(self.idle_seal, self.idle)
 
 
 def sms_questions(survey: Survey) -> list[Question]:
@@ -90,7 +95,7 @@ class Reply(NamedTuple):
 async def reply_to(conn: Connection, context: Context, message: Inbound, phone_key: bytes) -> Reply:
     """Handle one message (in the caller's transaction, under a lock on the number)."""
     keyword = texts.keyword(message.body)
-    conversation = await store.load(conn, phone_key)
+    conversation = await store.load(conn, context.idle_seal, phone_key)
     ongoing = conversation is not None
     language = conversation.language if conversation and conversation.language else "en"
     gettext = context.catalogues.gettext(language)
@@ -135,12 +140,16 @@ async def _begin(conn: Connection, context: Context, message: Inbound, phone_key
     invitation = await select_invitation(
         conn, token_hash=hash_sms_code(context.sms_code_key, code), medium="sms"
     )
-    if invitation is None or invitation.key_id is None:
+    if invitation is None or invitation.key_id is None:  # (no current key)
         return Reply(fit(gettext(texts.UNKNOWN_CODE)), False)
     languages = _offered(invitation.languages, context)
     chosen = languages[0] if len(languages) == 1 else None
     await store.start(
-        conn, phone_key=phone_key, invitation=invitation, language=chosen, idle=context.idle
+        conn,
+        phone_key=phone_key,
+        invitation=invitation,
+        language=chosen,
+        idle_after=context.idle_after(),
     )
     survey = await context.surveys.get(conn, invitation.survey_id)
     return Reply(_first_prompt(survey, languages, chosen, context), True)
@@ -241,7 +250,7 @@ async def _save(
         retries=retries,
         fragments=conversation.fragments if fragments is None else fragments,
         partial=partial,
-        idle=context.idle,
+        idle_after=context.idle_after(),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from feedback.collect.queries import LIVE_BATCH
 from feedback.db import Connection
+from feedback.timeseals import TimeSeal
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,8 +18,7 @@ class Conversation:
     organisation_id: uuid.UUID
     program_id: uuid.UUID
     survey_id: uuid.UUID
-    key_id: uuid.UUID
-    public_key: bytes
+    public_key: bytes  # the organisation's current key: each message seals to it
     invitation_id: uuid.UUID | None
     language: str | None
     languages: tuple[str, ...]
@@ -28,22 +28,19 @@ class Conversation:
     keep_partial: bool
 
 
-async def load(conn: Connection, phone_key: bytes) -> Conversation | None:
-    """The number's conversation, locked for this message; an idle one is forgotten here."""
-    await conn.execute(
-        "DELETE FROM sms_sessions WHERE phone_hmac = $1 AND idle_expires_at < now() "
-        "AND partial IS NULL",
-        phone_key,
-    )
+async def load(conn: Connection, idle: TimeSeal, phone_key: bytes) -> Conversation | None:
+    """The number's conversation, locked for this message; an idle one is forgotten here
+    (one that keeps partial answers is left for the worker to store)."""
     row = await conn.fetchrow(
         """
-        SELECT s.id, s.organisation_id, s.program_id, s.survey_id, s.key_id, k.public_key,
+        SELECT s.id, s.organisation_id, s.program_id, s.survey_id, k.public_key,
                s.invitation_id, s.language, p.languages, s.step, s.retries, s.fragments,
-               p.keep_partial_sms AS keep_partial
+               p.keep_partial_sms AS keep_partial, s.idle_after, s.partial IS NOT NULL AS kept
           FROM sms_sessions s
           JOIN programs p ON p.id = s.program_id
-          JOIN collection_keys k ON k.id = s.key_id
-         WHERE s.phone_hmac = $1 AND s.idle_expires_at >= now()
+          JOIN collection_keys k ON k.organisation_id = s.organisation_id
+                                AND k.retired_week IS NULL
+         WHERE s.phone_hmac = $1
            FOR UPDATE OF s
         """,
         phone_key,
@@ -51,9 +48,26 @@ async def load(conn: Connection, phone_key: bytes) -> Conversation | None:
     if row is None:
         return None
     values = dict(row)
+    if is_idle(idle, values.pop("idle_after")):
+        if not values["kept"]:
+            await conn.execute("DELETE FROM sms_sessions WHERE id = $1", row["id"])
+        return None
+    del values["kept"]
     values["languages"] = tuple(values["languages"])
     values["fragments"] = tuple(values["fragments"])
     return Conversation(**values)
+
+
+def is_idle(idle: TimeSeal, idle_after: bytes) -> bool:
+    """Whether a conversation has gone idle: its moment (sealed: a readable one would date
+    the survivor's text; feedback.timeseals) has passed, or was sealed under another key."""
+    until = idle.open(idle_after)
+    return until is None or until <= dt.datetime.now(dt.UTC)
+
+
+def idle_after(idle: TimeSeal, lasts: dt.timedelta) -> bytes:
+    """The moment a conversation goes idle if no message comes before, sealed."""
+    return idle.seal(dt.datetime.now(dt.UTC) + lasts)
 
 
 async def start(
@@ -62,27 +76,24 @@ async def start(
     phone_key: bytes,
     invitation: Any,
     language: str | None,
-    idle: dt.timedelta,
+    idle_after: bytes,
 ) -> uuid.UUID:
     """A new conversation for an invitation (any earlier one of this number is replaced)."""
     await conn.execute("DELETE FROM sms_sessions WHERE phone_hmac = $1", phone_key)
     session_id: uuid.UUID = await conn.fetchval(
         """
-        INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id, key_id,
-                                  invitation_id, language, idle_expires_at)
-        -- the deadline rounded up to five minutes: never the minute the survivor wrote
-        VALUES ($1, $2, $3, $4, $5, $6, $7,
-                date_bin('5 minutes', now() + $8, TIMESTAMPTZ '2000-01-01') + interval '5 min')
+        INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id,
+                                  invitation_id, language, idle_after)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         RETURNING id
         """,
         phone_key,
         invitation.organisation_id,
         invitation.program_id,
         invitation.survey_id,
-        invitation.key_id,
         invitation.id,
         language,
-        idle,
+        idle_after,
     )
     return session_id
 
@@ -96,14 +107,13 @@ async def save(
     retries: int,
     fragments: tuple[bytes, ...],
     partial: bytes | None,
-    idle: dt.timedelta,
+    idle_after: bytes,
 ) -> None:
     await conn.execute(
         """
         UPDATE sms_sessions
            SET language = $2, step = $3, retries = $4, fragments = $5, partial = $6,
-               idle_expires_at = date_bin('5 minutes', now() + $7, TIMESTAMPTZ '2000-01-01')
-                                 + interval '5 minutes'  -- rounded: see start()
+               idle_after = $7
          WHERE id = $1
         """,
         conversation.id,
@@ -112,7 +122,7 @@ async def save(
         retries,
         list(fragments),
         partial,
-        idle,
+        idle_after,
     )
 
 
@@ -136,9 +146,9 @@ async def submit(conn: Connection, conversation: Conversation, *, ciphertext: by
              WHERE i.id = v.id AND v.kind = 'single'
             RETURNING i.id
         )
-        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
-                                 open_link, ciphertext)
-        SELECT $2, $3, $4, $5, 'sms', v.kind = 'open', $6
+        INSERT INTO submissions (organisation_id, program_id, survey_id, channel, open_link,
+                                 ciphertext)
+        SELECT $2, $3, $4, 'sms', v.kind = 'open', $5
           FROM invitation v
          WHERE v.kind = 'open' OR EXISTS (SELECT 1 FROM spent)
         RETURNING true
@@ -147,7 +157,6 @@ async def submit(conn: Connection, conversation: Conversation, *, ciphertext: by
         conversation.organisation_id,
         conversation.program_id,
         conversation.survey_id,
-        conversation.key_id,
         ciphertext,
     )
     await conn.execute("DELETE FROM sms_sessions WHERE id = $1", conversation.id)
