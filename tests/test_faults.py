@@ -284,15 +284,11 @@ async def test_the_aggregation_killed_mid_release_spends_nothing(
     boxes = [seal(keyed.private_key.public_key, envelope.to_plaintext()) for _ in range(40_000)]
     await conn.copy_records_to_table(
         "submissions",
-        records=[
-            (t.organisation_id, t.program_id, t.survey_id, t.key_id, "web", Q3, box)
-            for box in boxes
-        ],
+        records=[(t.organisation_id, t.program_id, t.survey_id, "web", Q3, box) for box in boxes],
         columns=[
             "organisation_id",
             "program_id",
             "survey_id",
-            "key_id",
             "channel",
             "received_week",
             "ciphertext",

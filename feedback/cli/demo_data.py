@@ -103,7 +103,7 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
     ):
         return
     key = await conn.fetchrow(
-        "SELECT id, public_key FROM collection_keys "
+        "SELECT public_key FROM collection_keys "
         "WHERE organisation_id = $1 AND retired_week IS NULL",
         organisation_id,
     )
@@ -130,7 +130,6 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
                         organisation_id,
                         program["id"],
                         survey_row["id"],
-                        key["id"],
                         rng.choice(["web", "web", "web_nojs"]),
                         week,
                         seal(recipient, envelope.to_plaintext()),
@@ -138,9 +137,9 @@ async def seed_submissions(conn: Connection, organisation_id: uuid.UUID) -> None
                 )
     await conn.executemany(
         """
-        INSERT INTO submissions (organisation_id, program_id, survey_id, key_id, channel,
+        INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
                                  received_week, ciphertext)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        VALUES ($1, $2, $3, $4, $5, $6)
         """,
         rows,
     )

@@ -6,11 +6,12 @@ import click
 
 from feedback.cli.common import run
 from feedback.cli.runtime import ready_database
-from feedback.cli.wiring import worker_jobs, worker_phone_key
+from feedback.cli.wiring import worker_jobs
 from feedback.config import Settings
 from feedback.db import WORKER
 from feedback.errors import FeedbackError
 from feedback.jobs import run_now
+from feedback.secretfiles import resolve_secrets
 
 
 @click.group()
@@ -26,8 +27,7 @@ async def list_jobs(settings: Settings) -> None:
         last = {
             row["job"]: row for row in await conn.fetch("SELECT job, ran_on, outcome FROM job_runs")
         }
-        phone_hmac = await worker_phone_key(settings, pool)
-    for job in worker_jobs(settings, url, phone_hmac):
+    for job in worker_jobs(settings, url, resolve_secrets(settings).phone_hmac):
         row = last.get(job.name)
         ran = f"last ran on {row['ran_on']:%Y-%m-%d}: {row['outcome']}" if row else "not run yet"
         click.echo(f"{job.name:<28} every {_every(job.every.total_seconds())}  {ran}")
@@ -46,8 +46,11 @@ async def run_job(settings: Settings, name: str) -> None:
     """Run the job NAME now, under the same lock as the worker (`feedback jobs list` names
     them)."""
     async with ready_database(settings, role=WORKER) as (url, pool):
-        phone_hmac = await worker_phone_key(settings, pool)
-        known = {job.name: job for job in worker_jobs(settings, url, phone_hmac)}
+        # (the purge of idle SMS conversations checks the phone key when it runs)
+        known = {
+            job.name: job
+            for job in worker_jobs(settings, url, resolve_secrets(settings).phone_hmac)
+        }
         job = known.get(name)
         if job is None:
             raise FeedbackError(f"no job {name!r}; the jobs are: {', '.join(sorted(known))}")

@@ -16,7 +16,6 @@ from feedback.collect.app import create_app as create_survivor_app
 from feedback.config import Settings
 from feedback.db import Pool
 from feedback.jobs import Job
-from feedback.phones import idle_seal
 from feedback.publish import jobs as publish_jobs
 from feedback.publish.app import STAFF_PREFIX
 from feedback.publish.app import create_app as create_staff_app
@@ -52,7 +51,8 @@ def build_web_app(
 
 async def worker_phone_key(settings: Settings, pool: Pool) -> bytes:
     """The phone HMAC key the worker shares with the survivor app (it opens the moments SMS
-    conversations go idle): refused, like any shared secret, if it is not the database's."""
+    conversations go idle): refused at the worker's start, like any shared secret, if it is
+    not the database's (the purge checks it again at each run)."""
     phone_hmac = resolve_secrets(settings).phone_hmac
     async with pool.acquire() as conn:
         await check_shared(conn, {"PHONE_HMAC_KEY": phone_hmac})
@@ -64,7 +64,7 @@ def worker_jobs(settings: Settings, database_url: str, phone_hmac: bytes) -> tup
     worker has been given passphrases. ``phone_hmac`` (the survivor app's) opens the moments
     SMS conversations go idle."""
     jobs: tuple[Job, ...] = (
-        *collect_jobs.jobs(idle_seal(phone_hmac), settings.mix_every),
+        *collect_jobs.jobs(phone_hmac, settings.mix_every),
         *aggregate_jobs.JOBS,
         *publish_jobs.JOBS,
     )

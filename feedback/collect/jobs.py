@@ -13,7 +13,8 @@ from feedback.collect.sms.store import is_idle
 from feedback.db import Connection
 from feedback.jobs import Action, Job
 from feedback.locks import MOVING_SUBMISSIONS
-from feedback.timeseals import TimeSeal
+from feedback.phones import idle_seal
+from feedback.secretfiles import check_shared
 
 DEFAULT_MIX_EVERY = dt.timedelta(hours=1)
 
@@ -31,14 +32,17 @@ async def delete_dead_invitations(conn: Connection) -> str:
     return "forgot the tokens of expired and revoked batches"
 
 
-def idle_sms_sessions(idle: TimeSeal) -> Action:
-    """Purge SMS conversations that went idle (their sealed moments, opened here with the
-    phone key's seal), with their sealed answers. Where a program keeps partial answers, the
-    answers so far (already a standard sealed envelope) become a submission, and a single-use
-    code is spent, in the same statement: in a subtransaction, so that the submission shares
-    no xmin with anything else the run writes."""
+def idle_sms_sessions(phone_hmac: bytes) -> Action:
+    """Purge SMS conversations that went idle (their sealed moments, opened with the survivor
+    app's phone key, which each run checks is the database's), with their sealed answers.
+    Where a program keeps partial answers, the answers so far (already a standard sealed
+    envelope) become a submission, and a single-use code is spent, in the same statement: in
+    a subtransaction, so that the submission shares no xmin with anything else the run
+    writes."""
+    idle = idle_seal(phone_hmac)
 
     async def purge(conn: Connection) -> str:
+        await check_shared(conn, {"PHONE_HMAC_KEY": phone_hmac})
         sessions = await conn.fetch("SELECT id, idle_after FROM sms_sessions")
         gone = [
             (row["id"], row["idle_after"]) for row in sessions if is_idle(idle, row["idle_after"])
@@ -122,11 +126,11 @@ async def mix_submissions(conn: Connection) -> str:
     return "mixed every week that had new submissions or had ended"
 
 
-def jobs(idle: TimeSeal, mix_every: dt.timedelta = DEFAULT_MIX_EVERY) -> tuple[Job, ...]:
-    """The survivor side's housekeeping; ``idle`` opens SMS conversations' idle moments
-    (``feedback.phones.idle_seal`` of the phone HMAC key)."""
+def jobs(phone_hmac: bytes, mix_every: dt.timedelta = DEFAULT_MIX_EVERY) -> tuple[Job, ...]:
+    """The survivor side's housekeeping; ``phone_hmac`` (the survivor app's) opens the moments
+    SMS conversations go idle."""
     return (
         Job("expire-invitations", dt.timedelta(hours=1), delete_dead_invitations),
-        Job("purge-idle-sms-sessions", dt.timedelta(minutes=5), idle_sms_sessions(idle)),
+        Job("purge-idle-sms-sessions", dt.timedelta(minutes=5), idle_sms_sessions(phone_hmac)),
         Job("mix-submissions", mix_every, mix_submissions),
     )

@@ -31,7 +31,8 @@ async def test_idle_sms_sessions_are_purged(conn: Connection, worker_conn: Conne
     """Each session's idle moment is sealed: the purge opens it with the phone key's seal; one
     sealed under another key is idle (it can never be read back)."""
     t = await factories.tenant(conn)
-    seal = idle_seal(secrets.token_bytes(32))
+    phone_key = secrets.token_bytes(32)
+    seal = idle_seal(phone_key)
     sealed = [
         seal.seal(NOW - dt.timedelta(minutes=5)),
         seal.seal(NOW + dt.timedelta(minutes=25)),
@@ -51,6 +52,6 @@ async def test_idle_sms_sessions_are_purged(conn: Connection, worker_conn: Conne
             secrets.token_bytes(80),
             moment,
         )
-    outcome = await idle_sms_sessions(seal)(worker_conn)
+    outcome = await idle_sms_sessions(phone_key)(worker_conn)
     assert not re.search(r"\d", outcome)  # no count of lapsed conversations
     assert await conn.fetchval("SELECT idle_after FROM sms_sessions") == sealed[1]

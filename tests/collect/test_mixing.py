@@ -34,7 +34,6 @@ from feedback.envelope import Envelope, from_plaintext
 from feedback.jobs import Job, build_scheduler, run_now
 from feedback.keyrows import insert_key
 from feedback.periods import Period
-from feedback.phones import idle_seal
 from feedback.publish import jobs as publish_jobs
 from feedback.publish.accounts import claim, load_staff, login_waits, settle
 from feedback.publish.audit import record
@@ -54,7 +53,6 @@ ENCODED = ("believed", "respected", "safe_services", "safe_now")  # SMS question
 ANSWERED = 200
 SMS_EVERY = 5  # every fifth answer comes by SMS
 TO = "+15550009999"
-IDLE = idle_seal(SECRETS.phone_hmac)
 # Every table a row of which a survivor's action, a staff action or a job can write.
 OTHERS = (
     "invitations",
@@ -213,13 +211,7 @@ async def test_no_copy_dates_an_answer_and_mixing_orders_nothing(
     assert spearman(before) > 0.99
     assert len({r["xmin"] for r in await rows_in_order(conn, "ctid")}) > ANSWERED / 2
 
-    mixed = run_feedback(
-        "jobs",
-        "run",
-        "mix-submissions",
-        database_url=database_url,
-        env={"FEEDBACK_PHONE_HMAC_KEY": SECRETS.phone_hmac.decode()},  # the survivor app's
-    )
+    mixed = run_feedback("jobs", "run", "mix-submissions", database_url=database_url)
     assert mixed.returncode == 0, mixed.stderr
     assert "mix-submissions:" in mixed.stdout
     async with staff_pool.acquire() as staff:  # staff at work after the mix, too
@@ -325,7 +317,7 @@ LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 def compressed_jobs(database_url: str) -> list[Job]:
     """The worker's jobs but the mix, each running 300 times as often as it would."""
     jobs = [
-        *(job for job in collect_jobs(IDLE) if job.name != "mix-submissions"),
+        *(job for job in collect_jobs(SECRETS.phone_hmac) if job.name != "mix-submissions"),
         *aggregate_jobs.JOBS,
         *publish_jobs.JOBS,
         publications_job(None, database_url),
@@ -370,7 +362,7 @@ async def test_nothing_is_lost_while_answers_arrive_and_withdraw_during_mixes(
 ) -> None:
     keyed = await factories.keyed_tenant(conn)
     batch = await create_batch(conn, program_id=keyed.tenant.program_id, count=63)
-    mix = next(job for job in collect_jobs(IDLE) if job.name == "mix-submissions")
+    mix = next(job for job in collect_jobs(SECRETS.phone_hmac) if job.name == "mix-submissions")
     first = [
         await post_web(survivor, keyed, f"/s/{batch.tokens[i]}", i, sealed=True) for i in range(20)
     ]
@@ -498,7 +490,7 @@ async def test_a_week_is_mixed_once_more_after_it_ends(conn: Connection, worker_
         r["received_week"]: r["xmin"]
         for r in await conn.fetch("SELECT received_week, xmin::text FROM submissions")
     }
-    mix = next(job for job in collect_jobs(IDLE) if job.name == "mix-submissions")
+    mix = next(job for job in collect_jobs(SECRETS.phone_hmac) if job.name == "mix-submissions")
     await run_now(worker_pool, mix)
     after = {
         r["received_week"]: r

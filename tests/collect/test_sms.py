@@ -271,7 +271,7 @@ async def test_an_idle_session_is_purged_and_its_answers_discarded(
     await text(survivor, await sms_code(conn, keyed))
     await text(survivor, "5")
     await go_idle(conn)
-    await idle_sms_sessions(IDLE)(worker_conn)
+    await idle_sms_sessions(SECRETS.phone_hmac)(worker_conn)
     assert await conn.fetchval("SELECT count(*) FROM sms_sessions") == 0
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
 
@@ -285,7 +285,9 @@ async def test_a_program_that_keeps_partial_answers_gets_them_when_idle(
     await text(survivor, "5")
     await text(survivor, "2")
     await go_idle(conn)
-    purge = next(job for job in collect_jobs(IDLE) if job.name == "purge-idle-sms-sessions")
+    purge = next(
+        job for job in collect_jobs(SECRETS.phone_hmac) if job.name == "purge-idle-sms-sessions"
+    )
     assert await run_once(worker_pool, purge)  # as the worker runs it, with its job_runs row
     envelope = opened(keyed, await conn.fetchval("SELECT ciphertext FROM submissions"))
     assert dict(envelope.answers) == {"believed": 5, "respected": 2}
