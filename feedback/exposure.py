@@ -14,6 +14,7 @@ how a superuser closes it.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from feedback.db import Connection, Role
 from feedback.migrate import LOCK_KEY
@@ -36,9 +37,18 @@ SELECT w.name
          WHEN 'schema' THEN has_schema_privilege(coalesce($1, current_user), w.object,
                                                  'CREATE')
        END
- ORDER BY array_position(ARRAY['view', 'function', 'column', 'database', 'schema'], w.kind),
+ ORDER BY array_position($2::text[], w.name),
+          array_position(ARRAY['view', 'function', 'column', 'database', 'schema'], w.kind),
           w.name
 """
+# Named first, where a role can read them: what an operator recognises.
+TELLING = [
+    "pg_stat_user_tables",
+    "pg_class.reltuples",
+    "txid_current()",
+    "pg_relation_size(regclass)",
+    "pg_current_wal_lsn()",
+]
 
 
 async def readable_statistics(conn: Connection, role: Role | None = None) -> list[str]:
@@ -46,7 +56,7 @@ async def readable_statistics(conn: Connection, role: Role | None = None) -> lis
     connection is in) can still read: views, functions (with their arguments), columns
     (``pg_class.reltuples``, ``invitations.xmin``), ``TEMPORARY`` on the database and
     ``CREATE`` on schema public. Empty when all is withheld."""
-    return [row["name"] for row in await conn.fetch(READABLE, role)]
+    return [row["name"] for row in await conn.fetch(READABLE, role, TELLING)]
 
 
 async def withhold_statistics(conn: Connection) -> None:
@@ -57,6 +67,18 @@ async def withhold_statistics(conn: Connection) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
         await conn.execute(sql)
+
+
+def withhold_command(database_url: str) -> str:
+    """The psql command a superuser runs to withhold them from the apps' roles: the URL's
+    server and database (never its login or password), and the file's path."""
+    parts = urlsplit(database_url)
+    query = parse_qs(parts.query)
+    host = parts.hostname or next(iter(query.get("host", [])), None)
+    port = parts.port or next(iter(query.get("port", [])), None)
+    where = (f" -h {host}" if host else "") + (f" -p {port}" if port else "")
+    database = parts.path.lstrip("/") or "DATABASE"
+    return f"psql{where} -d {database} -U SUPERUSER -v ON_ERROR_STOP=1 -f {WITHHOLD_SQL}"
 
 
 def summary(names: list[str], shown: int = 4) -> str:

@@ -9,23 +9,32 @@ snapshots would see what moved."""
 from __future__ import annotations
 
 import base64
+import logging
+import re
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
 
+from feedback.cli.runtime import check_statistics
 from feedback.collect.app import create_app
 from feedback.config import Settings
-from feedback.db import STAFF, SURVIVOR, Connection, Pool
+from feedback.db import ROLES, STAFF, SURVIVOR, Connection, Pool
 from feedback.envelope import Envelope
-from feedback.exposure import readable_statistics
+from feedback.errors import FeedbackError
+from feedback.exposure import WITHHOLD_SQL, readable_statistics
 from feedback.publish.invitations import create_batch
 from feedback.sealing import seal
 from tests import factories
+from tests.cli import run_feedback
 from tests.collect.conftest import SECRETS
 from tests.collect.test_sms import TO, text
+from tests.live import free_port
 
 ANSWERS = 60
 CONVERSATIONS = 5
@@ -296,3 +305,64 @@ async def test_no_role_of_the_apps_reads_anything_that_moves_with_answers(
         assert {k for k, v in after.items() if before[role].get(k) != v} == set(), role
         assert set(after) == set(before[role]), role
         assert {k for k in PROBES if after[k] != "refused"} == set(), role
+
+
+def as_login(url: str, user: str, database: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}", path=f"/{database}"))
+
+
+async def test_where_no_superuser_withholds_them_the_staff_app_starts_only_if_told_to(
+    admin_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A managed PostgreSQL: the schema's owner is no superuser, and none runs the file. The
+    migration says what is left open and what a superuser would run; the staff app refuses to
+    start, in one line, unless FEEDBACK_ACCEPT_VISIBLE_STATISTICS is set, and then warns once."""
+    tag = uuid.uuid4().hex[:8]
+    owner, database = f"fb_managed_{tag}", f"fb_managed_{tag}"
+    root = await asyncpg.connect(admin_url)
+    try:
+        await root.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")  # as RDS's owner
+        await root.execute(f"GRANT {', '.join(ROLES)} TO {owner}")
+        await root.execute(f"CREATE DATABASE {database} OWNER {owner}")
+        url = as_login(admin_url, owner, database)
+
+        migrated = run_feedback("migrate", database_url=url)
+        assert migrated.returncode == 0, migrated.stderr
+        [warned] = [line for line in migrated.stderr.splitlines() if "warning:" in line]
+        assert warned.startswith("warning: the apps' roles can still read statistics")
+        assert f"-d {database} -U SUPERUSER -v ON_ERROR_STOP=1 -f {WITHHOLD_SQL}" in warned
+        assert re.search(
+            r"\(\d+: pg_stat_user_tables, pg_class\.reltuples, txid_current\(\), ", warned
+        )
+
+        port = str(free_port())
+        refused = run_feedback("serve", "--app", "staff", env={
+            "FEEDBACK_DATABASE_URL": url, "FEEDBACK_PORT": port, "FEEDBACK_DATA_DIR": str(tmp_path)
+        })  # fmt: skip
+        assert refused.returncode == 1
+        [error] = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+        assert "Traceback" not in refused.stderr
+        assert error.startswith(f"error: the staff app's role {STAFF} can read statistics")
+        assert str(WITHHOLD_SQL) in error
+        assert "FEEDBACK_ACCEPT_VISIBLE_STATISTICS=true" in error
+
+        # As `feedback serve` starts the staff app with the setting (in this process, which
+        # is quicker than another start of the server).
+        accepting = Settings.from_env({"FEEDBACK_ACCEPT_VISIBLE_STATISTICS": "true"})
+        with caplog.at_level(logging.WARNING):
+            await check_statistics(url, accepting)
+        [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert line.startswith("FEEDBACK_ACCEPT_VISIBLE_STATISTICS is set: the staff app's")
+        with pytest.raises(FeedbackError, match="FEEDBACK_ACCEPT_VISIBLE_STATISTICS=true"):
+            await check_statistics(url, Settings.from_env({}))
+
+        # What the owner could do, it did: no temporary tables for anyone but itself.
+        assert not await root.fetchval(
+            "SELECT has_database_privilege('public', $1, 'TEMPORARY')", database
+        )
+    finally:
+        await root.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await root.execute(f"DROP ROLE IF EXISTS {owner}")
+        await root.close()
