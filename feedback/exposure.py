@@ -54,8 +54,8 @@ TELLING = [
 async def readable_statistics(conn: Connection, role: Role | None = None) -> list[str]:
     """The names of the statistics, sizes and clocks that ``role`` (by default the role the
     connection is in) can still read: views, functions (with their arguments), columns
-    (``pg_class.reltuples``, ``invitations.xmin``), ``TEMPORARY`` on the database and
-    ``CREATE`` on schema public. Empty when all is withheld."""
+    (``pg_class.reltuples``, ``public.invitations.xmin``), ``TEMPORARY`` on the database
+    and ``CREATE`` on schema public. Empty when all is withheld."""
     return [row["name"] for row in await conn.fetch(READABLE, role, TELLING)]
 
 

@@ -171,8 +171,8 @@ async def check_statistics(url: str, settings: Settings) -> None:
         return
     raise FeedbackError(
         f"the staff app's role {STAFF} can read statistics that move with answers "
-        f"({summary(left)}), which time each answer, and only a superuser can withhold "
-        f"them: have one run `{withhold_command(url)}` (or `feedback migrate` as one). "
+        f"({summary(left)}), which time each answer: have a superuser run "
+        f"`{withhold_command(url)}`. "
         "Where none can (a managed PostgreSQL), set FEEDBACK_ACCEPT_VISIBLE_STATISTICS=true "
         "to start anyway (docs/operations.md, Statistics)"
     )
