@@ -138,6 +138,14 @@ SETTINGS: tuple[Variable, ...] = (
         "Tests only: wrap new private keys with argon2id at libsodium's INTERACTIVE cost "
         "instead of SENSITIVE. Refused with an https:// public URL.",
     ),
+    Variable(
+        "ACCEPT_VISIBLE_STATISTICS",
+        "false",
+        "Start the staff app although its database role can still read PostgreSQL's "
+        "statistics, sizes and transaction-id clocks, which time each answer (only a "
+        "superuser can withhold them; a managed PostgreSQL has none): one warning names "
+        "what is left open. Otherwise `feedback serve` refuses, with the SQL a superuser runs.",
+    ),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
     Variable("DEBUG", "false", "Starlette debug pages; never in production."),
 )
@@ -166,6 +174,7 @@ class Settings:
     key_passphrase_dir: Path | None
     mix_every: dt.timedelta
     insecure_test_kdf: bool
+    accept_visible_statistics: bool
     log_level: str
     debug: bool
 
@@ -214,6 +223,9 @@ class Settings:
             else None,
             mix_every=dt.timedelta(hours=_integer(get("MIX_HOURS"), "MIX_HOURS", low=1, high=20)),
             insecure_test_kdf=insecure_test_kdf,
+            accept_visible_statistics=_boolean(
+                get("ACCEPT_VISIBLE_STATISTICS"), "ACCEPT_VISIBLE_STATISTICS"
+            ),
             log_level=_log_level(get("LOG_LEVEL")),
             debug=_boolean(get("DEBUG"), "DEBUG"),
         )

@@ -31,6 +31,7 @@ from feedback.db import (
     with_database,
 )
 from feedback.embedded import embedded_postgres
+from feedback.exposure import withhold_statistics
 from feedback.migrate import apply_migrations
 
 
@@ -64,7 +65,8 @@ def template_database(admin_url: str) -> Iterator[str]:
             await admin.close()
         conn = await asyncpg.connect(with_database(admin_url, name))
         try:
-            await apply_migrations(conn)
+            await apply_migrations(conn)  # as `feedback migrate` does, as a superuser
+            await withhold_statistics(conn)
         finally:
             await conn.close()
 
@@ -90,6 +92,8 @@ async def fresh_database(
     admin = await _admin(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"{copy}')
+        if template:  # a copy has the template's catalogs, not its database's own privileges
+            await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
     finally:
         await admin.close()
     try:

@@ -16,7 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
+from feedback.db import with_database
 from feedback.embedded import embedded_postgres
+from feedback.exposure import WITHHOLD_SQL
 from tests.cli import run_feedback
 from tests.live import LiveServer
 
@@ -61,6 +63,16 @@ async def test_each_surface_runs_as_a_login_of_its_role_only(
             await root.execute(f"CREATE DATABASE {database} OWNER {owner}")
             migrated = feedback(as_login(root_url, owner, database), "migrate")
             assert migrated.returncode == 0, migrated.stderr
+            # The owner cannot withhold the catalogs' statistics: a superuser runs the file
+            # it names, as docs/operations.md says (the staff app would refuse to start).
+            assert "only a superuser can withhold them" in migrated.stderr
+            withheld = await asyncpg.connect(with_database(root_url, database))
+            try:
+                await withheld.execute(WITHHOLD_SQL.read_text())
+            finally:
+                await withheld.close()
+            again = feedback(as_login(root_url, owner, database), "migrate")
+            assert "warning" not in again.stderr, again.stderr
             owned = await asyncpg.connect(as_login(root_url, owner, database))
             try:  # as docs/operations.md says, run by the schema's owner
                 for surface, login in logins.items():
@@ -68,6 +80,11 @@ async def test_each_surface_runs_as_a_login_of_its_role_only(
             finally:
                 await owned.close()
             url = {s: as_login(root_url, login, database) for s, login in logins.items()}
+            worker = await asyncpg.connect(url["worker"])
+            try:  # the owner's function, which reads a size the owner was given back
+                assert await worker.fetchval("SELECT submission_blocks()") == 0
+            finally:
+                await worker.close()
 
             listed = feedback(url["worker"], "jobs", "list")
             assert listed.returncode == 0, listed.stderr

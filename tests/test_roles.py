@@ -88,6 +88,24 @@ async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: C
             ), f"{role} reading {table}.{column}"
 
 
+async def test_no_role_reads_a_system_column(conn: Connection) -> None:
+    """Roles are given a table's columns, never the whole table, whose SELECT also reads xmin:
+    the transaction that wrote a row, so the current transaction id for a row the role has
+    just written (migrations/0027_withheld_statistics.sql). The worker alone keeps the whole
+    of submissions, whose ctid it slices by. A later migration grants columns too."""
+    whole = await conn.fetch(
+        """
+        SELECT r.rolname, c.relname
+          FROM pg_class c, pg_roles r
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+           AND r.rolname = ANY($1::text[])
+           AND has_column_privilege(r.oid, c.oid, 'xmin', 'SELECT')
+        """,
+        list(ROLES),
+    )
+    assert {(r["rolname"], r["relname"]) for r in whole} == {(WORKER, "submissions")}
+
+
 @pytest.mark.parametrize(
     ("role", "statement"),
     [
@@ -143,6 +161,19 @@ async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: C
         (WORKER, "DELETE FROM publication_schedules"),
         (WORKER, "SELECT * FROM users"),
         (WORKER, "UPDATE releases SET cells = '{}'"),
+        # The transaction-id clock, through a row the role writes or reads.
+        (STAFF, "SELECT xmin FROM notes"),
+        (STAFF, "SELECT ctid FROM invitation_batches"),
+        (
+            STAFF,
+            "INSERT INTO audit_log (action) VALUES ('x') RETURNING xmin",
+        ),
+        (SURVIVOR, "SELECT xmin FROM invitations"),
+        (SURVIVOR, "DELETE FROM invitations WHERE false RETURNING xmin"),
+        (SURVIVOR, "SELECT xmax FROM programs"),  # the xid of the last answer's FK lock
+        (WORKER, "SELECT xmax FROM programs"),
+        (STAFF, "CREATE TEMPORARY TABLE t (x int)"),
+        (STAFF, "CREATE TABLE t (x int)"),
     ],
 )
 async def test_a_role_cannot_do_what_its_surface_never_needs(

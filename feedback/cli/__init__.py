@@ -29,6 +29,7 @@ from feedback.cli.publications import publications_group
 from feedback.cli.runtime import (
     bind,
     check_schema,
+    check_statistics,
     database,
     ready_database,
     serve,
@@ -42,6 +43,13 @@ from feedback.cli.wiring import AppChoice, build_web_app, worker_jobs, worker_ph
 from feedback.config import Settings
 from feedback.db import STAFF, SURVIVOR, WORKER, Role, connect
 from feedback.errors import FeedbackError
+from feedback.exposure import (
+    WITHHOLD_SQL,
+    readable_statistics,
+    summary,
+    withhold_command,
+    withhold_statistics,
+)
 from feedback.jobs import build_scheduler
 from feedback.migrate import apply_migrations, pending
 from feedback.secretfiles import resolve_secrets
@@ -74,9 +82,16 @@ async def migrate(settings: Settings, dry_run: bool) -> None:
                 todo = await pending(conn)
                 for migration in todo:
                     click.echo(f"-- {migration.filename}\n{migration.sql}")
-                click.echo(f"{len(todo)} migration(s) pending")
+                click.echo(f"{len(todo)} migration(s) pending, then {WITHHOLD_SQL.name}")
                 return
             applied = await apply_migrations(conn)
+            await withhold_statistics(conn)
+            left = list(
+                dict.fromkeys(
+                    await readable_statistics(conn, STAFF)
+                    + await readable_statistics(conn, SURVIVOR)
+                )
+            )
         finally:
             await conn.close()
     if applied:
@@ -85,6 +100,13 @@ async def migrate(settings: Settings, dry_run: bool) -> None:
         )
     else:
         click.echo("schema up to date; nothing to apply")
+    if left:
+        click.echo(
+            "warning: the apps' roles can still read statistics that move with answers "
+            f"({summary(left)}), which time each answer, and only a superuser can withhold "
+            f"them: have one run `{withhold_command(url)}` (docs/operations.md, Statistics)",
+            err=True,
+        )
 
 
 @main.command("serve")
@@ -103,6 +125,8 @@ async def serve_command(settings: Settings, which: AppChoice) -> None:
     with stop_on_signals() as stopping:
         async with database(settings) as url:
             await check_schema(url, role=SCHEMA_CHECKED_AS[which], migrate_first=False)
+            if which != "survivor":
+                await check_statistics(url, settings)
             click.echo(f"serving {which} on {settings.public_url}")
             settings = dataclasses.replace(settings, database_url=url)
             app = build_web_app(settings, resolve_secrets(settings), which)
@@ -133,6 +157,7 @@ async def demo(settings: Settings) -> None:
     sock = bind(settings.host, settings.port)
     with stop_on_signals() as stopping:
         async with ready_database(settings, role=WORKER, migrate_first=True) as (url, pool):
+            await check_statistics(url, settings)
             secrets = resolve_secrets(settings)
             owner = await connect(url)  # the seed is set-up work: the migrations' own login
             try:
@@ -196,6 +221,7 @@ def show_settings() -> None:
         "key_passphrase_dir": str(settings.key_passphrase_dir or ""),
         "mix_hours": int(settings.mix_every.total_seconds() // 3600),
         "insecure_test_kdf": settings.insecure_test_kdf,
+        "accept_visible_statistics": settings.accept_visible_statistics,
         "quick_exit_url": settings.quick_exit_url,
         "log_level": settings.log_level,
         "debug": settings.debug,

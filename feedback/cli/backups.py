@@ -58,6 +58,6 @@ async def restore_command(settings: Settings, source: Path, identity_file: Path)
             await conn.close()
         await asyncio.to_thread(restore, url, source, key, server_major)
     click.echo(
-        f"restored {source}; run `feedback migrate` if this version of feedback is newer than "
-        "the backup's"
+        f"restored {source}; now run `feedback migrate`: it brings the schema up to date, and "
+        "withholds again what a dump does not carry (temporary tables for every role)"
     )

@@ -16,9 +16,15 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from feedback.config import Settings
-from feedback.db import Pool, Role, connect, create_pool, ensure_database, redact
+from feedback.db import STAFF, Connection, Pool, Role, connect, create_pool, ensure_database, redact
 from feedback.embedded import embedded_postgres
 from feedback.errors import FeedbackError, PortInUse
+from feedback.exposure import (
+    readable_statistics,
+    summary,
+    withhold_command,
+    withhold_statistics,
+)
 from feedback.migrate import apply_migrations, pending
 from feedback.secretfiles import prepare_data_dir
 
@@ -72,6 +78,7 @@ async def check_schema(url: str, *, role: Role | None, migrate_first: bool) -> N
     try:
         if migrate_first:
             await apply_migrations(conn)
+            await withhold_statistics(conn)
         try:
             todo = await pending(conn)
         except asyncpg.InsufficientPrivilegeError:
@@ -80,12 +87,8 @@ async def check_schema(url: str, *, role: Role | None, migrate_first: bool) -> N
                 "`feedback migrate` as the schema's owner first (it grants what each role "
                 "needs)"
             ) from None
-        if await conn.fetchval("SHOW track_commit_timestamp") == "on":
-            log.warning(
-                "PostgreSQL's track_commit_timestamp is on: it records when every transaction "
-                "committed, which dates each answer to the second. Turn it off "
-                "(ALTER SYSTEM SET track_commit_timestamp = off, then restart PostgreSQL)."
-            )
+        for warning in await server_warnings(conn):
+            log.warning(warning)
     finally:
         await conn.close()
     if todo:
@@ -93,6 +96,86 @@ async def check_schema(url: str, *, role: Role | None, migrate_first: bool) -> N
             f"the database is missing {len(todo)} migration(s), starting with "
             f"{todo[0].filename}: run `feedback migrate` first"
         )
+
+
+# The tables whose old row versions keep survivors' transaction ids until vacuumed.
+VACUUMED = ("submissions", "invitations", "sms_sessions")
+
+
+async def server_warnings(conn: Connection) -> list[str]:
+    """One line for each server setting that would undo what the schema promises: commit
+    times recorded, or the old row versions a mix, a spent token or an ended SMS conversation
+    leaves behind (which keep their transaction ids) never vacuumed."""
+    found = await conn.fetchrow(
+        r"""
+        SELECT current_setting('track_commit_timestamp')::boolean AS commit_times,
+               current_setting('autovacuum')::boolean AS autovacuum,
+               current_setting('track_counts')::boolean AS track_counts,
+               ARRAY(SELECT c.relname::text
+                       FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+                      WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1)
+                        AND EXISTS (SELECT 1 FROM unnest(c.reloptions || t.reloptions) o
+                                     WHERE o LIKE 'autovacuum\_enabled=%'
+                                       AND NOT split_part(o, '=', 2)::boolean)
+                      ORDER BY c.relname) AS skipped
+        """,
+        list(VACUUMED),
+    )
+    if found is None:  # one row, always
+        return []
+    warnings = []
+    if found["commit_times"]:
+        warnings.append(
+            "PostgreSQL's track_commit_timestamp is on: it records when every transaction "
+            "committed, which dates each answer to the second. Turn it off "
+            "(ALTER SYSTEM SET track_commit_timestamp = off, then restart PostgreSQL)."
+        )
+    if not (found["autovacuum"] and found["track_counts"]):
+        off = "autovacuum is off" if not found["autovacuum"] else "track_counts is off"
+        setting = "autovacuum" if not found["autovacuum"] else "track_counts"
+        warnings.append(
+            f"PostgreSQL's {off}, so autovacuum never runs: the old row versions that a mix, "
+            "a spent token or an ended SMS conversation leaves behind keep their transaction "
+            "ids, which order and date answers, in the data files. Turn it on "
+            f"(ALTER SYSTEM SET {setting} = on; SELECT pg_reload_conf())."
+        )
+    if found["skipped"]:
+        tables = ", ".join(found["skipped"])
+        warnings.append(
+            f"autovacuum is disabled on {tables} (storage parameter autovacuum_enabled): the "
+            "old row versions left there keep their transaction ids, which order and date "
+            f"answers. Turn it back on (ALTER TABLE {found['skipped'][0]} RESET "
+            "(autovacuum_enabled, toast.autovacuum_enabled), for each)."
+        )
+    return warnings
+
+
+async def check_statistics(url: str, settings: Settings) -> None:
+    """Refuse to serve the staff app while its role can read statistics that move with
+    answers (feedback/exposure.py), unless the operator accepted it, which is warned about."""
+    conn = await connect(url, role=STAFF)
+    try:
+        left = await readable_statistics(conn)
+    finally:
+        await conn.close()
+    if not left:
+        return
+    if settings.accept_visible_statistics:
+        log.warning(
+            "FEEDBACK_ACCEPT_VISIBLE_STATISTICS is set: the staff app's role %s can read "
+            "statistics that move with answers (%s), so whoever holds its database login can "
+            "time each answer",
+            STAFF,
+            summary(left),
+        )
+        return
+    raise FeedbackError(
+        f"the staff app's role {STAFF} can read statistics that move with answers "
+        f"({summary(left)}), which time each answer: have a superuser run "
+        f"`{withhold_command(url)}`. "
+        "Where none can (a managed PostgreSQL), set FEEDBACK_ACCEPT_VISIBLE_STATISTICS=true "
+        "to start anyway (docs/operations.md, Statistics)"
+    )
 
 
 @contextlib.contextmanager
