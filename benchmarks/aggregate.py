@@ -29,11 +29,11 @@ from feedback.aggregate.keys import UnlockedKey
 from feedback.aggregate.privacy import Counted, Noise, Tally
 from feedback.aggregate.releases import Scope, make_release
 from feedback.aggregate.unseal import count_period
-from feedback.cells import Layout
 from feedback.db import WORKER, connect
 from feedback.envelope import Envelope
-from feedback.periods import Period
 from feedback.sealing import seal
+from feedback.stats.cells import Layout
+from feedback.stats.periods import Period
 from feedback.surveys import FIRST_VERSION, load_survey, parse_definition
 from tests import factories
 

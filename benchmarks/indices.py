@@ -16,10 +16,10 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-from feedback import advisor, means
 from feedback.aggregate.privacy import DEFAULT_THRESHOLD, Noise, Tally, release, release_indices
-from feedback.cells import AGREE, DISAGREE, NEITHER, Layout
-from feedback.shares import preview, share_interval
+from feedback.stats import advisor, means
+from feedback.stats.cells import AGREE, DISAGREE, NEITHER, Layout
+from feedback.stats.shares import preview, share_interval
 from feedback.surveys import FIRST_VERSION, load_survey
 
 RESPONDENTS = 60

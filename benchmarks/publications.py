@@ -23,9 +23,9 @@ from feedback.cli.publications import export
 from feedback.cli.publishing import publish
 from feedback.db import connect
 from feedback.minisign import PublicKey
-from feedback.periods import Period
 from feedback.publish import publications
 from feedback.schedules import add_schedule
+from feedback.stats.periods import Period
 from feedback.wrapping import INSECURE_TEST
 from tests import factories
 from tests.publish.conftest import add_release

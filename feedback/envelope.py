@@ -111,7 +111,7 @@ def answers_of(
     """The answers of an opened envelope of ``survey`` at ``version``, unchecked: what the
     aggregator's tally checks as it counts, once per envelope (see ``Tally.add``). Given the
     id of the survey's ``comment`` question, a comment that is not blank is an answer to it,
-    ``WRITTEN``, which feedback.cells counts: its text is dropped here."""
+    ``WRITTEN``, which feedback.stats.cells counts: its text is dropped here."""
     document = _document(padded)
     if document["survey"] != survey or document["survey_version"] != version:
         raise InvalidEnvelope(f"the envelope is not of {survey} version {version}")

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from feedback.bundles import WHOLE_ORGANISATION, BundleError, Manifest, check_folder
-from feedback.cells import AGREE, DISAGREE, NEITHER, SUPPRESSED
 from feedback.errors import FeedbackError
-from feedback.means import BOUND, MIDDLE
 from feedback.minisign import BadSignature, PublicKey
-from feedback.periods import Period
+from feedback.stats.cells import AGREE, DISAGREE, NEITHER, SUPPRESSED
+from feedback.stats.means import BOUND, MIDDLE
+from feedback.stats.periods import Period
 from feedback.surveys import INDICES
 
 NETWORK = "network.json"

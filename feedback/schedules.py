@@ -14,7 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.periods import EVERY, GRANULARITIES, Granularity, Period
+from feedback.stats.periods import EVERY, GRANULARITIES, Granularity, Period
 
 SERIES = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # The months in which a period of each granularity has just ended.

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from feedback import advisor, means
-from feedback.cells import Layout
+from feedback.stats import advisor, means
+from feedback.stats.cells import Layout
 from feedback.surveys import load_survey
 
 SURVEY = load_survey()

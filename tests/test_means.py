@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from feedback import means
-from feedback.shares import Interval
+from feedback.stats import means
+from feedback.stats.shares import Interval
 from feedback.surveys import FIRST_VERSION, load_survey
 
 

@@ -16,7 +16,7 @@ from feedback.aggregate.releases import check_ended
 from feedback.db import Connection
 from feedback.envelope import InvalidEnvelope, from_plaintext
 from feedback.errors import FeedbackError
-from feedback.periods import Period
+from feedback.stats.periods import Period
 
 CHUNK = 2000
 

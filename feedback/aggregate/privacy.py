@@ -1,6 +1,6 @@
 """Differential privacy for releases (../shared/PRIVACY.md), with no I/O.
 
-Exact counts go into a ``Tally`` in the layout of ``feedback.cells``; one survivor changes at
+Exact counts go into a ``Tally`` in the layout of ``feedback.stats.cells``; one survivor changes at
 most ``1 + Q`` cells by 1: that L1 sensitivity calibrates the noise.
 
 Noise is OpenDP's discrete Laplace (exact sampling on integers; never floating-point Laplace),
@@ -20,9 +20,9 @@ from typing import Any
 
 import opendp.prelude as dp
 
-from feedback import means
-from feedback.cells import SKIPPED, WRITTEN, Layout, PrivacyError, categories, cell_of
-from feedback.shares import ALPHA, Interval
+from feedback.stats import means
+from feedback.stats.cells import SKIPPED, WRITTEN, Layout, PrivacyError, categories, cell_of
+from feedback.stats.shares import ALPHA, Interval
 
 dp.enable_features("contrib")
 

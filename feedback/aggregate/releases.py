@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from feedback import means
 from feedback.aggregate.privacy import (
     MECHANISM,
     Counted,
@@ -33,7 +32,11 @@ from feedback.aggregate.privacy import (
     release,
     release_indices,
 )
-from feedback.budget import (
+from feedback.db import Connection
+from feedback.errors import FeedbackError
+from feedback.locks import MOVING_SUBMISSIONS
+from feedback.stats import means
+from feedback.stats.budget import (
     Accounting,
     accounting,
     cost_of,
@@ -41,11 +44,8 @@ from feedback.budget import (
     program_names,
     spent_by_program,
 )
-from feedback.cells import SUPPRESSED, Layout, PrivacyError
-from feedback.db import Connection
-from feedback.errors import FeedbackError
-from feedback.locks import MOVING_SUBMISSIONS
-from feedback.periods import Period
+from feedback.stats.cells import SUPPRESSED, Layout, PrivacyError
+from feedback.stats.periods import Period
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def cells_document(groups: list[GroupRelease], noise: Noise) -> dict[str, Any]:
 def indices_document(found: IndicesRelease, plan: means.Split) -> dict[str, Any]:
     """The stored form of an indices release: per group, the noisy n and each index's noisy
     sum of centred contributions ("S" when suppressed), with the scales and the split that
-    readers need for the intervals (post-processing: see feedback.means)."""
+    readers need for the intervals (post-processing: see feedback.stats.means)."""
     return {
         "groups": [
             {
@@ -192,7 +192,7 @@ async def make_release(
     """The release for ``scope``: the stored one if it exists, else a new one. ``count``
     opens and tallies the period's submissions (exact counts stay in memory) and returns
     metadata to publish beside the release (definitions only). An indices layout is noised
-    as ``split`` divides ``epsilon`` (see feedback.means).
+    as ``split`` divides ``epsilon`` (see feedback.stats.means).
 
     The period's submissions are marked counted before they are counted, so that a survivor
     who withdraws meanwhile is told the truth (the answers are in the release); when no

@@ -18,9 +18,9 @@ from feedback.aggregate.unseal import KeysMissing, Progress, counter
 from feedback.db import WORKER, Connection, connect
 from feedback.errors import FeedbackError
 from feedback.jobs import Job
-from feedback.periods import EVERY, Period
-from feedback.plans import PlanError, PlanLine, plan_of, release_made
 from feedback.secretfiles import read_passphrase_file
+from feedback.stats.periods import EVERY, Period
+from feedback.stats.plans import PlanError, PlanLine, plan_of, release_made
 
 log = logging.getLogger(__name__)
 

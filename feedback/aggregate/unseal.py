@@ -31,10 +31,10 @@ from typing import Any, Protocol
 from feedback.aggregate.keys import Active, CannotOpen, KeyRing, UnlockedKey, key_weeks
 from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import Count, Scope
-from feedback.cells import Layout
 from feedback.db import WORKER, Connection, connect
 from feedback.envelope import InvalidEnvelope, answers_of
 from feedback.errors import FeedbackError
+from feedback.stats.cells import Layout
 
 CHUNK = 2000
 PARALLEL_FROM = 20_000  # submissions; below this one process is faster than starting others

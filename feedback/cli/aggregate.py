@@ -10,11 +10,9 @@ from typing import Any
 
 import click
 
-from feedback import means
 from feedback.aggregate.keys import UnlockedKey, load_key_file, unlock_all
 from feedback.aggregate.scheduled import make_planned, of_period
 from feedback.aggregate.unseal import Progress, waiting_for
-from feedback.cells import SUPPRESSED
 from feedback.cli.common import (
     key_file_option,
     organisation_option,
@@ -26,8 +24,10 @@ from feedback.cli.common import (
 from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import WORKER, Connection
-from feedback.periods import Period
-from feedback.plans import PlanLine
+from feedback.stats import means
+from feedback.stats.cells import SUPPRESSED
+from feedback.stats.periods import Period
+from feedback.stats.plans import PlanLine
 from feedback.surveys import INDICES
 
 

@@ -19,7 +19,7 @@ from feedback.cli.common import (
 from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import WORKER
-from feedback.periods import Period
+from feedback.stats.periods import Period
 
 
 @click.command()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from asyncpg import Record
 
-from feedback.advisor import advise
 from feedback.aggregate.keys import create_collection_key, unlock_all
 from feedback.aggregate.scheduled import make_planned
 from feedback.aggregate.signing import create_signing_key
@@ -23,10 +22,11 @@ from feedback.envelope import Envelope
 from feedback.errors import FeedbackError
 from feedback.minisign import PublicKey
 from feedback.networks import Requirements
-from feedback.periods import Granularity, Period
-from feedback.plans import add_line, plan_of
 from feedback.schedules import add_schedule, schedule_of
 from feedback.sealing import load_public_key, seal
+from feedback.stats.advisor import advise
+from feedback.stats.periods import Granularity, Period
+from feedback.stats.plans import add_line, plan_of
 from feedback.surveys import PREFER_NOT, Survey, from_json, load_definition
 from feedback.wrapping import KdfCost
 

@@ -40,8 +40,8 @@ from feedback.networks import (
     summarise,
 )
 from feedback.organisations import check_name, check_slug, create_organisation
-from feedback.periods import Period
 from feedback.publish.render import standalone
+from feedback.stats.periods import Period
 from feedback.wrapping import SENSITIVE, KdfCost, kdf_cost
 
 SERIES = "network"

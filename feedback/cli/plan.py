@@ -8,16 +8,16 @@ from decimal import Decimal
 
 import click
 
-from feedback import advisor, means
-from feedback.budget import year_budget
-from feedback.cells import Layout, PrivacyError
 from feedback.cli.common import find_program, organisation_option, pick_organisation, run
 from feedback.cli.runtime import ready_pool
 from feedback.config import Settings
 from feedback.db import WORKER, Connection, Record
 from feedback.errors import FeedbackError
-from feedback.periods import EVERY, GRANULARITIES, NAMES, Granularity
-from feedback.plans import (
+from feedback.stats import advisor, means
+from feedback.stats.budget import year_budget
+from feedback.stats.cells import Layout, PrivacyError
+from feedback.stats.periods import EVERY, GRANULARITIES, NAMES, Granularity
+from feedback.stats.plans import (
     PlanError,
     PlanLine,
     add_advised,
@@ -28,7 +28,7 @@ from feedback.plans import (
     plan_of,
     remove_line,
 )
-from feedback.shares import preview, suppressed_chance
+from feedback.stats.shares import preview, suppressed_chance
 from feedback.surveys import INDICES, from_json
 
 THIS_YEAR = dt.datetime.now(dt.UTC).year

@@ -25,8 +25,8 @@ from feedback.config import Settings
 from feedback.db import WORKER
 from feedback.errors import FeedbackError
 from feedback.minisign import PublicKey
-from feedback.periods import GRANULARITIES, Period
 from feedback.schedules import add_schedule, schedule_of, schedules_of
+from feedback.stats.periods import GRANULARITIES, Period
 
 
 @click.group()

@@ -26,11 +26,11 @@ from feedback.errors import FeedbackError
 from feedback.jobs import Job
 from feedback.minisign import PublicKey
 from feedback.offload import DRAWING
-from feedback.periods import BadPeriod, Period
 from feedback.publish import publications
 from feedback.publish.publications import NothingToPublish
 from feedback.schedules import Schedule, ScheduleError, schedule_of, schedules_of
 from feedback.secretfiles import read_passphrase_file
+from feedback.stats.periods import BadPeriod, Period
 from feedback.wrapping import WrongPassphrase
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,12 @@ from starlette.schemas import SchemaGenerator
 
 from feedback.db import Connection
 from feedback.offload import DRAWING
-from feedback.periods import GRANULARITIES
 from feedback.publish.accounts import Staff, load_staff
 from feedback.publish.audit import record
 from feedback.publish.guard import Context, staff_page, visible_program
 from feedback.publish.render import page
 from feedback.publish.reports import Release, program_releases
+from feedback.stats.periods import GRANULARITIES
 from feedback.web import connection
 
 TOKEN_PREFIX = "fbk_"  # noqa: S105 - a prefix, so that leaked tokens are recognisable

@@ -10,11 +10,11 @@ import io
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from feedback.periods import BadPeriod, Period
 from feedback.publish import charts, views
 from feedback.publish.guard import Context, Program, staff_page
 from feedback.publish.render import markup, page
 from feedback.publish.reports import Report, program_releases, report
+from feedback.stats.periods import BadPeriod, Period
 from feedback.surveys import INDICES
 
 

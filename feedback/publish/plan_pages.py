@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from feedback import advisor, means
-from feedback.budget import year_budget
-from feedback.cells import Layout, PrivacyError
 from feedback.offload import DRAWING
-from feedback.periods import GRANULARITIES, NAMES
-from feedback.plans import (
+from feedback.publish import charts
+from feedback.publish.guard import Context, staff_page
+from feedback.publish.render import page
+from feedback.stats import advisor, means
+from feedback.stats.budget import year_budget
+from feedback.stats.cells import Layout, PrivacyError
+from feedback.stats.periods import GRANULARITIES, NAMES
+from feedback.stats.plans import (
     PlanError,
     PlanLine,
     add_advised,
@@ -26,10 +29,7 @@ from feedback.plans import (
     plan_of,
     remove_line,
 )
-from feedback.publish import charts
-from feedback.publish.guard import Context, staff_page
-from feedback.publish.render import page
-from feedback.shares import Preview, preview
+from feedback.stats.shares import Preview, preview
 from feedback.surveys import INDICES, Survey, from_json
 
 

@@ -8,7 +8,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from feedback.offload import DRAWING
-from feedback.periods import Period
 from feedback.publish.guard import Context, Program, staff_page
 from feedback.publish.invitations import (
     MAX_BATCH,
@@ -19,6 +18,7 @@ from feedback.publish.invitations import (
     survey_url,
 )
 from feedback.publish.render import page
+from feedback.stats.periods import Period
 
 MAX_NOTE = 1000
 

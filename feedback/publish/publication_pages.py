@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from feedback.db import Connection
-from feedback.periods import BadPeriod, Period
 from feedback.publish.audit import record
 from feedback.publish.funders import (
     Funder,
@@ -29,6 +28,7 @@ from feedback.publish.guard import Context, staff_page
 from feedback.publish.publications import SUMMARY
 from feedback.publish.render import page
 from feedback.schedules import ScheduleError, schedule_of, schedules_of
+from feedback.stats.periods import BadPeriod, Period
 from feedback.web import connection
 
 

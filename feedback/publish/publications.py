@@ -29,16 +29,16 @@ import vl_convert
 from markupsafe import Markup
 
 import feedback
-from feedback.budget import year_budget
 from feedback.bundles import WHOLE_ORGANISATION
-from feedback.cells import SUPPRESSED
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.periods import Period
 from feedback.publish import charts
 from feedback.publish.render import standalone
 from feedback.publish.reports import Release, program_releases, report, rounded
-from feedback.shares import ALPHA, noise_bound
+from feedback.stats.budget import year_budget
+from feedback.stats.cells import SUPPRESSED
+from feedback.stats.periods import Period
+from feedback.stats.shares import ALPHA, noise_bound
 from feedback.surveys import INDICES
 
 SUMMARY = "summary.html"

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from feedback import means
-from feedback.cells import SUPPRESSED, WRITTEN
 from feedback.db import Connection
-from feedback.periods import Period
-from feedback.shares import ALPHA, headline, noise_bound, share_interval
+from feedback.stats import means
+from feedback.stats.cells import SUPPRESSED, WRITTEN
+from feedback.stats.periods import Period
+from feedback.stats.shares import ALPHA, headline, noise_bound, share_interval
 from feedback.surveys import INDICES, IndexName, Question, Survey, from_json
 
 EQUITY = ("gender", "age_band", "exploitation")
@@ -102,7 +102,7 @@ class Release:
         return list(self.survey.items_of(index))
 
     def index(self, index: IndexName, group: str = "all", alpha: float = ALPHA) -> IndexValue:
-        """An index in one group, with its 1 - alpha interval (see feedback.means)."""
+        """An index in one group, with its 1 - alpha interval (see feedback.stats.means)."""
         found = next(g for g in self.groups if g["group"] == group)
         if found["n"] == SUPPRESSED:
             return IndexValue(index, group, None, None, None, suppressed=True)

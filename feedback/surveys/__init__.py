@@ -66,7 +66,7 @@ class Question:
     options: tuple[Option, ...] = ()
     reverse: bool = False
     demographic: bool = False
-    index: IndexName | None = None  # the index this item joins (see feedback.means)
+    index: IndexName | None = None  # the index this item joins (see feedback.stats.means)
 
     def allowed(self) -> frozenset[int | str]:
         """Every value an answer to this question may take (skipping is always allowed)."""

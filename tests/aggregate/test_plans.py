@@ -18,14 +18,14 @@ from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import BudgetExceeded, Scope, make_release
 from feedback.aggregate.scheduled import due, make_planned, scheduled_releases_job
 from feedback.aggregate.unseal import KeysMissing, counter
-from feedback.budget import year_budget
-from feedback.cells import Layout
 from feedback.db import SURVIVOR, Connection, Pool, connect
 from feedback.envelope import Envelope
 from feedback.jobs import run_once
-from feedback.periods import Period
-from feedback.plans import PlanError, PlanLine, add_line, declare_groups, plan_of, remove_line
 from feedback.sealing import load_public_key, seal
+from feedback.stats.budget import year_budget
+from feedback.stats.cells import Layout
+from feedback.stats.periods import Period
+from feedback.stats.plans import PlanError, PlanLine, add_line, declare_groups, plan_of, remove_line
 from feedback.surveys import FIRST_VERSION, load_survey
 from feedback.wrapping import INSECURE_TEST
 from tests import factories

@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 
-from feedback import means
 from feedback.aggregate.privacy import Noise, Tally, release, release_indices
-from feedback.cells import Layout, PrivacyError, categories
 from feedback.envelope import Envelope, InvalidEnvelope, answers_of
-from feedback.shares import (
+from feedback.stats import means
+from feedback.stats.cells import Layout, PrivacyError, categories
+from feedback.stats.shares import (
     ALPHA,
     headline,
     noise_bound,

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from feedback import means
 from feedback.aggregate.privacy import Counted, Noise, Tally
 from feedback.aggregate.releases import BudgetExceeded, PeriodNotEnded, Scope, make_release
-from feedback.budget import cost_of
-from feedback.cells import Layout, PrivacyError
 from feedback.db import WORKER, Connection, connect
-from feedback.periods import BadPeriod, Period
+from feedback.stats import means
+from feedback.stats.budget import cost_of
+from feedback.stats.cells import Layout, PrivacyError
+from feedback.stats.periods import BadPeriod, Period
 from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 

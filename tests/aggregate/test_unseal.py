@@ -18,11 +18,11 @@ from feedback.aggregate.unseal import (
     counter,
     privacy_unit,
 )
-from feedback.cells import Layout, categories
 from feedback.db import Connection
 from feedback.envelope import Envelope
-from feedback.periods import Period
 from feedback.sealing import seal
+from feedback.stats.cells import Layout, categories
+from feedback.stats.periods import Period
 from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 

@@ -25,7 +25,6 @@ from feedback.aggregate import jobs as aggregate_jobs
 from feedback.aggregate.keys import CannotOpen, UnlockedKey
 from feedback.aggregate.releases import Scope
 from feedback.aggregate.unseal import count_period
-from feedback.cells import Layout
 from feedback.cli.publishing import publications_job
 from feedback.collect.jobs import DEFAULT_MIX_EVERY
 from feedback.collect.jobs import jobs as collect_jobs
@@ -33,13 +32,14 @@ from feedback.db import Connection, Pool
 from feedback.envelope import Envelope, from_plaintext
 from feedback.jobs import Job, build_scheduler, run_now
 from feedback.keyrows import insert_key
-from feedback.periods import Period
 from feedback.publish import jobs as publish_jobs
 from feedback.publish.accounts import claim, load_staff, login_waits, settle
 from feedback.publish.audit import record
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.publish.sessions import Sessions
 from feedback.sealing import seal
+from feedback.stats.cells import Layout
+from feedback.stats.periods import Period
 from feedback.surveys import FIRST_VERSION, load_survey
 from feedback.tokens import hash_receipt, hash_token
 from tests import factories

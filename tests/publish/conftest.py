@@ -13,17 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from feedback import means
 from feedback.aggregate.privacy import Counted, Tally
 from feedback.aggregate.releases import Scope, make_release
-from feedback.cells import Layout
 from feedback.cli import build_web_app
 from feedback.config import Settings
 from feedback.db import Connection, Pool
-from feedback.periods import Period
 from feedback.publish import views
 from feedback.publish.accounts import create_user
 from feedback.secretfiles import ServiceSecrets
+from feedback.stats import means
+from feedback.stats.cells import Layout
+from feedback.stats.periods import Period
 from feedback.surveys import FIRST_VERSION, Survey, load_survey
 from tests import factories
 from tests.asgi import client_for

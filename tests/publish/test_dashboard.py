@@ -186,7 +186,7 @@ async def test_the_budget_page_previews_the_plan(
 ) -> None:
     from decimal import Decimal
 
-    from feedback.plans import add_line
+    from feedback.stats.plans import add_line
 
     await add_line(
         conn,

@@ -18,11 +18,11 @@ from feedback.cli.publishing import publications_job, publish, shown_reason
 from feedback.db import STAFF, Connection, Pool, connect
 from feedback.jobs import run_now
 from feedback.minisign import PublicKey
-from feedback.periods import Period
 from feedback.publish.funders import hash_link
 from feedback.publish.publication_pages import SUMMARY_POLICY
 from feedback.publish.publications import NothingToPublish
 from feedback.schedules import schedule_of
+from feedback.stats.periods import Period
 from feedback.wrapping import INSECURE_TEST
 from tests.cli import run_feedback
 from tests.publish.conftest import StaffClient, World, csrf_of

@@ -25,7 +25,6 @@ from feedback.cli.publications import export
 from feedback.cli.publishing import publish
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.means import MIDDLE
 from feedback.minisign import PublicKey
 from feedback.networks import (
     NETWORK,
@@ -35,8 +34,9 @@ from feedback.networks import (
     refusals,
     summarise,
 )
-from feedback.periods import Period
 from feedback.schedules import add_schedule, schedule_of
+from feedback.stats.means import MIDDLE
+from feedback.stats.periods import Period
 from feedback.wrapping import INSECURE_TEST
 from tests import factories
 from tests.cli import run_feedback

@@ -26,12 +26,12 @@ from feedback.db import WORKER, Connection, Pool, connect
 from feedback.envelope import Envelope
 from feedback.jobs import run_now, run_once
 from feedback.minisign import PublicKey
-from feedback.periods import Period
-from feedback.plans import add_line
 from feedback.publish import publications
 from feedback.publish.reports import program_releases
 from feedback.schedules import add_schedule, schedule_of
 from feedback.sealing import load_public_key, seal
+from feedback.stats.periods import Period
+from feedback.stats.plans import add_line
 from feedback.wrapping import INSECURE_TEST
 from tests import factories
 from tests.browser import ARTIFACTS, AXE, WCAG_21_AA, chromium

@@ -22,12 +22,12 @@ from feedback.aggregate.privacy import Noise
 from feedback.aggregate.scheduled import make_planned, of_period
 from feedback.db import Connection
 from feedback.envelope import Envelope
-from feedback.periods import Period
-from feedback.plans import add_line
 from feedback.publish import publications, views
 from feedback.publish.accounts import create_user
 from feedback.publish.invitations import create_batch, create_open_link
 from feedback.sealing import seal
+from feedback.stats.periods import Period
+from feedback.stats.plans import add_line
 from feedback.surveys import FIRST_VERSION, load_survey
 from tests import factories
 from tests.publish.conftest import PASSWORD, StaffClient, csrf_of

@@ -2,7 +2,7 @@
 release plan that shows the most that can be read, and what it will be able to show.
 
 Nothing here reads data: the admin states the expected respondents, and every figure is a
-plan's accuracy preview (feedback.means for the indices, feedback.shares for the questions).
+plan's accuracy preview (``means`` for the indices, ``shares`` for the questions).
 The plans are tried from the most detailed to the least, and the first whose previews meet
 the goals within the budget is chosen: the indices as often as they can be read (every
 quarter, then every half-year, then once a year), each with the questions as often as they
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from feedback import means
-from feedback.cells import Layout
-from feedback.periods import NAMES, PER_YEAR, Granularity
-from feedback.shares import preview
+from feedback.stats import means
+from feedback.stats.cells import Layout
+from feedback.stats.periods import NAMES, PER_YEAR, Granularity
+from feedback.stats.shares import preview
 from feedback.surveys import INDICES, Survey
 
 INDEX_GOAL = 10.0  # points: the widest 95% half-width an index may have and still be planned

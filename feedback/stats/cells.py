@@ -60,7 +60,7 @@ class Layout:
     groups: tuple[str, ...]  # ("all",) or the breakdown question's categories
     breakdown: str | None = None
     # An indices release instead of questions: per group, n and each index's sum of centred
-    # contributions (feedback.means), noised as its plan splits epsilon.
+    # contributions (feedback.stats.means), noised as its plan splits epsilon.
     indices: tuple[IndexName, ...] = ()
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from feedback.cells import AGREE, DISAGREE, NEITHER, Layout, PrivacyError
+from feedback.stats.cells import AGREE, DISAGREE, NEITHER, Layout, PrivacyError
 from feedback.surveys import Question
 
 ALPHA = 0.05  # intervals are 95%

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from feedback.shares import ALPHA, Interval
+from feedback.stats.shares import ALPHA, Interval
 from feedback.surveys import INDICES, IndexName, Survey
 
 MIDDLE = 50  # contributions are centred here, on the 0-100 scale

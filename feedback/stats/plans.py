@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from feedback import advisor, means
-from feedback.budget import (
+from feedback.db import Connection, Record
+from feedback.errors import FeedbackError
+from feedback.stats import advisor, means
+from feedback.stats.budget import (
     EPSILON_PLACES,
     Accounting,
     accounting,
@@ -27,10 +29,8 @@ from feedback.budget import (
     program_names,
     year_budget,
 )
-from feedback.cells import Layout, PrivacyError
-from feedback.db import Connection, Record
-from feedback.errors import FeedbackError
-from feedback.periods import EVERY, NAMES, PER_YEAR, Granularity, Period
+from feedback.stats.cells import Layout, PrivacyError
+from feedback.stats.periods import EVERY, NAMES, PER_YEAR, Granularity, Period
 from feedback.surveys import INDICES, Survey, from_json
 
 Kind = Literal["questions", "indices"]
