@@ -45,7 +45,7 @@ def index_figures() -> dict[str, Any]:
             tally.add({i: a for i, a in zip(items, answers, strict=True) if rng.random() > 0.05})
         exact = means.MIDDLE + tally.counts[1] / RESPONDENTS
         found = release_indices(tally, plan, threshold=0)
-        interval = found.interval(found.groups[0], "rights")
+        interval = found.interval(found.groups[0], "rights", threshold=0)
         if interval is None:
             raise SystemExit("a group of 60 with threshold 0 was suppressed: a bug")
         widths.append((interval.high - interval.low) / 2)

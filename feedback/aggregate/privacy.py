@@ -23,6 +23,7 @@ import opendp.prelude as dp
 from feedback.stats import means
 from feedback.stats.cells import SKIPPED, WRITTEN, Layout, PrivacyError, categories, cell_of
 from feedback.stats.shares import ALPHA, Interval
+from feedback.surveys import IndexName
 
 dp.enable_features("contrib")
 
@@ -120,9 +121,16 @@ class Tally:
                 cells[value] = offset + names.index(cell_of(question, value))
             self._skipped.append((offset + len(names) - 1, offset))
             offset += len(names)
-        # An indices layout: after n, each index's sum of centred contributions (see means).
+        # An indices layout: after n, each index's count of those who answered it, then each
+        # index's sum of their centred contributions, then of their squares (see means).
+        k = len(layout.indices)
         self._indices = [
-            (1 + i, tuple((q.id, q.reverse) for q in layout.survey.items_of(index)))
+            (
+                1 + i,
+                1 + k + i,
+                1 + 2 * k + i,
+                tuple((q.id, q.reverse) for q in layout.survey.items_of(index)),
+            )
             for i, index in enumerate(layout.indices)
         ]
         size = layout.cells_per_group()
@@ -155,13 +163,17 @@ class Tally:
         raw[base] += 1
         for cell in hits:
             raw[base + cell] += 1
-        for cell, items in self._indices:
+        for count, total, squares, items in self._indices:
             points = [
                 means.item_points(value, reverse=reverse)
                 for question_id, reverse in items
                 if (value := answers.get(question_id)).__class__ is int
             ]
-            raw[base + cell] += means.contribution(points)
+            contribution = means.contribution(points)
+            if contribution is not None:  # one who answered none of its items is in none
+                raw[base + count] += 1
+                raw[base + total] += contribution
+                raw[base + squares] += contribution * contribution - means.HALF_SQUARE
         return True
 
     @property
@@ -239,16 +251,15 @@ def release(
 
 @dataclass(frozen=True, slots=True)
 class IndexGroup:
-    """One group of an indices release: its noisy n and each index's noisy sum of centred
-    contributions; both None when the group is suppressed (noisy n below the threshold)."""
+    """One group of an indices release: each index shown, with its noisy count, sum and
+    squares; an index whose noisy count is below the threshold is suppressed (absent)."""
 
     group: str
-    n: int | None
-    sums: Mapping[str, int] | None
+    shown: Mapping[IndexName, means.Noisy]
 
     @property
     def suppressed(self) -> bool:
-        return self.n is None
+        return not self.shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,34 +267,35 @@ class IndicesRelease:
     """The indices of every group, with the noise scales their intervals need."""
 
     groups: list[IndexGroup]
-    sum_scale: float
-    count_scale: float
+    scales: means.Scales
+    indices: tuple[IndexName, ...]
 
-    def mean(self, group: IndexGroup, index: str) -> float | None:
-        if group.n is None or group.sums is None:
-            return None
-        return means.estimate(group.sums[index], group.n)
+    def mean(self, group: IndexGroup, index: IndexName) -> float | None:
+        shown = group.shown.get(index)
+        return None if shown is None else means.estimate(shown)
 
-    def interval(self, group: IndexGroup, index: str) -> Interval | None:
-        if group.n is None or group.sums is None:
-            return None
-        return means.interval(
-            group.sums[index], group.n, sum_scale=self.sum_scale, count_scale=self.count_scale
-        )
+    def interval(self, group: IndexGroup, index: IndexName, threshold: int) -> Interval | None:
+        shown = group.shown.get(index)
+        return None if shown is None else means.interval(shown, self.scales, threshold=threshold)
 
 
-def indices_noise(plan: means.Split) -> tuple[Noise, Noise]:
-    """The mechanisms of an indices release: the counts' and the sums'."""
-    return Noise(plan.count, 1), Noise(plan.sums, means.BOUND * plan.indices)
+def indices_noise(plan: means.Split) -> tuple[Noise, Noise, Noise | None]:
+    """The mechanisms of an indices release: the counts', the sums' and (when the plan gives
+    them a share) the squares'."""
+    d_count, d_sum, d_squares = means.sensitivities(plan.indices)
+    squares = Noise(plan.squares, d_squares) if plan.squares > 0 else None
+    return Noise(plan.count, d_count), Noise(plan.sums, d_sum), squares
 
 
 def release_indices(
     tally: Tally, plan: means.Split, *, threshold: int = DEFAULT_THRESHOLD
 ) -> IndicesRelease:
-    """Noise every group's count of respondents (one vector, sensitivity 1: a respondent is in
-    one group; ``plan.count``) and every group's index sums (one vector, L1 sensitivity BOUND
-    per index; ``plan.sums``), then suppress groups on their noisy n. The exact values are
-    read here and never returned. The two spend ``plan.sums + plan.count``."""
+    """Noise, for every group and index, the count of those who answered it (one vector:
+    a respondent is in one group and each index's count once), the sum of their centred
+    contributions (one vector, L1 sensitivity BOUND per index) and of their squares (one
+    vector, HALF_SQUARE per index), each at its share of the plan's epsilon; then suppress
+    each index of each group on its noisy count. The exact values are read here and never
+    returned."""
     layout = tally.layout
     if len(layout.indices) != plan.indices or not layout.indices:
         raise PrivacyError(
@@ -291,17 +303,34 @@ def release_indices(
             f"{len(layout.indices) or 'no'} indices"
         )
     raw, size, k = tally.counts, layout.cells_per_group(), len(layout.indices)
-    counts = raw[::size]
-    sums = [raw[base + 1 + i] for base in range(0, len(raw), size) for i in range(k)]
-    if any(abs(sums[i]) > means.BOUND * counts[i // k] for i in range(len(sums))):
+    blocks = [raw[base : base + size] for base in range(0, len(raw), size)]
+    counts = [n for block in blocks for n in block[1 : 1 + k]]
+    sums = [t for block in blocks for t in block[1 + k : 1 + 2 * k]]
+    squares = [q for block in blocks for q in block[1 + 2 * k : 1 + 3 * k]]
+    if any(
+        abs(t) > means.BOUND * n or abs(q) > means.HALF_SQUARE * n
+        for n, t, q in zip(counts, sums, squares, strict=True)
+    ):
         raise PrivacyError("a sum is beyond what its respondents could contribute")
-    count, total = indices_noise(plan)
-    noisy_n, noisy_sums = count.add(counts), total.add(sums, signed=True)
+    count_noise, sum_noise, squares_noise = indices_noise(plan)
+    noisy_n = count_noise.add(counts)
+    noisy_sums = sum_noise.add(sums, signed=True)
+    noisy_squares = squares_noise.add(squares, signed=True) if squares_noise else None
     groups = []
     for g, name in enumerate(layout.groups):
-        shown = noisy_n[g] >= threshold
-        found: dict[str, int] = dict(
-            zip(layout.indices, noisy_sums[g * k : (g + 1) * k], strict=True)
-        )
-        groups.append(IndexGroup(name, noisy_n[g] if shown else None, found if shown else None))
-    return IndicesRelease(groups, total.scale, count.scale)
+        shown = {
+            index: means.Noisy(
+                noisy_n[g * k + i],
+                noisy_sums[g * k + i],
+                None if noisy_squares is None else noisy_squares[g * k + i],
+            )
+            for i, index in enumerate(layout.indices)
+            if noisy_n[g * k + i] >= threshold
+        }
+        groups.append(IndexGroup(name, shown))
+    scales = means.Scales(
+        count_noise.scale,
+        sum_noise.scale,
+        squares_noise.scale if squares_noise else math.inf,
+    )
+    return IndicesRelease(groups, scales, layout.indices)

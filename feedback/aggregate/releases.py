@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -104,22 +105,41 @@ def cells_document(groups: list[GroupRelease], noise: Noise) -> dict[str, Any]:
     }
 
 
+# What a release's intervals cover, on its card and in its document.
+COVERS = (
+    "sampling and noise: the respondents are taken as a sample of the people the program "
+    "serves; who chose not to answer is not covered"
+)
+
+
 def indices_document(found: IndicesRelease, plan: means.Split) -> dict[str, Any]:
-    """The stored form of an indices release: per group, the noisy n and each index's noisy
-    sum of centred contributions ("S" when suppressed), with the scales and the split that
-    readers need for the intervals (post-processing: see feedback.stats.means)."""
+    """The stored form of an indices release: per group and index, the noisy count of those
+    who answered it, the noisy sum of their centred contributions and of their squares ("S"
+    when suppressed), with the scales and the split that readers need for the intervals
+    (post-processing: see feedback.stats.means). A group's "n" is the largest count it shows,
+    what pages call its respondents."""
+    scales = found.scales
     return {
         "groups": [
             {
                 "group": g.group,
-                "n": SUPPRESSED if g.n is None else g.n,
-                "sums": SUPPRESSED if g.sums is None else dict(g.sums),
+                "n": max((s.n for s in g.shown.values()), default=SUPPRESSED),
+                "indices": {
+                    index: (
+                        {"n": shown.n, "sum": shown.sum, "squares": shown.squares}
+                        if (shown := g.shown.get(index)) is not None
+                        else SUPPRESSED
+                    )
+                    for index in found.indices
+                },
             }
             for g in found.groups
         ],
-        "sum_scale": found.sum_scale,
-        "count_scale": found.count_scale,
-        "split": {"sums": str(plan.sums), "count": str(plan.count)},
+        "count_scale": scales.count,
+        "sum_scale": scales.sum,
+        "squares_scale": None if math.isinf(scales.squares) else scales.squares,
+        "split": {"count": str(plan.count), "sums": str(plan.sums), "squares": str(plan.squares)},
+        "covers": COVERS,
     }
 
 
@@ -146,12 +166,12 @@ def _mechanism(
                 release(tally, noise, threshold=threshold), noise
             ),
         )
-    if split is None or split.sums + split.count != epsilon:
+    if split is None or split.total != epsilon:
         raise PrivacyError("an indices release needs its plan line's split of epsilon")
-    count, sums = indices_noise(split)
+    parts = [noise for noise in indices_noise(split) if noise is not None]
     return _Mechanism(
-        cost_of(Decimal(count.spent()) + Decimal(sums.spent())),
-        sums.scale,
+        cost_of(sum((Decimal(noise.spent()) for noise in parts), Decimal(0))),
+        parts[1].scale,
         lambda tally, threshold: indices_document(
             release_indices(tally, split, threshold=threshold), split
         ),

@@ -25,7 +25,6 @@ from feedback.cli.runtime import ready_database
 from feedback.config import Settings
 from feedback.db import WORKER, Connection
 from feedback.stats import means
-from feedback.stats.cells import SUPPRESSED
 from feedback.stats.periods import Period
 from feedback.stats.plans import PlanLine
 from feedback.surveys import INDICES
@@ -65,24 +64,24 @@ async def unlocked_keys(
     return await unlock_all(conn, organisation_id, read_passphrase(passphrase_file, confirm=False))
 
 
-def _noise_lines(cells: dict[str, Any]) -> list[str]:
+def _noise_lines(cells: dict[str, Any], threshold: int) -> list[str]:
     """What the noise allows, for the key holder: per cell, or each shown index's interval."""
     if "half_width_95" in cells:
         return [f"  95% noise half-width per cell: +/- {cells['half_width_95']:.1f}"]
     lines = []
+    scales = means.stored_scales(cells)
     for group in cells["groups"]:
-        if group["n"] == SUPPRESSED:
+        shown = means.stored_group(cells, group["group"])
+        if not shown:
             lines.append(f"  {group['group']}: suppressed (noisy n below the threshold)")
             continue
-        for index, total in group["sums"].items():
-            mean = means.estimate(total, group["n"])
-            found = means.interval(
-                total, group["n"], sum_scale=cells["sum_scale"], count_scale=cells["count_scale"]
-            )
-            shown = "can't tell" if mean is None else f"{mean:.1f}"
+        for index, noisy in shown.items():
+            mean = means.estimate(noisy)
+            found = means.interval(noisy, scales, threshold=threshold)
+            value = "can't tell" if mean is None else f"{mean:.1f}"
             lines.append(
-                f"  {group['group']}: {INDICES[index]} {shown} "
-                f"(95%: {found.low:.1f} to {found.high:.1f})"
+                f"  {group['group']}: {INDICES[index]} {value} "
+                f"(95%, sampling and noise: {found.low:.1f} to {found.high:.1f})"
             )
     return lines
 
@@ -148,7 +147,7 @@ async def aggregate(
             f"  epsilon {release.epsilon}, discrete Laplace scale {release.noise_scale}, "
             f"k {release.threshold}"
         )
-        for text in _noise_lines(release.cells):
+        for text in _noise_lines(release.cells, release.threshold):
             click.echo(text)
         click.echo(f"  {release.metadata.get('composition', '')}")
         if release.quarantined is not None:

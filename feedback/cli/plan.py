@@ -56,15 +56,21 @@ def describe_preview(layout: Layout, epsilon: Decimal, n: int, threshold: int) -
 def describe_indices_preview(
     layout: Layout, split: means.Split, n: int, threshold: int
 ) -> list[str]:
-    hidden = suppressed_chance(split.count_scale, n, threshold)
-    width = means.planned_half_width(split, n)
+    hidden = suppressed_chance(split.scales.count, n, threshold)
+    width = means.planned_half_width(split, n, threshold=threshold)
     names = ", ".join(INDICES[index] for index in layout.indices)
+    squares = (
+        f", {split.squares.normalize():f} to the sums of squares (for the spread)"
+        if split.squares
+        else " (no sums of squares: the spread is bounded)"
+    )
     return [
-        f"  at {n} respondents per group: {names}: each +/- {width:.1f} points (95%, for an "
-        f"index {means.PLANNED_OFFSET} points from the middle); a group of {n} is suppressed "
-        f"{hidden:.0%} of the time (k {threshold})",
-        f"  epsilon {split.sums.normalize():f} to the sums and {split.count.normalize():f} to "
-        "the count of respondents",
+        f"  at {n} respondents per group: {names}: each +/- {width:.1f} points (95%, sampling "
+        f"and noise, for an index {means.PLANNED_OFFSET} points from the middle whose answers "
+        f"spread {means.PLANNED_SD} points); a group of {n} is suppressed {hidden:.0%} of the "
+        f"time (k {threshold})",
+        f"  epsilon {split.count.normalize():f} to the counts of respondents, "
+        f"{split.sums.normalize():f} to the sums{squares}",
     ]
 
 

@@ -302,7 +302,7 @@ def card(program: ProgramReleases, release: Release, gathered: Gathered) -> dict
         "noise_scale": scales(release),
         "threshold": release.threshold,
         "suppressed_marker": SUPPRESSED,
-        "interval": "95%, covering the noise only (not sampling or who chose to answer)",
+        "interval": interval_covers(release),
         "figures": figures(release),
         "not_noised": list(NOT_NOISED),
         "code_version": feedback.__version__,
@@ -311,8 +311,24 @@ def card(program: ProgramReleases, release: Release, gathered: Gathered) -> dict
     }
 
 
+def interval_covers(release: Release) -> str:
+    """What each interval of the release covers: every interval read now covers sampling and
+    the noise (a count of this release's respondents, the noise only)."""
+    del release  # the same for every release: older ones are read the same way
+    return (
+        "95%, covering sampling (the respondents as a sample of the people the program serves) "
+        "and the noise; not who chose to answer. A count of respondents covers the noise only."
+    )
+
+
 def contribution(release: Release) -> str:
     if release.kind == "indices":
+        if "squares_scale" in release.cells:
+            return (
+                "adds 1 to the count of those who answered each index it answered, in one "
+                "group, at most 50 points to each such index's sum (the mean of its answers on "
+                "0 to 100, centred on 50) and at most 1,250 to its sum of squares (centred)"
+            )
         return (
             "adds 1 to the count of respondents of one group, and at most 50 points to each "
             "index's sum (each answer's mean on 0 to 100, centred on 50)"
@@ -327,10 +343,13 @@ def contribution(release: Release) -> str:
 
 def scales(release: Release) -> dict[str, float]:
     if release.kind == "indices":
-        return {
+        found = {
             "sums": float(release.cells["sum_scale"]),
             "count": float(release.cells["count_scale"]),
         }
+        if release.cells.get("squares_scale") is not None:
+            found["squares"] = float(release.cells["squares_scale"])
+        return found
     return {"cells": float(release.noise_scale)}
 
 

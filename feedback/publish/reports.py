@@ -102,22 +102,24 @@ class Release:
         return list(self.survey.items_of(index))
 
     def index(self, index: IndexName, group: str = "all", alpha: float = ALPHA) -> IndexValue:
-        """An index in one group, with its 1 - alpha interval (see feedback.stats.means)."""
-        found = next(g for g in self.groups if g["group"] == group)
-        if found["n"] == SUPPRESSED:
+        """An index in one group, with its 1 - alpha interval on the mean of the people the
+        group's respondents are a sample of (sampling and noise; see feedback.stats.means)."""
+        noisy = self.noisy(index, group)
+        if noisy is None:
             return IndexValue(index, group, None, None, None, suppressed=True)
-        noisy_sum, noisy_n = found["sums"][index], found["n"]
-        value = means.estimate(noisy_sum, noisy_n)
+        value = means.estimate(noisy)
         if value is None:
             return IndexValue(index, group, None, None, None, suppressed=False)
-        interval = means.interval(
-            noisy_sum,
-            noisy_n,
-            sum_scale=self.cells["sum_scale"],
-            count_scale=self.cells["count_scale"],
-            alpha=alpha,
-        )
-        return IndexValue(index, group, value, interval.low, interval.high, suppressed=False)
+        found = means.interval(noisy, self.scales, threshold=self.threshold, alpha=alpha)
+        return IndexValue(index, group, value, found.low, found.high, suppressed=False)
+
+    def noisy(self, index: IndexName, group: str = "all") -> means.Noisy | None:
+        """An index's released cells in one group; None when suppressed."""
+        return means.stored_group(self.cells, group).get(index)
+
+    @property
+    def scales(self) -> means.Scales:
+        return means.stored_scales(self.cells)
 
     def shown(self) -> list[dict[str, Any]]:
         return [g for g in self.groups if g["n"] != SUPPRESSED]

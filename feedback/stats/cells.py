@@ -59,8 +59,9 @@ class Layout:
     questions: tuple[Question, ...]
     groups: tuple[str, ...]  # ("all",) or the breakdown question's categories
     breakdown: str | None = None
-    # An indices release instead of questions: per group, n and each index's sum of centred
-    # contributions (feedback.stats.means), noised as its plan splits epsilon.
+    # An indices release instead of questions: per group and index, the count of those who
+    # answered it, the sum of their centred contributions and of their squares
+    # (feedback.stats.means), noised as its plan splits epsilon.
     indices: tuple[IndexName, ...] = ()
 
     def __post_init__(self) -> None:
@@ -107,7 +108,8 @@ class Layout:
         return 1 + len(self.questions)
 
     def cells_per_group(self) -> int:
-        return 1 + len(self.indices) + sum(len(categories(q)) for q in self.questions)
+        """n, then each question's categories, or each index's count, sum and squares."""
+        return 1 + 3 * len(self.indices) + sum(len(categories(q)) for q in self.questions)
 
     def __len__(self) -> int:
         return len(self.groups) * self.cells_per_group()

@@ -1,18 +1,30 @@
 """Indices ("Treated with rights", "Recovery"): each respondent's mean over the index's items
-they answered, on 0 to 100, released as a noisy sum of contributions centred on the middle of
-the scale beside one noisy count of respondents (../shared/PRIVACY.md, Statistics chosen for
-small programs; the method is in docs/privacy.md).
+they answered, on 0 to 100, released as noisy sums of contributions centred on the middle of
+the scale, with a noisy count of those who answered the index and a noisy sum of their
+squares (../shared/PRIVACY.md, Statistics chosen for small programs and What an interval
+covers; the method and its evidence are in docs/privacy.md).
 
 What is here needs no budget: scoring a respondent (the worker, before noise), splitting a
-planned epsilon between the sums and the count, and the interval on an index's mean that the
-noise allows (post-processing of released numbers, for the aggregator and the dashboard).
+planned epsilon between the counts, the sums and the squares, and reading released numbers
+(post-processing, for the aggregator and every page): the estimate, its interval, the
+interval of a difference.
 
-The interval inverts a test whose statistic is pivotal: if the centred mean is ``theta``, then
-``noisy_sum - theta * noisy_n = Z_sum - theta * Z_n`` whatever the data, so the set of every
-``theta`` with ``|noisy_sum - theta * noisy_n|`` within the (1 - ALPHA) quantile of
-``|Z_sum - theta * Z_n|`` covers the exact mean with probability at least 1 - ALPHA over the
-noise. The quantile is computed exactly from the two discrete Laplace distributions. Like the
-shares' intervals, it covers the noise only, not sampling or non-response.
+The interval is on the mean of the population the respondents are a sample of, and covers
+sampling and noise among the groups shown. It inverts a test of a candidate mean ``theta``
+(centred):
+
+    T(theta) = noisy_sum - theta * noisy_n = sum(c_i - theta) + Z_sum - theta * Z_n
+
+The sampling term is taken as normal with variance n * (M - theta**2), M the population's
+mean square of contributions, estimated from the released squares (plug-in, raised by half
+the squares' noise scale per respondent, never above the Bhatia-Davis bound); the noise terms
+are exact (a sum over the count's discrete Laplace values; the sum's noise as a Laplace with
+half a unit of slack). Among the groups shown, a small group's noisy count is the threshold
+plus a geometric draw whatever its size, so below a reading floor of the noisy count the
+test allows any group size from one. The structure is Du, Foot, Moniot, Bray and Groce 2020's
+noisy sum and noisy variance; the count's allowance is a union bound in the manner of Karwa
+and Vadhan 2018. Releases made before squares were released are read with the Bhatia-Davis
+bound alone (wider, still covering).
 """
 
 from __future__ import annotations
@@ -22,21 +34,32 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
-from feedback.stats.shares import ALPHA, Interval
+from feedback.stats.cells import SUPPRESSED
+from feedback.stats.shares import ALPHA, Interval, laplace_sum_sf, normal_laplace_sf
 from feedback.surveys import INDICES, IndexName, Survey
 
 MIDDLE = 50  # contributions are centred here, on the 0-100 scale
 BOUND = 50  # |contribution| <= BOUND: what one respondent moves an index's sum by, at most
-# The split of epsilon is chosen for an index this far from the middle (25 or 75): the count's
-# noise moves the mean in proportion to that distance, so the further, the more the count gets.
+HALF_SQUARE = BOUND * BOUND // 2  # a square is released centred: c*c - HALF_SQUARE
+TOP_SQUARE = BOUND * BOUND  # c*c <= TOP_SQUARE: the Bhatia-Davis bound on the mean square
+THRESHOLD = 11  # the default release threshold: a group is shown when its noisy n reaches it
+
+ALPHA_COUNT = 0.025  # of ALPHA, below the reading floor: that a small group reads above it
+KAPPA = 0.5  # the noisy mean square is raised by this many squares' noise scales per person
+# The plan: the split is chosen for an index this far from the middle, with this spread.
 PLANNED_OFFSET = 25
-# The count of respondents gets at least this much of an indices release's epsilon: a count
-# noised more than that says nothing, and the exact interval's cost grows with its scale (the
-# sum over the count's noise runs to 40 times the scale), so every split stays cheap to read.
-LEAST_COUNT = Decimal("0.02")
+PLANNED_SD = 20
+LEAST_COUNT_PERCENT = 5  # the counts get at least this share of an indices release's epsilon
 LEAST_EPSILON = Decimal("0.05")  # the least an indices release can be planned at
-_GRID = 20  # steps per point when the interval's ends are searched for
+# The squares' noise per planned respondent is at most this (in units of c*c), or the release
+# carries no squares and the spread is bounded by Bhatia-Davis alone: a noisier mean square
+# falls below the truth too often where the spread is large (docs/privacy.md).
+MOST_SQUARES_NOISE = TOP_SQUARE / 6
+MOST_BELOW_FLOOR = 0.05  # a group of the planned size lands below the reading floor at most so
+STEP = 0.05  # the interval's ends are found to this many points, rounded outward
+_TAIL = 1e-7  # the count's noise is summed until the mass left is below this
 
 
 def item_points(value: int, *, reverse: bool = False) -> int:
@@ -46,21 +69,21 @@ def item_points(value: int, *, reverse: bool = False) -> int:
     return (5 - value if reverse else value - 1) * 25
 
 
-def contribution(points: Sequence[int]) -> int:
-    """A respondent's centred contribution to an index's sum: the mean of the item points they
-    gave (rounded to a whole point), minus MIDDLE. One who answered none of the index's items
-    contributes 0, as if at the middle: they are in the shared count of respondents."""
+def contribution(points: Sequence[int]) -> int | None:
+    """A respondent's centred contribution to an index: the mean of the item points they gave
+    (rounded to a whole point), minus MIDDLE. None for one who answered none of the index's
+    items: they are in none of its cells, so the figure is the mean of those who answered."""
     if not points:
-        return 0
+        return None
     mean = sum(points) / len(points)
     return min(BOUND, max(-BOUND, math.floor(mean + 0.5) - MIDDLE))
 
 
-def contributions(survey: Survey, answers: Mapping[str, object]) -> dict[IndexName, int]:
+def contributions(survey: Survey, answers: Mapping[str, object]) -> dict[IndexName, int | None]:
     """One respondent's contribution to each index, from their checked answers: the items
     tagged with it that they answered on the scale ("prefer not to say" and skipped items
     leave it)."""
-    found: dict[IndexName, int] = {}
+    found: dict[IndexName, int | None] = {}
     for index in INDICES:
         points = [
             item_points(value, reverse=item.reverse)
@@ -71,141 +94,328 @@ def contributions(survey: Survey, answers: Mapping[str, object]) -> dict[IndexNa
     return found
 
 
+def sensitivities(indices: int) -> tuple[int, int, int]:
+    """L1 sensitivities of the three vectors (counts, sums, squares) of a release of
+    ``indices`` indices: a respondent is in one group and moves each index's three cells by
+    at most 1, BOUND and HALF_SQUARE."""
+    return indices, indices * BOUND, indices * HALF_SQUARE
+
+
+@dataclass(frozen=True, slots=True)
+class Scales:
+    """Discrete Laplace scales of the three vectors, as stored beside a release."""
+
+    count: float
+    sum: float
+    squares: float = math.inf  # inf: no squares released (the spread is bounded only)
+
+
 @dataclass(frozen=True, slots=True)
 class Split:
-    """A planned epsilon, divided between the indices' sums (all of them, one vector whose L1
-    sensitivity is ``indices * BOUND``) and the count of respondents (sensitivity 1). The
-    parts are decimals that add up to the planned epsilon exactly, so that what the ledger
-    records for the two never exceeds the plan."""
+    """A planned epsilon divided between the counts, the sums and the squares: decimals that
+    add up to the planned epsilon exactly, so that what the ledger records for the three
+    never exceeds the plan."""
 
-    sums: Decimal
     count: Decimal
+    sums: Decimal
+    squares: Decimal
     indices: int
 
     @property
-    def sum_scale(self) -> float:
-        return self.indices * BOUND / float(self.sums)
+    def total(self) -> Decimal:
+        return self.count + self.sums + self.squares
 
     @property
-    def count_scale(self) -> float:
-        return 1 / float(self.count)
+    def scales(self) -> Scales:
+        d_n, d_s, d_q = sensitivities(self.indices)
+        return Scales(
+            count=d_n / float(self.count),
+            sum=d_s / float(self.sums),
+            squares=d_q / float(self.squares) if self.squares > 0 else math.inf,
+        )
 
 
 @functools.lru_cache(maxsize=256)
-def split(epsilon: float | Decimal, *, indices: int, expected_n: int) -> Split:
-    """The division of ``epsilon`` that makes the planned interval on an index's mean (for a
-    program of ``expected_n`` respondents, an index PLANNED_OFFSET from the middle) as narrow
-    as possible: the count's share is searched in steps of five percent, then of one percent
-    around the best (the width falls, then rises, as the count's share grows)."""
+def split(
+    epsilon: float | Decimal,
+    *,
+    indices: int,
+    expected_n: int,
+    threshold: int = THRESHOLD,
+) -> Split:
+    """The division of ``epsilon`` that makes the planned interval (``planned_half_width``)
+    as narrow as possible, among the splits whose squares are absent or precise enough
+    (MOST_SQUARES_NOISE at ``expected_n``) and whose count puts a group of ``expected_n``
+    above the reading floor (MOST_BELOW_FLOOR; waived where no split can). Searched on a grid
+    of five percent, then of one percent around the best. Reads the plan only."""
     total = Decimal(str(epsilon))
     if not (total.is_finite() and total > 0):
         raise ValueError(f"epsilon must be a positive number; got {epsilon}")
     if total < LEAST_EPSILON:
         raise ValueError(
-            f"epsilon {epsilon} is too small to split between sums and a count: an indices "
-            f"release needs at least {LEAST_EPSILON}"
+            f"epsilon {epsilon} is too small to split between counts, sums and squares: an "
+            f"indices release needs at least {LEAST_EPSILON}"
         )
     places = Decimal("0.000001")
 
-    def candidate(percent: int) -> Split | None:
-        count = (total * percent / 100).quantize(places, rounding=ROUND_FLOOR)
-        if count < LEAST_COUNT:
+    def make(count_percent: int, squares_percent: int) -> Split | None:
+        if count_percent < LEAST_COUNT_PERCENT or count_percent + squares_percent > 90:
             return None
-        return Split(sums=total - count, count=count, indices=indices)
+        count = (total * count_percent / 100).quantize(places, rounding=ROUND_FLOOR)
+        squares = (total * squares_percent / 100).quantize(places, rounding=ROUND_FLOOR)
+        found = Split(count, total - count - squares, squares, indices)
+        if squares > 0 and found.scales.squares / max(expected_n, 1) > MOST_SQUARES_NOISE:
+            return None
+        return found
 
-    def best(percents: Iterable[int]) -> tuple[int, Split] | None:
-        found = [(p, c) for p in percents if (c := candidate(p)) is not None]
-        if not found:
-            return None
+    def readable(plan: Split) -> bool:
+        gap = expected_n - reading_floor(plan.scales.count, threshold)
+        p = math.exp(-1 / plan.scales.count)
+        return gap >= 1 and p**gap / (1 + p) <= MOST_BELOW_FLOOR
+
+    def best(pairs: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], Split]:
+        found = [(pair, plan) for pair in pairs if (plan := make(*pair)) is not None]
+        found = [f for f in found if readable(f[1])] or found
         # Ties (widths capped at the whole scale) go to the larger count: cheaper to read.
-        return min(found, key=lambda pair: (planned_half_width(pair[1], expected_n), -pair[0]))
+        return min(
+            found,
+            key=lambda f: (planned_half_width(f[1], expected_n, threshold=threshold), -f[0][0]),
+        )
 
-    coarse = best(range(5, 81, 5))
-    if coarse is None:
-        raise ValueError(f"epsilon {epsilon} is too small to split between sums and a count")
-    fine = best(range(max(1, coarse[0] - 4), min(80, coarse[0] + 4) + 1))
-    return fine[1] if fine is not None else coarse[1]
+    (count, squares), _ = best((c, q) for c in range(5, 61, 5) for q in range(0, 51, 5))
+    fine = (
+        (c, q)
+        for c in range(max(1, count - 4), count + 5)
+        for q in range(max(0, squares - 4), squares + 5)
+    )
+    return best(fine)[1]
 
 
-def planned_half_width(plan: Split, n: int, offset: float = PLANNED_OFFSET) -> float:
-    """The half-width, in points, of the interval on the mean of an index ``offset`` from the
-    middle, for ``n`` respondents, when the noise happens to be zero: what a plan can promise."""
+def planned_half_width(
+    plan: Split, n: int, offset: float = PLANNED_OFFSET, *, threshold: int = THRESHOLD
+) -> float:
+    """The half-width, in points, of the interval at ``n`` respondents when the noise happens
+    to be zero, for an index ``offset`` from the middle whose respondents' spread is
+    PLANNED_SD: what a plan can promise, sampling included."""
     if n < 1:
         return float(MIDDLE)
-    return min(float(MIDDLE), quantile(offset, plan.sum_scale, plan.count_scale, ALPHA) / n)
+    square = offset * offset + PLANNED_SD * PLANNED_SD
+    planned = Noisy(n=n, sum=round(offset * n), squares=round((square - HALF_SQUARE) * n))
+    found = interval(planned, plan.scales, threshold=min(threshold, n))
+    return (found.high - found.low) / 2
 
 
-def estimate(noisy_sum: int, noisy_n: int) -> float | None:
-    """An index's mean on 0 to 100, from its noisy sum and the noisy count; None when the
-    noisy count is below one."""
-    if noisy_n < 1:
-        return None
-    return MIDDLE + min(BOUND, max(-BOUND, noisy_sum / noisy_n))
+@dataclass(frozen=True, slots=True)
+class Noisy:
+    """One index's released cells in one group."""
+
+    n: int
+    sum: int
+    squares: int | None  # None: the release carries no squares
 
 
-def interval(
-    noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: float, alpha: float = ALPHA
-) -> Interval:
-    """The interval, on 0 to 100, that covers an index's exact mean with probability at least
-    1 - alpha over the noise (see the module's docstring). It is the whole scale when the
-    noise allows every mean."""
-    accepted = [
-        step / _GRID
-        for step in range(-BOUND * _GRID, BOUND * _GRID + 1)
-        if abs(noisy_sum - step / _GRID * noisy_n)
-        <= _quantile_near(step / _GRID, sum_scale, count_scale, alpha)
-    ]
-    if not accepted:  # no mean fits the noise at this level (chance below ALPHA): say nothing
-        return Interval(0.0, 100.0)
-    # The ends lie within a step of the last means accepted: a step more, on each side.
-    step = 1 / _GRID
-    return Interval(max(0.0, MIDDLE + accepted[0] - step), min(100.0, MIDDLE + accepted[-1] + step))
-
-
-def _quantile_near(theta: float, sum_scale: float, count_scale: float, alpha: float) -> float:
-    """The quantile at ``theta``, taken at the whole points either side (the larger: the
-    quantile grows with the distance from the middle), so that few are computed."""
-    low, high = math.floor(abs(theta)), math.ceil(abs(theta))
-    return max(
-        quantile(low, sum_scale, count_scale, alpha),
-        quantile(high, sum_scale, count_scale, alpha),
+def stored_scales(cells: Mapping[str, Any]) -> Scales:
+    """The scales a stored indices release was noised with (one made before squares were
+    released has none: its spread is bounded only)."""
+    squares = cells.get("squares_scale")
+    return Scales(
+        float(cells["count_scale"]),
+        float(cells["sum_scale"]),
+        math.inf if squares is None else float(squares),
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def quantile(theta: float, sum_scale: float, count_scale: float, alpha: float) -> float:
-    """The smallest t (to a thousandth, or to a ten-thousandth of t) with
-    P(|Z_sum - theta * Z_n| > t) <= alpha, for independent discrete Laplace Z_sum and Z_n of
-    the given scales."""
+def stored_group(cells: Mapping[str, Any], group: str) -> dict[IndexName, Noisy]:
+    """The indices shown in one group of a stored indices release, by index: those missing
+    were suppressed. A release made before each index had a count of its own holds one count
+    for the group (respondents who skipped an index were in it at the middle) and no squares."""
+    found = next(g for g in cells["groups"] if g["group"] == group)
+    if "indices" in found:
+        return {
+            index: Noisy(shown["n"], shown["sum"], shown.get("squares"))
+            for index, shown in found["indices"].items()
+            if shown != SUPPRESSED
+        }
+    if found["n"] == SUPPRESSED:
+        return {}
+    return {index: Noisy(found["n"], total, None) for index, total in found["sums"].items()}
+
+
+def estimate(noisy: Noisy) -> float | None:
+    """The index's mean on 0 to 100; None when the noisy count is below one."""
+    if noisy.n < 1:
+        return None
+    return MIDDLE + min(BOUND, max(-BOUND, noisy.sum / noisy.n))
+
+
+@functools.lru_cache(maxsize=8192)
+def interval(
+    noisy: Noisy,
+    scales: Scales,
+    *,
+    threshold: int = THRESHOLD,
+    alpha: float = ALPHA,
+) -> Interval:
+    """The interval, on 0 to 100, on the mean of the population the respondents are a simple
+    random sample of, covering it with probability at least 1 - alpha over sampling and
+    noise among the groups shown (noisy count at least ``threshold``; 0: every group). The
+    whole scale when no mean fits (probability below alpha)."""
+    if noisy.n < max(threshold, 1):
+        raise ValueError("a suppressed group has no interval")
+    test = _Test.make(noisy, scales, threshold, alpha)
+    centre = min(BOUND, max(-BOUND, noisy.sum / noisy.n))
+    if not test.accepts(centre):
+        found = next((float(t) for t in range(-BOUND, BOUND + 1, 5) if test.accepts(t)), None)
+        if found is None:
+            return Interval(0.0, 100.0)
+        centre = found
+    return Interval(MIDDLE + _edge(test, centre, -BOUND), MIDDLE + _edge(test, centre, BOUND))
+
+
+def reading_floor(count_scale: float, threshold: int) -> int:
+    """The least noisy count at which a group smaller than the threshold is implausible
+    (given that it is shown, a small group's noisy count is the threshold plus a geometric
+    draw, whatever its size: P(at least this | shown) <= ALPHA_COUNT). Below it the interval
+    allows any group size from one, and is very wide."""
+    if threshold <= 0:
+        return 0
+    p = math.exp(-1 / count_scale)
+    return threshold + math.ceil(math.log(ALPHA_COUNT) / math.log(p) - 1e-9)
+
+
+def second_moment(noisy: Noisy, scales: Scales) -> float:
+    """The population's mean of c*c as the test takes it: from the noisy squares, raised by
+    KAPPA of the squares' noise scale per respondent (what clamping at TOP_SQUARE takes off
+    for a population at that bound), within [0, TOP_SQUARE]; TOP_SQUARE without squares."""
+    if noisy.squares is None or math.isinf(scales.squares):
+        return float(TOP_SQUARE)
+    raw = HALF_SQUARE + (noisy.squares + KAPPA * scales.squares) / max(noisy.n, 1)
+    return min(float(TOP_SQUARE), max(0.0, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """What moves a group's estimate, centred: its normal part (sampling, and the count's
+    noise) and the Laplace scale of its sum's noise."""
+
+    mean: float
+    variance: float
+    laplace: float
+
+
+def error_of(noisy: Noisy, scales: Scales) -> Error:
+    n = max(noisy.n, 1)
+    mean = min(BOUND, max(-BOUND, noisy.sum / n))
+    sampling = max(0.0, second_moment(noisy, scales) - mean * mean) / n
+    p = math.exp(-1 / scales.count)
+    count_variance = 2 * p / (1 - p) ** 2
+    return Error(mean, sampling + mean * mean * count_variance / (n * n), scales.sum / n)
+
+
+def difference_interval(
+    first: Noisy,
+    second: Noisy,
+    first_scales: Scales,
+    second_scales: Scales,
+    *,
+    alpha: float = ALPHA,
+) -> Interval:
+    """An interval, in points, on first's population mean minus second's, for two groups
+    with independent noise (two programs, two groups of a breakdown, two periods of one
+    program): the difference of the estimates, plus or minus the (1 - alpha) quantile of the
+    normal part of both errors plus their two Laplace parts (exact, in closed form). Sharing
+    respondents (two periods) makes the true sampling variance smaller: conservative. A
+    verdict is this interval excluding 0; with several on a page, ``alpha`` is Holm's."""
+    one, other = error_of(first, first_scales), error_of(second, second_scales)
+    half = quantile(math.sqrt(one.variance + other.variance), (one.laplace, other.laplace), alpha)
+    centre = one.mean - other.mean
+    return Interval(centre - half, centre + half)
+
+
+def quantile(sd: float, laplaces: Sequence[float], alpha: float) -> float:
+    """The h with P(|N(0, sd^2) + L_1 + ... | > h) = alpha, for independent Laplace L_i of the
+    given scales."""
+
+    def beyond(h: float) -> float:
+        return 2 * laplace_sum_sf(h, sd, laplaces)
+
     low, high = 0.0, 1.0
-    while _beyond(high, theta, sum_scale, count_scale) > alpha:
+    while beyond(high) > alpha:
         low, high = high, high * 2
-    while high - low > max(1e-3, high * 1e-4):  # the upper end is kept: conservative
+    while high - low > 1e-4 * high:
         middle = (low + high) / 2
-        if _beyond(middle, theta, sum_scale, count_scale) > alpha:
+        if beyond(middle) > alpha:
             low = middle
         else:
             high = middle
     return high
 
 
-def _beyond(t: float, theta: float, sum_scale: float, count_scale: float) -> float:
-    """P(|Z_sum - theta * Z_n| > t), summed over the values of Z_n (its tail past the last
-    term is below 1e-17). Z_sum is symmetric, so Z_n = k and Z_n = -k give the same
-    probability: each k above 0 is counted twice."""
-    q = math.exp(-1 / count_scale)
-    p = math.exp(-1 / sum_scale)
-    reach = math.ceil(40 * count_scale) + 1
-    total = 0.0
-    for k in range(reach + 1):
-        centre = theta * k
-        outside = _at_least(math.floor(centre + t) + 1, p) + _at_least(1 - math.ceil(centre - t), p)
-        total += (2 if k else 1) * (1 - q) / (1 + q) * q**k * outside
-    return total
+def _edge(test: _Test, inside: float, end: float) -> float:
+    """The end of the accepted set from ``inside`` toward ``end``, to STEP, rounded outward."""
+    if test.accepts(end):
+        return end
+    good, bad = inside, end
+    while abs(bad - good) > STEP:
+        middle = (good + bad) / 2
+        if test.accepts(middle):
+            good = middle
+        else:
+            bad = middle
+    return bad  # the first mean found rejected: conservative by less than STEP
 
 
-def _at_least(j: int, p: float) -> float:
-    """P(Z >= j) for a discrete Laplace Z with P(Z = k) proportional to p ** |k|."""
-    if j >= 1:
-        return p**j / (1 + p)
-    return 1 - p ** (1 - j) / (1 + p)
+@dataclass(frozen=True, slots=True)
+class _Test:
+    noisy_n: int
+    noisy_sum: int
+    second: float  # the population's mean of c*c, as estimated
+    sum_scale: float
+    level: float
+    values: tuple[int, ...]  # of the count's noise
+    free: tuple[float, ...]  # their weights
+    shown: tuple[float, ...]  # their weights given a group of one was shown (below the floor)
+
+    @classmethod
+    def make(cls, noisy: Noisy, scales: Scales, threshold: int, alpha: float) -> _Test:
+        p = math.exp(-1 / scales.count)
+        reach = math.ceil(scales.count * math.log(2 / _TAIL)) + 1
+        small = threshold > 0 and noisy.n < reading_floor(scales.count, threshold)
+        cut = threshold - 1 if small else -reach - 1  # a group of one is shown: Z_n >= cut
+        values = tuple(range(-reach, max(reach, cut + reach) + 1))
+        free = tuple((1 - p) / (1 + p) * p ** abs(z) for z in values)
+        kept = [w if z >= cut else 0.0 for z, w in zip(values, free, strict=True)]
+        mass = sum(kept)
+        return cls(
+            noisy.n,
+            noisy.sum,
+            second_moment(noisy, scales),
+            scales.sum,
+            alpha - ALPHA_COUNT if small else alpha,
+            values,
+            free,
+            tuple(w / mass for w in kept),
+        )
+
+    def accepts(self, theta: float) -> bool:
+        return self.p_value(theta) > self.level
+
+    def p_value(self, theta: float) -> float:
+        """Equal-tailed: twice the smaller of P(T >= t) and P(T <= t), each under the law of
+        the count's noise (unconditioned, or given that a group of one was shown) that makes
+        that tail largest."""
+        t = self.noisy_sum - theta * self.noisy_n
+        sd = math.sqrt(max(0.0, self.second - theta * theta) * max(self.noisy_n, 1))
+        b = self.sum_scale
+        if theta == 0:
+            up, low = normal_laplace_sf(t - 0.5, sd, b), normal_laplace_sf(-t - 0.5, sd, b)
+        else:  # T = sampling + Laplace - theta * Z_n
+            upper, lower = (self.free, self.shown) if theta > 0 else (self.shown, self.free)
+            up = low = 0.0
+            for z, wu, wl in zip(self.values, upper, lower, strict=True):
+                shift = theta * z
+                if wu:
+                    up += wu * normal_laplace_sf(t - 0.5 + shift, sd, b)
+                if wl:
+                    low += wl * normal_laplace_sf(-t - 0.5 - shift, sd, b)
+        return min(1.0, 2 * min(up, low))

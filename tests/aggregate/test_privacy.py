@@ -14,7 +14,6 @@ from feedback.envelope import Envelope, InvalidEnvelope, answers_of
 from feedback.stats import means
 from feedback.stats.cells import Layout, PrivacyError, categories
 from feedback.stats.shares import (
-    ALPHA,
     headline,
     noise_bound,
     preview,
@@ -220,19 +219,20 @@ def test_groups_are_suppressed_on_their_noisy_count(true_n: int, shown: float) -
     assert visible / runs == pytest.approx(shown, abs=0.04)  # about 4.4 standard errors at n = 11
 
 
-def test_intervals_cover_the_true_share_at_least_at_the_stated_rate() -> None:
+def test_share_intervals_cover_the_populations_share_at_least_at_the_stated_rate() -> None:
+    """60 respondents drawn afresh each time from people of whom 70% agree on the scale (some
+    prefer not to say or skip): through the real tally and mechanism, the interval holds the
+    people's share at least 95 times in 100, sampling and noise together."""
     rng = random.Random(7)  # noqa: S311 - a reproducible synthetic data set, not a secret
     layout = Layout.plan(SURVEY, ["believed"])
-    tally = Tally(layout)
-    answers = [rng.choice([1, 2, 3, 4, 5, 5, 4, "prefer_not", None]) for _ in range(60)]
-    for value in answers:
-        tally.add({} if value is None else {"believed": value})
+    people = [4] * 35 + [5] * 35 + [3] * 10 + [2] * 10 + [1] * 10 + ["prefer_not"] * 8
     agree_cells, rest_cells = headline(SURVEY.question("believed"))
-    on_scale = [a for a in answers if a in (1, 2, 3, 4, 5)]
-    true_share = sum(a in (4, 5) for a in on_scale) / len(on_scale)
     noise = Noise(1.0, layout.sensitivity)
-    runs, covered, widths = 2000, 0, 0.0
+    runs, covered, widths = 1000, 0, 0.0
     for _ in range(runs):
+        tally = Tally(layout)
+        for value in rng.choices([*people, None, None], k=60):
+            tally.add({} if value is None else {"believed": value})
         [group] = release(tally, noise, threshold=1)
         cells = group.cells["believed"]
         agree = sum(cells[c] or 0 for c in agree_cells)
@@ -240,12 +240,12 @@ def test_intervals_cover_the_true_share_at_least_at_the_stated_rate() -> None:
         share, interval = share_interval(
             agree, rest, cells_in_numerator=1, cells_in_rest=2, scale=noise.scale
         )
-        assert interval.low <= share <= interval.high or share in (0.0, 1.0)
-        covered += interval.low <= true_share <= interval.high
+        assert share is None or interval.low <= share <= interval.high
+        covered += interval.low <= 0.7 <= interval.high
         widths += interval.high - interval.low
-    assert covered / runs >= 1 - ALPHA - 0.01
+    assert covered / runs >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / runs)
     # Not by being uselessly wide: at n 60 and epsilon 1 the interval is a usable one.
-    assert widths / runs / 2 < 0.3  # measured: 0.23 (a union bound over cells: 0.45)
+    assert widths / runs / 2 < 0.3
 
 
 @pytest.mark.parametrize(("scale", "cells"), [(2.0, 1), (3.0, 2), (5.0, 4)])
@@ -294,44 +294,52 @@ def respondent(rng: random.Random) -> dict[str, object]:
     }
 
 
-def test_a_tally_of_indices_sums_each_respondents_centred_contribution() -> None:
+def test_a_tally_of_indices_counts_those_who_answered_each_and_their_contributions() -> None:
     tally = Tally(Layout.for_indices(SURVEY, breakdown="gender"))
     assert tally.add({"believed": 5, "respected": 4, "safe_now": 1, "gender": "woman"})
     assert tally.add({"believed": 1, "gender": "man"})
-    assert tally.add({"recommend": 5})  # no index item: counted at the middle
+    assert tally.add({"recommend": 5})  # no index item: in no index's cells
     assert not tally.add({"believed": 7})  # not an answer: counted nowhere
     counts = tally.counts
-    groups = {g: tuple(counts[3 * i : 3 * i + 3]) for i, g in enumerate(tally.layout.groups)}
-    assert groups["woman"] == (1, 88 - 50, 0 - 50)
-    assert groups["man"] == (1, -50, 0)
-    assert groups["skipped"] == (1, 0, 0)
+    size = tally.layout.cells_per_group()
+    groups = {
+        g: tuple(counts[size * i : size * (i + 1)]) for i, g in enumerate(tally.layout.groups)
+    }
+    # n; then counts (rights, recovery), sums, squares (centred on 1250)
+    assert groups["woman"] == (1, 1, 1, 88 - 50, 0 - 50, 38 * 38 - 1250, 50 * 50 - 1250)
+    assert groups["man"] == (1, 1, 0, -50, 0, 50 * 50 - 1250, 0)
+    assert groups["skipped"] == (1, 0, 0, 0, 0, 0, 0)
     with pytest.raises(PrivacyError, match="release_indices"):
         release(tally, Noise(1.0, 1))
     with pytest.raises(PrivacyError, match="either questions or indices"):
         Layout(SURVEY, (SURVEY.question("believed"),), ("all",), None, ("rights",))
 
 
-def test_indices_intervals_cover_their_means_at_the_stated_rate_and_width() -> None:
-    """60 respondents, epsilon 1 for both indices: over 2,000 releases (OpenDP's noise, the
-    real tally and mechanism) the intervals hold the exact mean about 95% of the time
-    (exactly, not conservatively: the test is pivotal, so 3 standard errors are allowed) and
-    are about +/-8 points wide (for a mean of about 65)."""
+def test_indices_intervals_cover_the_populations_mean_at_the_stated_rate_and_width() -> None:
+    """60 respondents drawn afresh from 2,000 people (whose answers lean to agreement), epsilon
+    1 for both indices: over 400 releases (OpenDP's noise, the real tally and mechanism) the
+    intervals hold the people's mean at least 95% of the time (three standard errors
+    allowed) and are about +/-12 points wide. make bench measures it on more populations
+    (population_coverage_min)."""
     rng = random.Random(12)  # noqa: S311 - synthetic answers
     plan = means.split(1.0, indices=2, expected_n=60)
     layout = Layout.for_indices(SURVEY)
-    covered, widths = 0, []
-    for _ in range(2000):
+    people = [respondent(rng) for _ in range(2000)]
+    scored = [means.contributions(SURVEY, answers)["rights"] for answers in people]
+    given = [c for c in scored if c is not None]
+    mean = means.MIDDLE + sum(given) / len(given)
+    covered, widths, runs = 0, [], 400
+    for _ in range(runs):
         tally = Tally(layout)
-        for _ in range(60):
-            tally.add(respondent(rng))
-        exact = means.MIDDLE + tally.counts[1] / 60
-        found = release_indices(tally, plan, threshold=0)
-        interval = found.interval(found.groups[0], "rights")
+        for answers in rng.sample(people, 60):
+            tally.add(answers)
+        found = release_indices(tally, plan, threshold=11)
+        interval = found.interval(found.groups[0], "rights", threshold=11)
         assert interval is not None
-        covered += interval.low <= exact <= interval.high
+        covered += interval.low <= mean <= interval.high
         widths.append((interval.high - interval.low) / 2)
-    assert covered / 2000 >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / 2000)
-    assert sum(widths) / len(widths) <= 8.2
+    assert covered / runs >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / runs)
+    assert sum(widths) / len(widths) <= 13
 
 
 def test_indices_spend_what_the_plan_says_suppress_small_groups_and_refuse_bad_tallies() -> None:
@@ -341,17 +349,26 @@ def test_indices_spend_what_the_plan_says_suppress_small_groups_and_refuse_bad_t
     for _ in range(100):
         tally.add({**respondent(rng), "gender": "woman"})
     found = release_indices(tally, plan)
-    spent = Noise(plan.count, 1).spent() + Noise(plan.sums, 2 * means.BOUND).spent()
+    d_count, d_sum, d_squares = means.sensitivities(2)
+    spent = sum(
+        Noise(part, sensitivity).spent()
+        for part, sensitivity in (
+            (plan.count, d_count),
+            (plan.sums, d_sum),
+            (plan.squares, d_squares),
+        )
+    )
     assert spent <= 0.8 + 1e-12
-    assert found.sum_scale >= plan.sum_scale
-    assert found.count_scale >= plan.count_scale
+    assert found.scales.sum >= plan.scales.sum
+    assert found.scales.count >= plan.scales.count
+    assert found.scales.squares >= plan.scales.squares
     woman = found.groups[0]
     assert woman.group == "woman"
     assert found.mean(woman, "rights") is not None
-    # A group whose noisy n is below the threshold shows no n, no sum and no mean.
+    # An index whose noisy count is below the threshold shows no count, no sum and no mean.
     hidden = release_indices(tally, plan, threshold=10**6)
-    assert all(g.suppressed and g.sums is None for g in hidden.groups)
-    assert all(hidden.interval(g, "rights") is None for g in hidden.groups)
+    assert all(g.suppressed and not g.shown for g in hidden.groups)
+    assert all(hidden.interval(g, "rights", threshold=10**6) is None for g in hidden.groups)
     with pytest.raises(PrivacyError, match="for 1 indices; the layout has 2 indices"):
         release_indices(tally, means.split(0.8, indices=1, expected_n=100))
     with pytest.raises(PrivacyError, match="the layout has no indices"):
