@@ -70,7 +70,7 @@ def share_interval(
 
     def edge(end: float) -> float:
         if accepts(end):
-            return min(1.0, max(0.0, end))
+            return round(end)  # the whole way: 0 or 1
         good, bad = centre, end
         while abs(bad - good) > 0.0005:
             middle = (good + bad) / 2

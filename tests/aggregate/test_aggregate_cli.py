@@ -326,20 +326,28 @@ async def test_an_indices_line_is_previewed_planned_and_released_within_its_epsi
         database_url, "plan", "add", "--year", "2026", "--indices", "--n", "60", "--epsilon", "1"
     )
     assert planned.returncode == 0, planned.stderr
-    assert "Treated with rights, Recovery: each +/- 8.0 points" in planned.stdout
-    assert "epsilon 0.72 to the sums and 0.28 to the count" in planned.stdout
+    assert "Treated with rights, Recovery: each +/- 13.2 points (95%, sampling and noise" in (
+        planned.stdout
+    )
+    assert "epsilon 0.37 to the counts of respondents, 0.53 to the sums, 0.1 to the sums of" in (
+        planned.stdout
+    )
     assert "indices (Treated with rights, Recovery), for about 60 respondents" in planned.stdout
 
     made = feedback(
         database_url, "aggregate", "--period", "2026-Q3", "--passphrase-file", str(secret)
     )
     assert made.returncode == 0, made.stderr
-    assert re.search(r"all: Treated with rights [0-9.]+ \(95%: [0-9.]+ to [0-9.]+\)", made.stdout)
+    assert re.search(
+        r"all: Treated with rights [0-9.]+ \(95%, sampling and noise: [0-9.]+ to [0-9.]+\)",
+        made.stdout,
+    )
     release = await conn.fetchrow("SELECT kind, epsilon, cells FROM releases")
     assert release is not None
     assert release["kind"] == "indices"
-    assert 0 < release["epsilon"] <= 1  # the two parts, never more than the line's epsilon
+    assert 0 < release["epsilon"] <= 1  # the three parts, never more than the line's epsilon
     assert await conn.fetchval("SELECT sum(epsilon) FROM privacy_ledger") == release["epsilon"]
     [group] = release["cells"]["groups"]
     assert group["group"] == "all"
-    assert set(group["sums"]) == {"rights", "recovery"}  # 40 respondents: shown
+    assert set(group["indices"]) == {"rights", "recovery"}
+    assert all(cells != "S" for cells in group["indices"].values())  # 40 respondents: shown

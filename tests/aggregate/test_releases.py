@@ -197,7 +197,15 @@ async def test_an_indices_release_needs_its_kind_and_its_split_and_spends_no_mor
         split=plan,
     )
     assert made.epsilon <= ONE
-    assert set(made.cells) == {"groups", "sum_scale", "count_scale", "split"}
+    assert set(made.cells) == {
+        "groups",
+        "count_scale",
+        "sum_scale",
+        "squares_scale",
+        "split",
+        "covers",
+    }
+    assert "sampling" in made.cells["covers"]
     assert await conn.fetchval("SELECT count(*) FROM privacy_ledger") == 1
 
 
