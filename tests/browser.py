@@ -15,6 +15,7 @@ import asyncpg
 from playwright.sync_api import Browser, sync_playwright
 
 from feedback.db import Connection, connect, with_database
+from tests.conftest import copy_database
 from tests.live import ROOT, LiveServer
 
 T = TypeVar("T")
@@ -75,7 +76,14 @@ def live_site(
         finally:
             await conn.close()
 
-    run_async(admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    async def copy() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await copy_database(conn, name, template_database)
+        finally:
+            await conn.close()
+
+    run_async(copy())
     url = with_database(admin_url, name)
     try:
         seeded = run_with_connection(url, seed)

@@ -82,18 +82,25 @@ def template_database(admin_url: str) -> Iterator[str]:
     asyncio.run(drop())
 
 
+async def copy_database(admin: asyncpg.Connection, name: str, template: str) -> None:
+    """A copy of the migrated template, as withheld as it is (a copy has the template's
+    catalogs, not its database's own privileges: TEMPORARY is revoked again)."""
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+
+
 @contextlib.asynccontextmanager
 async def fresh_database(
     admin_url: str, prefix: str, *, template: str | None = None
 ) -> AsyncIterator[str]:
     """A new database (a copy of ``template``, or empty), dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    copy = f' TEMPLATE "{template}"' if template else ""
     admin = await _admin(admin_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
-        if template:  # a copy has the template's catalogs, not its database's own privileges
-            await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+        if template:
+            await copy_database(admin, name, template)
+        else:
+            await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     try:
