@@ -185,3 +185,33 @@ def test_shown_groups_keep_their_coverage_whatever_their_size() -> None:
                 found = means.interval(means.Noisy(n, total, sq), scales)
                 held += found.low <= means.MIDDLE + truth <= found.high
         assert held / shown >= 0.95, (size, held / shown)
+
+
+def test_cells_added_up_are_read_with_noise_at_least_as_wide_as_their_sum() -> None:
+    """A year of quarters (or a breakdown's groups) added up: its cells are the sums, and each
+    vector's noise, a sum of independent draws, is read as one law of the same variance,
+    whose tails are at least as heavy where a 95% test (or Holm's, further out) reads them:
+    exactly so for the counts' discrete Laplace sums."""
+    from feedback.stats.shares import noise_bound
+
+    plan = means.split(1.0, indices=2, expected_n=250)
+    parts = [(means.Noisy(250, 3000 + q, 90_000 - q), plan.scales) for q in range(4)]
+    noisy, scales = means.pooled(parts)
+    assert noisy == means.Noisy(1000, 12_006, 359_994)
+    assert scales.sum == pytest.approx(2 * plan.scales.sum)  # four equal scales: twice one
+    assert scales.squares == pytest.approx(2 * plan.scales.squares)
+    # Without squares in one part, the spread is bounded only.
+    older = means.pooled([*parts[:3], (means.Noisy(250, 10, None), plan.scales)])
+    assert older[0].squares is None
+    assert math.isinf(older[1].squares)
+    for scale in (1.5, 4.0, 12.0):
+        for k in (2, 4, 6):
+            pooled_scale = means.pooled([(means.Noisy(1, 0, 0), means.Scales(scale, 1))] * k)[1]
+            for alpha in (0.05, 0.01, 0.001):
+                # The smallest t with P(|Z_1 + ... + Z_k| > t) <= alpha, exactly, against that
+                # of the one law the pooled cells are read with.
+                assert noise_bound(scale, k, alpha) <= noise_bound(pooled_scale.count, 1, alpha)
+    # The continuous sum of two Laplace draws of scale 1 has P(|S| > t) = e^-t (1 + t/2); the
+    # law it is read with, scale sqrt(2), is wider at every t where a test at 5% or less reads.
+    for t in (4.3, 6.0, 9.0, 15.0):
+        assert math.exp(-t) * (1 + t / 2) <= math.exp(-t / math.sqrt(2))

@@ -241,6 +241,44 @@ def stored_group(cells: Mapping[str, Any], group: str) -> dict[IndexName, Noisy]
     return {index: Noisy(found["n"], total, None) for index, total in found["sums"].items()}
 
 
+def pooled(parts: Sequence[tuple[Noisy, Scales]]) -> tuple[Noisy, Scales]:
+    """The cells of disjoint groups added up (a year of its quarters, or the groups of a
+    breakdown: post-processing), with the scales of single laws as wide as the sums of their
+    noise: each vector's noise is a sum of independent Laplace draws, read as one Laplace of
+    the same variance, whose tails are the heavier where a test at 95% or beyond reads them
+    (docs/privacy.md, Figures added up). No squares when a part has none."""
+    if not parts:
+        raise ValueError("nothing to pool")
+    squares = [noisy.squares for noisy, _ in parts]
+    sq_scales = [scales.squares for _, scales in parts]
+    no_squares = any(s is None for s in squares) or any(math.isinf(s) for s in sq_scales)
+    count_variance = sum(_discrete_variance(scales.count) for _, scales in parts)
+    return (
+        Noisy(
+            sum(noisy.n for noisy, _ in parts),
+            sum(noisy.sum for noisy, _ in parts),
+            None if no_squares else sum(s for s in squares if s is not None),
+        ),
+        Scales(
+            _discrete_scale(count_variance),
+            math.sqrt(sum(scales.sum**2 for _, scales in parts)),
+            math.inf if no_squares else math.sqrt(sum(s * s for s in sq_scales)),
+        ),
+    )
+
+
+def _discrete_variance(scale: float) -> float:
+    """The variance of a discrete Laplace draw of ``scale``: 2p / (1 - p)^2, p = e^(-1/scale)."""
+    p = math.exp(-1 / scale)
+    return 2 * p / (1 - p) ** 2
+
+
+def _discrete_scale(variance: float) -> float:
+    """The discrete Laplace scale of a given variance (the root of v(1 - p)^2 = 2p in (0, 1))."""
+    p = (variance + 1 - math.sqrt(2 * variance + 1)) / variance
+    return -1 / math.log(p)
+
+
 def estimate(noisy: Noisy) -> float | None:
     """The index's mean on 0 to 100; None when the noisy count is below one."""
     if noisy.n < 1:
