@@ -10,11 +10,12 @@ import io
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from feedback.publish import charts, views
+from feedback.publish import charts, findings, views
 from feedback.publish.guard import Context, Program, staff_page
 from feedback.publish.render import markup, page
 from feedback.publish.reports import Report, program_releases, report
 from feedback.stats.periods import BadPeriod, Period
+from feedback.stats.shares import ALPHA
 from feedback.surveys import INDICES
 
 
@@ -61,6 +62,8 @@ async def program_page(ctx: Context) -> Response:
         index_names=INDICES,
         uncertain=charts.UNCERTAIN,
         not_enough=charts.NOT_ENOUGH,
+        clamped=charts.CLAMPED,
+        rule=findings.RULE.format(scope=findings.PAGE, percent=f"{ALPHA * 100:g}"),
         charts=[(c, markup(c.svg)) for c in drawn or []],
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -62,9 +62,11 @@ async def add_release(
     draw: bool = True,
     survey: tuple[uuid.UUID, Survey] | None = None,  # another version than the tenant's
     whole_organisation: bool = False,  # a release of every program together
+    answers: Callable[[int], Mapping[str, int | str]] | None = None,  # the i-th respondent's
 ) -> None:
-    """A release of synthetic answers through the real release code; then, as the worker
-    does after a release, the program's pages are drawn (unless ``draw`` is false)."""
+    """A release of synthetic answers (or ``answers``') through the real release code; then,
+    as the worker does after a release, the program's pages are drawn (unless ``draw`` is
+    false)."""
     questions = OUTCOMES if breakdown == "time_in_program" else TREATMENT + OUTCOMES
     survey_id, definition = survey or (t.survey_id, SURVEY)
     if kind == "indices":
@@ -79,14 +81,15 @@ async def add_release(
         tally = Tally(layout)
         bands = ["under_3", "3_to_6", "6_to_12", "over_12"]
         for i in range(respondents):
-            answers: dict[str, int | str] = {
-                q: 5 - i % 3 for q in TREATMENT + OUTCOMES if q in asked
-            }
+            if answers is not None:
+                tally.add(dict(answers(i)))
+                continue
+            given: dict[str, int | str] = {q: 5 - i % 3 for q in TREATMENT + OUTCOMES if q in asked}
             if breakdown == "gender":
-                answers["gender"] = "woman" if i % 4 else "man"
+                given["gender"] = "woman" if i % 4 else "man"
             if breakdown == "time_in_program":
-                answers["time_in_program"] = bands[i % 4]
-            tally.add(answers)
+                given["time_in_program"] = bands[i % 4]
+            tally.add(given)
         return Counted(tally, respondents, 0), {"privacy_unit": "invitation"}
 
     program = None if whole_organisation else program_id or t.program_id
