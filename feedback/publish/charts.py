@@ -313,7 +313,9 @@ def indices_by_group(release: Release, found: Findings) -> Chart:
                 rows.append(_index_row(value, shown))
             mean, interval = _index_cells(value)
             clamped |= value.clamped
-            said = "; ".join(real.get((index, shown), [])) or ("none" if value.readable else "")
+            said = "; ".join(real.get((index, shown), [])) or (
+                "" if not value.readable else "not compared" if group == "skipped" else "none"
+            )
             table.append(
                 Row(
                     (
