@@ -32,9 +32,9 @@ import feedback
 from feedback.bundles import WHOLE_ORGANISATION
 from feedback.db import Connection
 from feedback.errors import FeedbackError
-from feedback.publish import charts
+from feedback.publish import charts, findings
 from feedback.publish.render import standalone
-from feedback.publish.reports import Release, program_releases, report, rounded
+from feedback.publish.reports import Release, outward, program_releases, report, rounded
 from feedback.stats.budget import year_budget
 from feedback.stats.cells import SUPPRESSED
 from feedback.stats.periods import Period
@@ -157,24 +157,57 @@ class Section:
     program: ProgramReleases
     period: Period
     charts: tuple[charts.Chart, ...]
+    findings: findings.Findings | None = None  # the verdicts its charts show
 
 
 def sections(gathered: Gathered) -> list[Section]:
-    """Each program's charts: the latest period's page whole, and of earlier periods inside the
-    publication's only what the latest does not already show over time."""
-    found = []
+    """Each program's charts: each period's page whole where it is the latest of its kind
+    (the last quarter, the year), and of earlier periods only what that page does not already
+    show over time. Every verdict the publication shows is judged in one family (Holm's
+    procedure over all of them), so that the chance of any false one stays at 5%."""
+    pages = []
     for program in gathered.programs:
         periods = sorted({r.period for r in program.releases}, key=lambda p: (p.start, p.end))
+        latest = {p.granularity: p for p in periods}  # sorted: the last of each kind
         for period in periods:
             page = report(program.releases, period)
-            if page is None:
-                continue
-            drawn = charts.draw(page)
-            if period != periods[-1]:
-                drawn = [c for c in drawn if c.name not in TRENDS]
-            if drawn:
-                found.append(Section(program, period, tuple(drawn)))
+            if page is not None:
+                pages.append((program, period, page, latest[period.granularity] == period))
+    families = findings.judged(
+        [
+            [c for c in findings.comparisons(page) if whole or c.chart not in TRENDS]
+            for _, _, page, whole in pages
+        ],
+        findings.PUBLICATION,
+    )
+    found = []
+    for (program, period, page, whole), verdicts in zip(pages, families, strict=True):
+        drawn = charts.draw(page, verdicts)
+        if not whole:
+            drawn = [c for c in drawn if c.name not in TRENDS]
+        if drawn:
+            found.append(Section(program, period, tuple(drawn), verdicts))
     return found
+
+
+def key_findings(drawn: Sequence[Section]) -> list[str]:
+    """The publication's real differences and trends, in plain sentences, each the intervals
+    support (the family's rule); or, when there is none, that none is."""
+    said = []
+    for section in drawn:
+        if section.findings is None:
+            continue
+        for finding in section.findings.findings:
+            if not finding.real:
+                continue
+            words = {
+                "change": findings.change_words,
+                "trend": findings.trend_words,
+                "groups": findings.group_words,
+            }[finding.comparison.kind](finding)
+            by = f" by {finding.comparison.by}" if finding.comparison.by else ""
+            said.append(f"{section.program.name}, {section.period}{by}: {words}.")
+    return said
 
 
 def chart_path(section: Section, chart: charts.Chart, suffix: str) -> str:
@@ -236,9 +269,37 @@ def _figures_json(
             for section in drawn
             for chart in section.charts
         ],
+        "verdicts": [
+            {
+                "program": section.program.slug,
+                "period": str(section.period),
+                "chart": f.comparison.chart,
+                "kind": f.comparison.kind,
+                "index": f.comparison.index,
+                "first": f.comparison.first,
+                "second": f.comparison.second,
+                "verdict": f.verdict,
+                "estimate": round(f.comparison.test.estimate, 1),
+            }
+            for section in drawn
+            if section.findings is not None
+            for f in section.findings.findings
+        ],
+        "verdict_rule": verdict_rule(drawn),
         "releases": list(cards),
     }
     return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+
+
+def verdict_rule(drawn: Sequence[Section]) -> str:
+    """How the publication's verdicts were judged, in one sentence."""
+    size = next((s.findings.size for s in drawn if s.findings is not None), 0)
+    return (
+        f"{size} comparisons (each period against the one before, trends over a year's "
+        "periods, and groups pairwise) judged together by Holm's procedure: the chance that "
+        "any \u201chigher\u201d or \u201clower\u201d in this publication is wrong by chance is at "
+        f"most {ALPHA * 100:g}%; every other comparison reads \u201ccan't tell\u201d."
+    )
 
 
 CSV_COLUMNS = ("release", "program", "period", "kind", "breakdown", "group", "figure")
@@ -364,15 +425,17 @@ def protection(epsilon: float, unit: str) -> str:
 def _figure(
     group: str, name: str, value: float | None, low: float | None, high: float | None, scale: int
 ) -> dict[str, Any]:
-    def r(x: float | None) -> float | None:
-        return None if x is None else round(x * scale, 1)
-
+    """A figure to a tenth (of a point, or of a percent), its interval's ends rounded outward."""
+    ends: tuple[float | None, float | None] = (None, None)
+    if low is not None and high is not None:
+        shown_low, shown_high = outward(low, high, 10 * scale)
+        ends = (shown_low / 10, shown_high / 10)
     return {
         "group": group,
         "figure": name,
-        "value": r(value),
-        "low": r(low),
-        "high": r(high),
+        "value": None if value is None else round(value * scale, 1),
+        "low": ends[0],
+        "high": ends[1],
         "suppressed": False,
     }
 
@@ -446,8 +509,9 @@ def content_security_policy(style: str) -> str:
     return f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'none'"
 
 
-def methodology(cards: Sequence[dict[str, Any]]) -> list[str]:
-    """What the figures can and cannot show, in sentences generated from the release cards."""
+def methodology(cards: Sequence[dict[str, Any]], drawn: Sequence[Section] = ()) -> list[str]:
+    """What the figures can and cannot show, in sentences generated from the release cards
+    and the verdicts."""
     epsilons = sorted({c["epsilon"] for c in cards})
     thresholds = sorted({c["threshold"] for c in cards})
     units = sorted({c["privacy_unit"]["unit"] for c in cards})
@@ -472,12 +536,32 @@ def methodology(cards: Sequence[dict[str, Any]]) -> list[str]:
         + " or ".join(str(t) for t in thresholds)
         + " is suppressed (marked S) and never shown as zero.",
         "What the figures can show: the two indices (0 to 100) and each question's share "
-        "agreeing, with a 95% interval for each. A figure differs from another when their "
-        "intervals do not overlap; when they overlap, the data cannot tell them apart.",
+        "agreeing, each with a 95% interval that covers sampling (the people who answered "
+        "taken as a sample of the people the program serves) and the noise. Interval ends are "
+        "rounded outward. A figure whose interval is wider than 30 points is marked too "
+        "uncertain to read (an index) or not shown (a question's share).",
+        "Each index is a mean over the people who answered at least one of its questions, each "
+        "person's own mean of the questions they answered counting equally, however many that "
+        "was; someone who answered none of an index's questions is not in it at all.",
+        "Verdicts: a figure is called higher or lower than another (a period against the one "
+        "before, or two groups) only from the interval of their difference, and a trend over a "
+        "year's periods from the whole series; "
+        + verdict_rule(drawn)
+        + " Two intervals that do not overlap can still read \u201ccan't tell\u201d once every "
+        "comparison is counted.",
+        "Where the noise takes a share below 0% or above 100%, or an index below 0 or above "
+        "100, it is shown at that end and marked \u201cheld at the end of the scale\u201d: that "
+        "pulls a figure near 0 up and one near 100 down, so such a figure is biased toward the "
+        "middle. A count the noise took below zero is shown as 0, which biases small counts "
+        "upward. Every interval is computed from the noisy numbers before they are held, and "
+        "is what to read.",
+        "A period with no overall release of its own (a year released by its quarters) shows "
+        "its respondents and indices added up from the releases of its parts, at no further "
+        "cost in epsilon.",
         "What they cannot show: anything about one person; groups below the threshold; the "
-        "error of sampling or of who chose to answer, which the intervals do not cover (people "
-        "who answered may differ from people who did not); comparisons across different survey "
-        "versions whose questions differ.",
+        "error of who chose to answer, which the intervals do not cover (people who answered "
+        "may differ from people who did not); comparisons across different survey versions "
+        "whose questions differ.",
     ]
     if "submission" in units:
         lines.append(
@@ -501,7 +585,9 @@ def summary(gathered: Gathered, drawn: Sequence[Section], cards: Sequence[dict[s
         programs=gathered.programs,
         sections=shown,
         cards=cards,
-        methodology=methodology(cards),
+        methodology=methodology(cards, drawn),
+        key_findings=key_findings(drawn),
+        rule=findings.RULE.format(scope=findings.PUBLICATION, percent=f"{ALPHA * 100:g}"),
         style=Markup(STYLE),  # noqa: S704 - a constant of this module
         csp=content_security_policy(STYLE),
         rounded=rounded,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -256,12 +257,20 @@ async def test_the_summary_opens_offline_and_its_figures_come_from_the_releases(
     assert value.high is not None
     shown = next(f for f in card["figures"] if f["figure"] == "Treated with rights")
     assert (shown["value"], shown["low"], shown["high"]) == (
-        round(value.value, 1), round(value.low, 1), round(value.high, 1)
-    )  # fmt: skip
+        round(value.value, 1), math.floor(value.low * 10) / 10, math.ceil(value.high * 10) / 10
+    )  # fmt: skip  # to a tenth, the ends outward
     assert card["epsilon"] == float(indices.epsilon)
     assert f"{2.718281828 ** float(indices.epsilon):.2f}" in card["protection"]
     assert "Methodology" in html
     assert "cannot show" in html
+    # One family of verdicts for the whole publication, said in its words and in figures.json.
+    assert "Key findings" in html
+    assert "in this publication is wrong by chance is at most 5%" in html
+    assert "covers sampling" in html
+    assert "not in it at all" in html  # who answered none of an index's questions
+    assert "held at the end of the scale" in html  # where clamping biases a figure
+    assert "judged together by Holm" in figures["verdict_rule"]
+    assert {v["verdict"] for v in figures["verdicts"]} <= {"higher", "lower", "can't tell"}
 
 
 async def test_a_due_publication_the_worker_cannot_sign_is_recorded_not_made(

@@ -277,6 +277,7 @@ FIGURES_FIELDS = {
     r"releases\[\]\.noise_scale\.\w+": "definition: sensitivity over epsilon",
     r"releases\[\]\.threshold": "definition: the organisation's k",
     r"releases\[\]\.survey\.version": "definition: the survey",
+    r"verdicts\[\]\.estimate": "post-processing of the noised vector",
 }
 
 
@@ -302,7 +303,7 @@ async def test_a_publication_moves_only_with_releases(
     after = await built()
     assert [path for path in before if before[path] != after.get(path)] == []
     figures = json.loads(before[publications.FIGURES])
-    shown = {key: figures[key] for key in ("sequence", "releases")}
+    shown = {key: figures[key] for key in ("sequence", "releases", "verdicts")}
     assert unlisted(shown, FIGURES_FIELDS) == []
     for chart in figures["charts"]:
         assert tuple(chart["columns"]) == CSV_COLUMNS[chart["name"]], chart["name"]
