@@ -41,13 +41,23 @@ def _with_interval(**properties: object) -> dict[str, object]:
 
 
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
+NOTE = (
+    "Counts carry noise. Each interval (95%) covers sampling (the respondents taken as a sample "
+    "of the people the program serves) and the noise, not who chose to answer (non-response). "
+    "A share or mean the noise took beyond the end of its scale is held at the end, which "
+    "biases it toward the middle; the interval is computed before. half_width_95 is one "
+    "noisy cell's, for the noise only."
+)
 RELEASE_FIELDS = {
     "epsilon": {"type": "string", "example": "1.0"},
     "mechanism": {"type": "string", "enum": ["discrete_laplace"]},
     "noise_scale": {"type": "string"},
     "threshold": {"type": "integer"},
-    "half_width_95": {"type": "integer"},
-    "note": {"type": "string"},
+    "half_width_95": {
+        "type": "integer",
+        "description": "How far the noise moves one cell, 95% of the time (the noise only).",
+    },
+    "note": {"type": "string", "description": "What the intervals cover."},
     "groups": {
         "type": "array",
         "description": "Each group's noisy cells; \"S\" marks a suppressed group's.",
@@ -85,8 +95,12 @@ SCHEMAS = SchemaGenerator(
                 },
                 "Interval": {
                     "type": "object",
-                    "description": "A figure with its 95% interval (noise only); all null "
-                    "when the group is suppressed or nobody answered.",
+                    "description": "A figure with its 95% interval, which covers sampling "
+                    "(the respondents taken as a sample of the people the program serves) and "
+                    "the noise, not who chose to answer; all null when the group is "
+                    "suppressed or nobody answered. A share or mean the noise took beyond the "
+                    "end of its scale is held at the end (biased toward the middle); the "
+                    "interval is computed before.",
                     "properties": {
                         "group": {"type": "string"},
                         "low": NULLABLE_NUMBER,
@@ -300,7 +314,7 @@ async def release(request: Request, conn: Connection, staff: Staff) -> Any:
         "noise_scale": str(found.noise_scale),
         "threshold": found.threshold,
         "half_width_95": found.half_width,
-        "note": "Counts carry noise; intervals cover noise only, not sampling or non-response.",
+        "note": NOTE,
         "groups": found.groups,
         "shares": shares,
         "indices": indices,

@@ -194,6 +194,12 @@ async def test_the_api_serves_the_same_release_to_a_token_until_it_is_revoked(
         assert believed["low"] <= believed["share"] <= believed["high"]
         schema = (await client.get("/staff/api/openapi.json")).json()
         assert "/api/v1/programs/{program}/releases/{release}" in schema["paths"]
+        # What the intervals cover, said where a program reading the API finds it.
+        assert "covers sampling" in body["note"]
+        assert "not who chose to answer" in body["note"]
+        interval = schema["components"]["schemas"]["Interval"]["description"]
+        assert "covers sampling" in interval
+        assert "noise only" not in interval
         token_id = await conn.fetchval("SELECT id FROM api_tokens")
         await post_form(client, "/staff/tokens", f"/staff/tokens/{token_id}/revoke")
         revoked = await client.get("/staff/api/v1/programs", headers=headers)
