@@ -106,10 +106,13 @@ def test_admin_invites_a_manager_who_reads_charts_invites_and_writes_back(
     manager.wait_for_selector("h1:text('Shelter')")
     charts = manager.locator(".chart svg")
     assert charts.count() >= 6
-    # Rendered, not empty: the indices have their points and two-sided intervals.
+    # Rendered, not empty: the indices have their estimates, their two-sided intervals as
+    # bars (2 periods x 2 indices) and the reference line at 50, labelled.
     indices = "#chart-indices-over-time ~ figure svg"
-    assert manager.locator(f"{indices} .mark-symbol.role-mark path").count() == 4  # 2 x 2
-    assert manager.locator(f"{indices} .mark-rule.role-mark line").count() == 4
+    assert manager.locator(f"{indices} .mark-symbol.role-mark path").count() == 4
+    assert manager.locator(f"{indices} .mark-rect.role-mark path").count() == 4
+    assert manager.locator(f"{indices} .mark-rule.role-mark line").count() == 1
+    assert "neither agree nor disagree" in (manager.locator(indices).text_content() or "")
     assert manager.locator("table").count() == charts.count()
     ARTIFACTS.mkdir(exist_ok=True)
     manager.screenshot(path=str(ARTIFACTS / "dashboard-program.png"), full_page=True)
