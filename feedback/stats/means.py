@@ -246,7 +246,7 @@ def pooled(parts: Sequence[tuple[Noisy, Scales]]) -> tuple[Noisy, Scales]:
     breakdown: post-processing), with the scales of single laws as wide as the sums of their
     noise: each vector's noise is a sum of independent Laplace draws, read as one Laplace of
     the same variance, whose tails are the heavier where a test at 95% or beyond reads them
-    (docs/privacy.md, Figures added up). No squares when a part has none."""
+    (docs/privacy.md, What the page shows, and withholds). No squares when a part has none."""
     if not parts:
         raise ValueError("nothing to pool")
     squares = [noisy.squares for noisy, _ in parts]
