@@ -53,9 +53,21 @@ def check_running_demo(demo: Demo, facts: dict[str, str]) -> None:
         assert program.text.count("<svg") >= 2  # the indices over seven quarters, respondents
         assert "2026-Q3" in program.text
         check_readable(program.text)
+        # Every verdict of a page judged together, and a trend over the last four quarters.
+        assert "comparisons on this page are judged together (Holm" in program.text
+        assert "over the 4 quarters 2025-Q4 to 2026-Q3" in program.text
         year = staff.get("/p/shelter/?period=2025")  # the yearly indices by group
-        assert year.text.count("<svg") >= 3
+        assert year.text.count("<svg") >= 4
         assert "Treated with rights and Recovery by gender, 2025" in year.text
+        # Released by quarters and by group, the year shows its respondents and overall
+        # indices like any period, added up from its quarters.
+        assert re.search(r"<td>2025</td><td>\d+</td></tr>", year.text)
+        assert re.search(
+            r"<td>2025</td><td>Treated with rights</td><td>\d+</td><td>\d+ to \d+</td>", year.text
+        )
+        assert "2025 is added up from the releases of 2025-Q1, 2025-Q2, 2025-Q3, 2025-Q4" in (
+            year.text
+        )
         assert "2025-H2" in year.text  # named as a period that has the questions' detail
         check_readable(year.text)
         half = staff.get("/p/shelter/?period=2025-H2")  # the advisor's half-yearly detail
