@@ -139,21 +139,28 @@ def _in_two(shape: str, size: int, releases: int, seed: int) -> dict[str, float]
     return {key: sum(h[key] for h in halves) for key in halves[0]}
 
 
-def coverage_figures() -> dict[str, Any]:
-    cells: dict[str, dict[str, float]] = {}
+def cells() -> dict[str, dict[str, float]]:
+    """Every population and size: coverage and mean half-width of the interval released now
+    and of the noise-only one, among the groups shown."""
+    found: dict[str, dict[str, float]] = {}
     for shape in ("symmetric", "skewed", "piled"):
         for size in SIZES:
-            found = _in_two(shape, size, RELEASES, seed=len(cells))
-            cells[f"{shape} n={size}"] = {
-                "coverage": found["covered"] / found["shown"],
-                "old_coverage": found["old_covered"] / max(1, found["old_shown"]),
-                "half_width": found["width"] / found["shown"],
-                "old_half_width": found["old_width"] / max(1, found["old_shown"]),
-                "shown": found["shown"],
+            run = _in_two(shape, size, RELEASES, seed=len(found))
+            found[f"{shape} n={size}"] = {
+                "coverage": run["covered"] / run["shown"],
+                "old_coverage": run["old_covered"] / max(1, run["old_shown"]),
+                "half_width": run["width"] / run["shown"],
+                "old_half_width": run["old_width"] / max(1, run["old_shown"]),
+                "shown": run["shown"],
             }
-    print(json.dumps({"population_coverage_min": cells}, indent=1), file=sys.stderr)
-    value = min(c["coverage"] for c in cells.values())
-    baseline = min(c["old_coverage"] for c in cells.values())
+    return found
+
+
+def coverage_figures() -> dict[str, Any]:
+    found = cells()
+    print(json.dumps({"population_coverage_min": found}, indent=1), file=sys.stderr)
+    value = min(c["coverage"] for c in found.values())
+    baseline = min(c["old_coverage"] for c in found.values())
     spread = _in_two("spread20", 60, RELEASES, seed=99)
     _, sd = _truth(population("spread20", random.Random("spread20")))  # noqa: S311
     width = spread["width"] / spread["shown"]
@@ -186,3 +193,16 @@ def coverage_figures() -> dict[str, Any]:
             "target": WIDTH_TARGET,
         },
     }
+
+
+if __name__ == "__main__":  # python -m benchmarks.coverage: the table in docs/privacy.md
+    print(
+        "| population | n | coverage | half-width | noise-only coverage | noise-only half-width |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, cell in cells().items():
+        shape, size = name.split(" n=")
+        print(
+            f"| {shape} | {size} | {cell['coverage']:.3f} | {cell['half_width']:.1f} | "
+            f"{cell['old_coverage']:.3f} | {cell['old_half_width']:.1f} |"
+        )
