@@ -249,10 +249,10 @@ def summarise(
             each = {s: getattr(p, kind)[name] for s, p in pools.items() if name in getattr(p, kind)}
             alone = {s: make(groups) for s, groups in each.items()}
             known: dict[str, Pooled] = {s: f for s, f in alone.items() if f is not None}
-            if len(known) < LEAST_MEMBERS:
+            network = make([g for groups in each.values() for g in groups])
+            if len(known) < LEAST_MEMBERS or network is None:
                 out["too_few_members"][kind][name] = len(known)
                 continue
-            network = make([g for s in known for g in each[s]])
             median = statistics.median(round(f.value, 1) for f in known.values())
             out[kind][name] = {
                 **_json(network),

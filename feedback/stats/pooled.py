@@ -13,15 +13,14 @@ its estimate is ``theta = sum(s_r) / sum(n_r)``, and the error of the pooled cen
 
 Its sampling part is taken as normal with variance ``sum_r n_r * (var_r + (mu_r - theta)**2)``:
 each group's spread (its mean square read from its noisy squares as ``means.second_moment``
-reads it, the Bhatia-Davis bound where the release has no squares, less its mean's square)
-plus its distance from the pooled mean, so that members whose figures differ widen the
-interval rather than narrow it (it is ``N (M - theta**2)`` for the pooled mean square M).
-The counts' noise adds ``theta**2`` times their
-discrete Laplace variances to the normal part; the sums' noise is a sum of Laplace terms,
-the three largest taken exactly and the others folded into the normal part with their
-variance raised by ``shares.FOLDED``. The interval is the estimate plus or minus the exact
-97.5% point of that normal-plus-Laplace law (``means.quantile``), with half a unit of slack
-on the total for discreteness.
+reads it, the Bhatia-Davis bound where the release has no squares, less its mean's square) plus
+its distance from the pooled mean, so that members whose figures differ widen the interval
+rather than narrow it (it is ``N (M - theta**2)`` for the pooled mean square M). The counts'
+noise adds ``theta**2`` times their discrete Laplace variances to the normal part; the sums'
+noise is a sum of Laplace terms, the three largest taken exactly and the others folded into the
+normal part with their variance raised by ``shares.FOLDED``. The interval is the estimate plus
+or minus the exact 97.5% point of that normal-plus-Laplace law (``means.quantile``), with half
+a unit of slack on the total for discreteness.
 
 A share pools the noisy counts of its headline cells and of the rest over the groups it is
 given and inverts the same test as ``shares.share_interval`` (binomial sampling at the
