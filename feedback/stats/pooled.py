@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from feedback.stats.means import BOUND, MIDDLE, Noisy, Scales, quantile, second_moment
-from feedback.stats.shares import ALPHA, EXACT_LAPLACES, FOLDED, laplace_sum_sf
+from feedback.stats.shares import ALPHA, fold_laplaces, laplace_sum_sf, pooled_share_interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,6 @@ def discrete_laplace_variance(scale: float) -> float:
     return 2 * a / (1 - a) ** 2
 
 
-def _split_laplaces(scales: Sequence[float]) -> tuple[float, tuple[float, ...]]:
-    """The variance folded into the normal part and the Laplace scales taken exactly."""
-    ordered = sorted(scales, reverse=True)
-    folded = sum(2 * b * b for b in ordered[EXACT_LAPLACES:]) * FOLDED
-    return folded, tuple(ordered[:EXACT_LAPLACES])
-
-
 def _clamp(theta: float) -> float:
     return min(float(BOUND), max(-float(BOUND), theta))
 
@@ -86,7 +79,7 @@ def pooled_mean(groups: Sequence[tuple[Noisy, Scales]], alpha: float = ALPHA) ->
         spread = max(second_moment(noisy, scales), mu * mu) - mu * mu
         sampling += n * (spread + (mu - theta) ** 2)
         counts += discrete_laplace_variance(scales.count)
-    folded, laplaces = _split_laplaces([scales.sum for _, scales in groups])
+    folded, laplaces = fold_laplaces([scales.sum for _, scales in groups])
     sd = math.sqrt(sampling + theta * theta * counts + folded)
     half = (quantile(sd, laplaces, alpha) + 0.5) / total
     value = MIDDLE + theta
@@ -119,38 +112,10 @@ def pooled_share(groups: Sequence[Counted], alpha: float = ALPHA) -> Pooled | No
     total = numerator + sum(g.rest for g in groups)
     if total < 1:
         return None
-    m = total
-
-    def accepts(pi: float) -> bool:
-        t = numerator - pi * m
-        scales = [
-            b
-            for g in groups
-            for b in [(1 - pi) * g.scale] * g.headline_cells + [pi * g.scale] * g.rest_cells
-        ]
-        folded, laplaces = _split_laplaces(scales)
-        sd = math.sqrt(m * pi * (1 - pi) + folded)
-        up, low = laplace_sum_sf(t - 1, sd, laplaces), laplace_sum_sf(-t - 1, sd, laplaces)
-        return min(1.0, 2 * min(up, low)) > alpha
-
-    share = min(1.0, max(0.0, numerator / total))
-    centre = min(0.999, max(0.001, numerator / m))
-    if not accepts(centre):
-        found = next((step / 20 for step in range(1, 20) if accepts(step / 20)), None)
-        if found is None:
-            return Pooled(100 * share, 0.0, 100.0, total)
-        centre = found
-
-    def edge(end: float) -> float:
-        if accepts(end):
-            return min(1.0, max(0.0, end))
-        good, bad = centre, end
-        while abs(bad - good) > 0.0005:
-            middle = (good + bad) / 2
-            if accepts(middle):
-                good = middle
-            else:
-                bad = middle
-        return min(1.0, max(0.0, bad))  # the first share found rejected: outward
-
-    return Pooled(100 * share, 100 * edge(1e-9), 100 * edge(1 - 1e-9), total)
+    share, found = pooled_share_interval(
+        numerator,
+        total - numerator,
+        tuple((g.headline_cells, g.rest_cells, g.scale) for g in groups),
+        alpha,
+    )
+    return Pooled(100 * (share or 0.0), 100 * found.low, 100 * found.high, total)
