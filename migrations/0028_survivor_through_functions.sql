@@ -19,6 +19,10 @@
 -- counting); staff never had these tables.
 
 REVOKE ALL ON invitations, sms_sessions FROM feedback_survivor;
+-- Nor does it store or read anything else but through them: a taken-over survivor app cannot
+-- insert answers without a token, and reads no batch.
+REVOKE INSERT ON submissions FROM feedback_survivor;
+REVOKE ALL ON invitation_batches FROM feedback_survivor;
 
 -- Spending a token sets the invitation of any conversation begun with it to NULL (the foreign
 -- key's ON DELETE SET NULL): through this index, not a scan of every conversation.

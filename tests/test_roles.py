@@ -26,7 +26,7 @@ READABLE: dict[str, set[Role]] = {
     "surveys": {SURVIVOR, STAFF, WORKER},
     "collection_keys": {SURVIVOR, STAFF, WORKER},  # the public halves (see COLUMNS)
     "signing_keys": {STAFF, WORKER},
-    "invitation_batches": {SURVIVOR, STAFF, WORKER},
+    "invitation_batches": {STAFF, WORKER},  # the survivor app finds links through a function
     # Staff write tokens but never count what is left; the survivor app finds and spends
     # them, and keeps SMS conversations, through functions (SURVIVOR_MAY, DEFINERS).
     "invitations": {WORKER},
@@ -67,7 +67,6 @@ HIDDEN: dict[tuple[str, str], set[Role]] = {
     ("signing_keys", "wrapped_private_key"): {STAFF},
     ("submissions", "ciphertext"): {SURVIVOR},
     ("organisations", "epsilon_per_year"): {SURVIVOR},
-    ("invitation_batches", "issued"): {SURVIVOR},
 }
 
 
@@ -80,8 +79,6 @@ SURVIVOR_MAY: dict[str, set[str]] = {
     "programs": {"SELECT"},
     "surveys": {"SELECT"},
     "collection_keys": {"SELECT"},
-    "invitation_batches": {"SELECT"},
-    "submissions": {"INSERT"},  # which needs no SELECT
     "schema_migrations": {"SELECT"},
     "secret_fingerprints": {"SELECT", "INSERT"},
 }
