@@ -18,7 +18,7 @@ BENCHMARKS = [
     ("benchmarks.aggregate", "aggregation_figures"),
     ("benchmarks.dashboard", "dashboard_figures"),
     ("benchmarks.attack", "attack_figures"),
-    ("benchmarks.indices", "index_figures"),
+    ("benchmarks.coverage", "coverage_figures"),
     ("benchmarks.indices", "share_figures"),
     ("benchmarks.publications", "publication_figures"),
 ]

@@ -1,12 +1,5 @@
-"""index_half_width_60 (issue 12): the 95% half-width, in points on 0 to 100, of the "Treated
-with rights" index for a program of 60 respondents in a year, epsilon 1 spent on the year's
-release of both indices, averaged over 2,000 releases of synthetic answers through the release
-code (the worker's ``Tally`` of an indices layout, ``release_indices``: OpenDP's discrete
-Laplace on the counts and the sums, the split ``means.split`` chose, the interval
-``means.interval``). The coverage of those intervals is printed beside it. The baseline is what
-a manager read before: the half-width of one question's agree share in the full
-seven-category release of the default survey, at the same size and epsilon (the plan's
-accuracy preview)."""
+"""share_half_width_300 (issue 12): a question's agree share under the default plan. (The
+indices' figures are in benchmarks.coverage.)"""
 
 from __future__ import annotations
 
@@ -16,58 +9,17 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-from feedback.aggregate.privacy import DEFAULT_THRESHOLD, Noise, Tally, release, release_indices
-from feedback.stats import advisor, means
+from feedback.aggregate.privacy import DEFAULT_THRESHOLD, Noise, Tally, release
+from feedback.stats import advisor
 from feedback.stats.cells import AGREE, DISAGREE, NEITHER, Layout
 from feedback.stats.shares import preview, share_interval
 from feedback.surveys import FIRST_VERSION, load_survey
 
-RESPONDENTS = 60
 EPSILON = 1.0
 RELEASES = 2000
-TARGET = 8.0
 # Synthetic answers: agreement leaning high, as feedback surveys find (a mean of about 65),
 # with one item in twenty skipped.
 LIKERT_WEIGHTS = (0.1, 0.1, 0.15, 0.3, 0.35)
-
-
-def index_figures() -> dict[str, Any]:
-    rng = random.Random(2026)  # noqa: S311 - synthetic answers
-    survey = load_survey()
-    layout = Layout.for_indices(survey)
-    items = [q.id for index in layout.indices for q in survey.items_of(index)]
-    plan = means.split(EPSILON, indices=len(layout.indices), expected_n=RESPONDENTS)
-    widths, covered = [], 0
-    for _ in range(RELEASES):
-        tally = Tally(layout)
-        for _ in range(RESPONDENTS):
-            answers = rng.choices(range(1, 6), LIKERT_WEIGHTS, k=len(items))
-            tally.add({i: a for i, a in zip(items, answers, strict=True) if rng.random() > 0.05})
-        exact = means.MIDDLE + tally.counts[1] / RESPONDENTS
-        found = release_indices(tally, plan, threshold=0)
-        interval = found.interval(found.groups[0], "rights", threshold=0)
-        if interval is None:
-            raise SystemExit("a group of 60 with threshold 0 was suppressed: a bug")
-        widths.append((interval.high - interval.low) / 2)
-        covered += interval.low <= exact <= interval.high
-    first = load_survey(FIRST_VERSION)  # the full seven-category release of version 1
-    likert = [q.id for q in first.questions if q.type == "likert5"]
-    before = preview(Layout.plan(first, likert), EPSILON, RESPONDENTS, DEFAULT_THRESHOLD)
-    baseline = before.share_half_width[likert[0]] * 100
-    value = sum(widths) / len(widths)
-    print(
-        json.dumps({"index_half_width_60": {"coverage": covered / RELEASES, "split": str(plan)}}),
-        file=sys.stderr,
-    )
-    return {
-        "index_half_width_60": {
-            "value": round(value, 2),
-            "unit": "points",
-            "baseline": round(baseline, 2),
-            "ratio": round(value / baseline, 4),
-            "target": TARGET,
-        }
-    }
 
 
 SHARE_RESPONDENTS = 300
@@ -80,7 +32,8 @@ def share_figures() -> dict[str, Any]:
     advise`` recommends for 300 respondents and the default budget of 4: the questions in
     three categories once a year, beside quarterly indices), averaged over 2,000 releases of
     synthetic answers through the release code (``Tally``, OpenDP's discrete Laplace in
-    ``release``, ``share_interval``). The baseline is the same share in a release of every
+    ``release``, ``share_interval``, which covers sampling and noise since issue 22). The
+    baseline is the same share in a release of every
     scale question of the survey (14) at the same size and the organisation's default epsilon
     per release (1), as plans were made before the advisor."""
     rng = random.Random(300)  # noqa: S311 - synthetic answers

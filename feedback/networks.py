@@ -1,26 +1,30 @@
 """Network summaries: one picture across a coalition's members, computed from the members'
 signed publications alone (post-processing of their releases: no key shared, no budget spent).
 
-For each index, the network's figure pools the members' noisy centred sums and noisy counts
-(each member's overall indices release of every program in the period); for each question, it
-pools the noisy counts of its headline share. The noise of a pooled figure is the sum of the
-members' independent discrete Laplace draws, whose variances add (a draw of scale ``b`` has
-variance ``2a / (1 - a)^2``, ``a = exp(-1/b)``); the 95% interval is the normal one of the
-delta method around the pooled ratio. Like the members' own intervals it covers the noise
-only, not sampling or who chose to answer.
+Each member counts its respondents once: for each kind of release (indices, questions) and
+each program (or the whole organisation, whose releases then stand for its programs), the
+summary pools one granularity of the member's overall releases inside the period (``choose``:
+the coarsest whose releases tile the period, so a release of the period itself when there is
+one; else the one that covers most of it), never a year and its quarters together. A figure is
+the network's only when at least three members have it; the others are named, not shown.
 
-Each consenting member is shown beside the network with the probability that its own figure
-(without noise) is above the median of the members' figures, by the same normal approximation,
-and a band read from it: never a bare rank. Everything here is a pure function of the member
-bundles, so that `feedback verify` recomputes a summary and fails on any figure that differs.
+The pooled figures' intervals cover sampling and noise (feedback.stats.pooled): an index's
+from the members' noisy squares where their releases carry them (the Bhatia-Davis bound
+otherwise) and the counts' and sums' noise; a share's from binomial sampling and each cell's
+noise.
+
+Each consenting member is shown beside the network with the probability that the mean of the
+people it sampled is above the median of the members' figures, by the same law of its
+estimate's error, and a band read from it: never a bare rank. Everything here is a pure
+function of the member bundles, so that `feedback verify` recomputes a summary and fails on
+any figure that differs.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,21 +32,21 @@ from typing import Any
 from feedback.bundles import WHOLE_ORGANISATION, BundleError, Manifest, check_folder
 from feedback.errors import FeedbackError
 from feedback.minisign import BadSignature, PublicKey
+from feedback.stats import means
 from feedback.stats.cells import AGREE, DISAGREE, NEITHER, SUPPRESSED
-from feedback.stats.means import BOUND, MIDDLE
-from feedback.stats.periods import Period
-from feedback.surveys import INDICES
+from feedback.stats.periods import GRANULARITIES, NAMES, Granularity, Period
+from feedback.stats.pooled import Counted, Pooled, pooled_mean, pooled_share
 
 NETWORK = "network.json"
-NETWORK_FORMAT = "feedback-network/1"
+NETWORK_FORMAT = "feedback-network/2"
 FIGURES = "figures.json"  # a member publication's figures (feedback.publish.publications)
 MEMBERS = "members"  # the folder of the member bundles inside a network bundle
-Z95 = 1.959963984540054
 ABOVE, BELOW = 0.95, 0.05  # the bands' edges on the probability of being above the median
-# Members are compared with the members' median only when at least this many have the figure
-# (beside a median of two, one is above and one below). Every member's figures are in the
+# A figure is the network's, and members are compared with the members' median, only when at
+# least this many members have it: from one member it would be that member's figure, and
+# beside a median of two, one is above and one below. Every member's figures are in the
 # summary's member publications anyway: consent decides who is named beside the network.
-LEAST_FOR_MEDIAN = 3
+LEAST_MEMBERS = 3
 
 
 class NetworkError(FeedbackError):
@@ -75,132 +79,73 @@ def refusals(figures: Mapping[str, Any], required: Requirements) -> list[str]:
     return found
 
 
-def _variance(scale: float) -> float:
-    """Of one discrete Laplace draw of ``scale``."""
-    a = math.exp(-1 / scale)
-    return 2 * a / (1 - a) ** 2
-
-
-@dataclass
-class Pool:
-    """Noisy sums of one figure over releases: a numerator, a denominator, their variances."""
-
-    top: float = 0
-    bottom: float = 0
-    var_top: float = 0
-    var_bottom: float = 0
-    releases: int = 0
-
-    def add(self, top: float, bottom: float, var_top: float, var_bottom: float) -> None:
-        self.top += top
-        self.bottom += bottom
-        self.var_top += var_top
-        self.var_bottom += var_bottom
-        self.releases += 1
+# Which releases a member brings ------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Figure:
-    value: float
-    low: float
-    high: float
-    sd: float
+class Chosen:
+    """The releases of one kind and program (or the whole organisation) that a member brings
+    to a period: of one granularity, and whether they tile the period."""
 
-    def to_json(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high}
+    program: str
+    kind: str
+    granularity: str
+    periods: tuple[str, ...]
+    tiles: bool
 
-
-def index_figure(pool: Pool) -> Figure | None:
-    """An index (0 to 100) from pooled centred sums and counts."""
-    if pool.bottom < 1:
-        return None
-    theta = min(BOUND, max(-BOUND, pool.top / pool.bottom))
-    sd = math.sqrt(pool.var_top + theta**2 * pool.var_bottom) / pool.bottom
-    value = MIDDLE + theta
-    return _figure(value, sd, 0, 100)
-
-
-def share_figure(pool: Pool) -> Figure | None:
-    """A share (0 to 100) of agreeing answers: ``top`` agreeing, ``bottom`` the rest."""
-    total = pool.top + pool.bottom
-    if total < 1 or pool.top < 0 or pool.bottom < 0:
-        return None
-    p = pool.top / total
-    sd = math.sqrt((1 - p) ** 2 * pool.var_top + p**2 * pool.var_bottom) / total
-    return _figure(100 * p, 100 * sd, 0, 100)
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "kind": self.kind,
+            "granularity": self.granularity,
+            "periods": list(self.periods),
+            "covers_the_period": self.tiles,
+        }
 
 
-def _figure(value: float, sd: float, low: float, high: float) -> Figure:
-    return Figure(
-        round(value, 1),
-        round(max(low, value - Z95 * sd), 1),
-        round(min(high, value + Z95 * sd), 1),
-        sd,
-    )
-
-
-# What one member brings --------------------------------------------------------------------
-
-
-@dataclass
-class MemberPools:
-    indices: dict[str, Pool] = field(default_factory=dict)
-    shares: dict[str, Pool] = field(default_factory=dict)
-
-
-def _headline(cells: Mapping[str, int]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """The headline cells of a question (agreeing among the scale's answers, yes among yes and
-    no); None for a question without one (a choice among options)."""
-    if AGREE in cells:
-        return (AGREE,), (NEITHER, DISAGREE)
-    if "yes" in cells:
-        return ("yes",), ("no",)
-    return None
-
-
-def pools_of(figures: Mapping[str, Any], period: Period) -> MemberPools:
-    """A member's pooled figures: its overall releases inside ``period``, of the whole
-    organisation where it made such releases of a kind (they count every survivor once),
-    else of every program."""
-    pools = MemberPools()
-    chosen = [
-        card
-        for card in figures["releases"]
-        if card["breakdown"] is None and _inside(card["period"], period)
-    ]
-    whole = {card["kind"] for card in chosen if card["program"] == WHOLE_ORGANISATION}
-    for card in chosen:
-        if card["kind"] in whole and card["program"] != WHOLE_ORGANISATION:
-            continue
-        cells = card["cells"]
-        shown = [g for g in cells["groups"] if g["n"] != SUPPRESSED]
-        if not shown:
-            continue
-        if card["kind"] == "indices":
-            sums, count = float(cells["sum_scale"]), float(cells["count_scale"])
-            for index in INDICES:
-                if index not in shown[0]["sums"]:
-                    continue
-                pool = pools.indices.setdefault(index, Pool())
-                for g in shown:
-                    pool.add(g["sums"][index], g["n"], _variance(sums), _variance(count))
-            continue
-        scale = _variance(float(card["noise_scale"]["cells"]))
-        for question, first in shown[0]["questions"].items():
-            headline = _headline(first)
-            if headline is None:
-                continue
-            agree, rest = headline
-            pool = pools.shares.setdefault(question, Pool())
-            for g in shown:
-                got = g["questions"][question]
-                pool.add(
-                    sum(got[c] for c in agree),
-                    sum(got[c] for c in rest),
-                    len(agree) * scale,
-                    len(rest) * scale,
+def choose(
+    cards: Sequence[Mapping[str, Any]], period: Period
+) -> list[tuple[Chosen, list[Mapping[str, Any]]]]:
+    """A member's release cards to pool for ``period``, so that each respondent counts once.
+    Of its overall releases inside the period, per kind, those of the whole organisation when
+    it made any (they count every survivor once), else each program's; of those, per kind
+    and program, one granularity: the coarsest whose releases tile the period (the release
+    of the period itself when there is one), else the one whose releases cover most of its
+    months (on a tie, the coarser). Releases of two granularities overlap (a year and its
+    quarters hold the same answers) and are never pooled together."""
+    inside = [c for c in cards if c["breakdown"] is None and _inside(c["period"], period)]
+    found = []
+    for kind in sorted({c["kind"] for c in inside}):
+        of_kind = [c for c in inside if c["kind"] == kind]
+        scope = [c for c in of_kind if c["program"] == WHOLE_ORGANISATION] or of_kind
+        for program in sorted({c["program"] for c in scope}):
+            found.append(
+                _one_granularity(
+                    program, kind, [c for c in scope if c["program"] == program], period
                 )
-    return pools
+            )
+    return found
+
+
+def _one_granularity(
+    program: str, kind: str, cards: Sequence[Mapping[str, Any]], period: Period
+) -> tuple[Chosen, list[Mapping[str, Any]]]:
+    length = _months(period)
+    by_granularity: dict[Granularity, list[tuple[Period, Mapping[str, Any]]]] = {}
+    for c in cards:
+        inner = Period.parse(c["period"])
+        by_granularity.setdefault(inner.granularity, []).append((inner, c))
+    covered = {
+        g: sum(_months(p) for p in {p for p, _ in found}) for g, found in by_granularity.items()
+    }
+    best = max(covered, key=lambda g: (covered[g] == length, covered[g], GRANULARITIES.index(g)))
+    chosen = sorted(by_granularity[best], key=lambda pc: (pc[0].start, pc[1]["release"]))
+    periods = tuple(dict.fromkeys(str(p) for p, _ in chosen))
+    return Chosen(program, kind, best, periods, covered[best] == length), [c for _, c in chosen]
+
+
+def _months(period: Period) -> int:
+    return 12 * (period.end.year - period.start.year) + period.end.month - period.start.month
 
 
 def _inside(text: str, period: Period) -> bool:
@@ -208,14 +153,72 @@ def _inside(text: str, period: Period) -> bool:
     return period.start <= inner.start and inner.end <= period.end
 
 
+@dataclass
+class MemberPools:
+    """What one member brings: per index, its groups' noisy cells and their release's scales;
+    per question, its groups' headline counts; and which releases those are."""
+
+    indices: dict[str, list[tuple[means.Noisy, means.Scales]]] = field(default_factory=dict)
+    shares: dict[str, list[Counted]] = field(default_factory=dict)
+    chosen: list[Chosen] = field(default_factory=list)
+
+
+def _headline(cells: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The headline cells of a question (agreeing among the scale's answers, yes among yes and
+    no); None for a question without one (a choice among options). Releases made before
+    scales had three categories hold 1 to 5 (agreeing: 4 and 5)."""
+    if AGREE in cells:
+        return (AGREE,), (NEITHER, DISAGREE)
+    if "5" in cells:
+        return ("4", "5"), ("1", "2", "3")
+    if "yes" in cells:
+        return ("yes",), ("no",)
+    return None
+
+
+def pools_of(figures: Mapping[str, Any], period: Period) -> MemberPools:
+    """A member's pooled figures for ``period``: the groups shown of the releases ``choose``
+    picks."""
+    pools = MemberPools()
+    for chosen, cards in choose(figures["releases"], period):
+        pools.chosen.append(chosen)
+        for card in cards:
+            cells = card["cells"]
+            names = [g["group"] for g in cells["groups"] if g["n"] != SUPPRESSED]
+            if chosen.kind == "indices":
+                scales = means.stored_scales(cells)
+                for name in names:
+                    for index, noisy in means.stored_group(cells, name).items():
+                        pools.indices.setdefault(index, []).append((noisy, scales))
+                continue
+            scale = float(card["noise_scale"]["cells"])
+            for group in (g for g in cells["groups"] if g["group"] in names):
+                for question, got in group["questions"].items():
+                    headline = _headline(got)
+                    if headline is None:
+                        continue
+                    agree, rest = headline
+                    pools.shares.setdefault(question, []).append(
+                        Counted(
+                            sum(got[c] for c in agree),
+                            sum(got[c] for c in rest),
+                            len(agree),
+                            len(rest),
+                            scale,
+                        )
+                    )
+    return pools
+
+
 # The summary --------------------------------------------------------------------------------
 
 
-def _merged(pools: Iterable[Pool]) -> Pool:
-    total = Pool()
-    for pool in pools:
-        total.add(pool.top, pool.bottom, pool.var_top, pool.var_bottom)
-    return total
+def _json(figure: Pooled) -> dict[str, Any]:
+    return {
+        "value": round(figure.value, 1),
+        "low": round(figure.low, 1),
+        "high": round(figure.high, 1),
+    }
 
 
 def _band(p: float) -> str:
@@ -226,55 +229,82 @@ def _band(p: float) -> str:
     return "cannot be told apart from the network's median"
 
 
-def _normal_above(value: float, sd: float, median: float) -> float:
-    if sd <= 0:
-        return 1.0 if value > median else 0.0
-    return 0.5 * (1 + math.erf((value - median) / (sd * math.sqrt(2))))
-
-
 def summarise(
     members: Sequence[tuple[str, bool, Mapping[str, Any]]], period: Period
 ) -> dict[str, Any]:
     """The network's figures from each member's (short name, consents to be shown, figures of
     its publication). Deterministic: the same bundles always give the same summary."""
     pools = {slug: pools_of(figures, period) for slug, _, figures in members}
-    out: dict[str, Any] = {"indices": {}, "shares": {}, "members": []}
-    for kind, make in (("indices", index_figure), ("shares", share_figure)):
+    out: dict[str, Any] = {
+        "indices": {},
+        "shares": {},
+        "too_few_members": {"indices": {}, "shares": {}},
+        "pooled": {slug: [c.to_json() for c in p.chosen] for slug, p in sorted(pools.items())},
+        "members": [],
+    }
+    kinds: tuple[tuple[str, Any], ...] = (("indices", pooled_mean), ("shares", pooled_share))
+    for kind, make in kinds:
         names = sorted({name for p in pools.values() for name in getattr(p, kind)})
         for name in names:
-            each = {s: getattr(p, kind).get(name) for s, p in pools.items()}
-            network = make(_merged(pool for pool in each.values() if pool is not None))
-            if network is None:
+            each = {s: getattr(p, kind)[name] for s, p in pools.items() if name in getattr(p, kind)}
+            alone = {s: make(groups) for s, groups in each.items()}
+            known: dict[str, Pooled] = {s: f for s, f in alone.items() if f is not None}
+            network = make([g for groups in each.values() for g in groups])
+            if len(known) < LEAST_MEMBERS or network is None:
+                out["too_few_members"][kind][name] = len(known)
                 continue
-            alone = {s: make(pool) for s, pool in each.items() if pool is not None}
-            known = {s: f for s, f in alone.items() if f is not None}
-            median = (
-                statistics.median(f.value for f in known.values())
-                if len(known) >= LEAST_FOR_MEDIAN
-                else None
-            )
+            median = statistics.median(round(f.value, 1) for f in known.values())
             out[kind][name] = {
-                **network.to_json(),
+                **_json(network),
+                "respondents": round(network.respondents, -1),
                 "members": len(known),
                 "median_of_members": median,
             }
-            if kind != "indices" or median is None:
+            if kind != "indices":
                 continue
             for slug, consents, _ in members:
                 figure = known.get(slug)
                 if not consents or figure is None:
                     continue
-                p = _normal_above(figure.value, figure.sd, median)
+                p = figure.above(median)
                 out["members"].append(
                     {
                         "member": slug,
                         "index": name,
-                        **figure.to_json(),
+                        **_json(figure),
                         "p_above_median": round(p, 2),
                         "band": _band(p),
                     }
                 )
     return out
+
+
+def method(period: Period) -> list[str]:
+    """How a summary of ``period`` was computed, in sentences (its page shows them)."""
+    return [
+        "Each member counts its respondents once. For each kind of release (the indices, the "
+        "questions) and each program, or the whole organisation where the member released "
+        "it (it then stands for its programs), the network pools one granularity of the "
+        f"member's overall releases inside {period}: the coarsest whose releases cover the "
+        f"{NAMES[period.granularity]} without a gap (so the release of {period} itself when "
+        "there is one), else the one whose releases cover most of its months. A year and its "
+        "quarters hold the same answers and are never pooled together. Where shorter periods "
+        f"stand for the {NAMES[period.granularity]}, a survivor who answered in two of them "
+        "counts in each, as in the member's own releases.",
+        f"A figure is the network's only when at least {LEAST_MEMBERS} members have it; "
+        "a figure fewer members have is named, not shown: it would be one or two members' "
+        "own figures.",
+        "Every interval covers sampling (the members' respondents taken as a sample of the "
+        "people the members serve) and the noise, at 95%. An index's interval reads the "
+        "spread of answers from the members' noisy sums of squares, or bounds it where a "
+        "release has none (the Bhatia-Davis bound), adds the spread between the members' "
+        "figures, and adds the counts' and the sums' noise (the three largest sums' noise "
+        "terms as Laplace laws, exactly). A share's interval adds binomial sampling to each "
+        "count's noise. "
+        "Neither covers who chose not to answer.",
+        "A member beside the network is read the same way from its own releases, with the "
+        "probability that the mean of the people it serves is above the members' median.",
+    ]
 
 
 def compare(stated: Mapping[str, Any], recomputed: Mapping[str, Any]) -> list[str]:
@@ -290,6 +320,9 @@ def compare(stated: Mapping[str, Any], recomputed: Mapping[str, Any]) -> list[st
                 )
     if stated.get("members") != recomputed.get("members"):
         problems.append(f"{NETWORK}: the members beside the network differ from the recomputation")
+    for key in sorted((set(stated) | set(recomputed)) - {"indices", "shares", "members"}):
+        if stated.get(key) != recomputed.get(key):
+            problems.append(f"{NETWORK}: {key} differs from the recomputation")
     return problems
 
 

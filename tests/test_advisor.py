@@ -21,8 +21,8 @@ def test_a_small_program_gets_the_indices_once_a_year_and_no_question_detail() -
     assert (line.kind, line.granularity, line.epsilon) == ("indices", "year", Decimal(1))
     assert line.half_width <= advisor.INDEX_GOAL
     said = " ".join(advice.sayings())
-    assert "once a year, each within about \u00b113 points" in said  # sampling and noise
-    assert "a difference of 27 points between two periods will usually be seen" in said
+    assert "once a year, each within about \u00b111 points" in said  # sampling and noise
+    assert "a difference of 24 points between two periods will usually be seen" in said
     assert "Each question's share on its own: not enough to show" in said
 
 

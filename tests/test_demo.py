@@ -103,8 +103,21 @@ def check_publication(demo: Demo, facts: dict[str, str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     network = Path(facts["network_bundle"])
-    members = json.loads((network / "network.json").read_text())["members"]
+    stated = json.loads((network / "network.json").read_text())
+    members = stated["members"]
     assert [m["member"] for m in members] == ["demo", "north-refuge", "south-haven"]
+    # The indices are the network's (three members have them); the demo's quarters of its
+    # large programs stand for 2025, once each; the questions only the demo released.
+    figures = stated["figures"]
+    assert {name: f["members"] for name, f in figures["indices"].items()} == {
+        "rights": 3,
+        "recovery": 3,
+    }
+    assert figures["shares"] == {}
+    assert set(figures["too_few_members"]["shares"].values()) == {1}
+    pooled = {(c["program"], c["kind"]): c for c in figures["pooled"]["demo"]}
+    assert pooled["shelter", "indices"]["granularity"] == "quarter"
+    assert pooled["shelter", "indices"]["covers_the_period"]
     network_key = demo.data_dir / "coalition-signing.pub"
     network_key.write_text(facts["network_public_key"])
     # It recomputes the summary from the three member publications inside.

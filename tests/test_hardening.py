@@ -111,11 +111,13 @@ async def test_every_response_carries_the_security_headers_errors_included(
     )
     async with client_for(app, raise_app_exceptions=False) as client:
         too_big = await client.post(url, data={"comment": "x" * (40 * 1024)})
-        await conn.execute("REVOKE INSERT ON submissions FROM feedback_survivor")
+        # A real refusal (the function that stores a no-JavaScript post): a server error.
+        storing = "store_submission(bytea, text, bytea, bytea)"
+        await conn.execute(f"REVOKE EXECUTE ON FUNCTION {storing} FROM feedback_survivor")
         try:
-            broken = await client.post(url, data=ANSWERS)  # a real refusal: a server error
+            broken = await client.post(url, data=ANSWERS)
         finally:
-            await conn.execute("GRANT INSERT ON submissions TO feedback_survivor")
+            await conn.execute(f"GRANT EXECUTE ON FUNCTION {storing} TO feedback_survivor")
         missing = await client.get("/staff/no/such/page")
         bare = await client.get("/staff")  # the address people type: to the staff app's home
     assert (too_big.status_code, broken.status_code, missing.status_code) == (413, 500, 404)

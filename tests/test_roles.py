@@ -26,10 +26,12 @@ READABLE: dict[str, set[Role]] = {
     "surveys": {SURVIVOR, STAFF, WORKER},
     "collection_keys": {SURVIVOR, STAFF, WORKER},  # the public halves (see COLUMNS)
     "signing_keys": {STAFF, WORKER},
-    "invitation_batches": {SURVIVOR, STAFF, WORKER},
-    "invitations": {SURVIVOR, WORKER},  # staff write tokens but never count what is left
-    "submissions": {WORKER},  # the survivor app inserts, and withdraws through a function
-    "sms_sessions": {SURVIVOR, WORKER},
+    "invitation_batches": {STAFF, WORKER},  # the survivor app finds links through a function
+    # Staff write tokens but never count what is left; the survivor app finds and spends
+    # them, and keeps SMS conversations, through functions (SURVIVOR_MAY, DEFINERS).
+    "invitations": {WORKER},
+    "submissions": {WORKER},  # the survivor app stores and withdraws through functions
+    "sms_sessions": {WORKER},
     "releases": {STAFF, WORKER},
     "privacy_ledger": {STAFF, WORKER},
     "release_plans": {STAFF, WORKER},
@@ -65,7 +67,41 @@ HIDDEN: dict[tuple[str, str], set[Role]] = {
     ("signing_keys", "wrapped_private_key"): {STAFF},
     ("submissions", "ciphertext"): {SURVIVOR},
     ("organisations", "epsilon_per_year"): {SURVIVOR},
-    ("invitation_batches", "issued"): {SURVIVOR},
+}
+
+
+# Everything the survivor app's role (the internet-facing one) may do to any table or view:
+# nothing to one not named here. It has no privilege at all on invitations or sms_sessions, so
+# it counts neither (how many links of a batch were used, how many conversations there were);
+# it reads and spends tokens and keeps conversations through the functions in DEFINERS.
+SURVIVOR_MAY: dict[str, set[str]] = {
+    "organisations": {"SELECT"},
+    "programs": {"SELECT"},
+    "surveys": {"SELECT"},
+    "collection_keys": {"SELECT"},
+    "schema_migrations": {"SELECT"},
+    "secret_fingerprints": {"SELECT", "INSERT"},
+}
+PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
+
+# Which roles may call each function that runs as the schema's owner (SECURITY DEFINER). A
+# function missing here fails the test: each is granted on purpose, pins its search_path,
+# and answers about the one token, number or receipt it is given.
+DEFINERS: dict[str, set[Role]] = {
+    "invitation_by_token(bytea,text)": {SURVIVOR},
+    "store_submission(bytea,text,bytea,bytea)": {SURVIVOR},
+    "store_sealed_batch(bytea[],uuid[],bytea[],bytea[])": {SURVIVOR},
+    "withdraw_submission(bytea)": {SURVIVOR},
+    "sms_conversation(bytea)": {SURVIVOR},
+    "sms_start(bytea,bytea,text,bytea)": {SURVIVOR},
+    "sms_save(bytea,uuid,text,integer,integer,bytea[],bytea,bytea)": {SURVIVOR},
+    "sms_forget(bytea)": {SURVIVOR},
+    "sms_submit(bytea,uuid,bytea)": {SURVIVOR},
+    "sms_handled(bytea)": {SURVIVOR},
+    "sms_remember_reply(bytea,bytea,text,integer)": {SURVIVOR},
+    "issue_invitations(uuid,bytea[])": {STAFF},
+    "refresh_latest_notes(uuid)": {STAFF},  # through the notes' triggers
+    "submission_blocks()": {WORKER},
 }
 
 
@@ -86,6 +122,42 @@ async def test_every_table_is_readable_by_exactly_the_roles_it_should_be(conn: C
             assert not await conn.fetchval(
                 "SELECT has_column_privilege($1, $2, $3, 'SELECT')", role, table, column
             ), f"{role} reading {table}.{column}"
+
+
+async def test_the_survivor_role_may_do_only_what_its_app_does(conn: Connection) -> None:
+    granted = await conn.fetch(
+        """
+        SELECT c.relname, p.privilege
+          FROM pg_class c, unnest($2::text[]) AS p(privilege)
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+           AND (has_table_privilege($1, c.oid, p.privilege)
+                OR (p.privilege IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+                    AND has_any_column_privilege($1, c.oid, p.privilege)))
+        """,
+        SURVIVOR,
+        PRIVILEGES,
+    )
+    may: dict[str, set[str]] = {}
+    for row in granted:
+        may.setdefault(row["relname"], set()).add(row["privilege"])
+    assert may == SURVIVOR_MAY
+    definers = {
+        row["function"]: row
+        for row in await conn.fetch(
+            """
+            SELECT p.oid::regprocedure::text AS function, p.proconfig AS settings,
+                   array(SELECT r FROM unnest($1::text[]) AS r
+                          WHERE has_function_privilege(r, p.oid, 'EXECUTE')) AS callers
+              FROM pg_proc p
+             WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
+            """,
+            list(ROLES),
+        )
+    }
+    assert set(definers) == set(DEFINERS), "classify every SECURITY DEFINER function"
+    for function, callers in DEFINERS.items():
+        assert set(definers[function]["callers"]) == callers, function
+        assert "search_path=public, pg_temp" in definers[function]["settings"], function
 
 
 async def test_no_role_reads_a_system_column(conn: Connection) -> None:

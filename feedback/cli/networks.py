@@ -35,6 +35,7 @@ from feedback.networks import (
     NetworkError,
     Requirements,
     member_entry,
+    method,
     read_figures,
     refusals,
     summarise,
@@ -281,6 +282,7 @@ def _files(
         "requirements": {"privacy_unit": required.privacy_unit, "threshold": required.threshold},
         "members": entries,
         "figures": summarise(members, period),
+        "method": method(period),
     }
     files[NETWORK] = json.dumps(stated, indent=1, sort_keys=True).encode() + b"\n"
     files["summary.html"] = standalone(

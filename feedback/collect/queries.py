@@ -19,7 +19,7 @@ def notes_in(notes: tuple[dict[str, str], ...], language: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Invitation:
-    id: uuid.UUID
+    token_hash: bytes  # what it was found by, and what spends it
     kind: Literal["single", "open"]
     organisation_id: uuid.UUID
     program_id: uuid.UUID
@@ -34,10 +34,10 @@ class Invitation:
         return notes_in(self.notes, language)
 
 
-# A token can take answers when its batch is neither revoked nor expired (open links never
-# expire). A spent single-use token has no row at all: used, expired, revoked and unknown
-# tokens all find nothing, and every page or reply says the same about them.
-LIVE_BATCH = "b.revoked_on IS NULL AND (b.expires_on IS NULL OR b.expires_on >= utc_today())"
+# The survivor app's role has no privilege on invitations or sms_sessions: it reads and spends
+# tokens, and keeps SMS conversations, through functions that run as the schema's owner and
+# answer about the one token or number they are given (migrations/0028), so that it reads no
+# count of either table.
 
 
 async def select_invitation(
@@ -45,30 +45,15 @@ async def select_invitation(
 ) -> Invitation | None:
     """The invitation, if it can take answers now, with its survey and program settings, the
     organisation's current key and the program's latest notes: everything a survey page or
-    post needs, in one round trip."""
-    row = await conn.fetchrow(
-        f"""
-        SELECT i.id, b.kind, b.organisation_id, b.program_id, b.survey_id,
-               p.languages, o.comments_enabled,
-               k.id AS key_id, k.public_key,
-               p.latest_notes AS notes
-          FROM invitations i
-          JOIN invitation_batches b ON b.id = i.batch_id
-          JOIN programs p ON p.id = b.program_id
-          JOIN organisations o ON o.id = b.organisation_id
-          LEFT JOIN collection_keys k
-                 ON k.organisation_id = b.organisation_id AND k.retired_week IS NULL
-         WHERE i.token_hash = $1 AND b.medium = $2 AND {LIVE_BATCH}
-        """,
-        token_hash,
-        medium,
-    )
+    post needs, in one round trip. A spent single-use token has no row at all: used, expired,
+    revoked and unknown tokens all find nothing, and every page or reply says the same."""
+    row = await conn.fetchrow("SELECT * FROM invitation_by_token($1, $2)", token_hash, medium)
     if row is None:
         return None
     values = dict(row)
     values["languages"] = tuple(values["languages"])
     values["notes"] = tuple(values["notes"])
-    return Invitation(**values)
+    return Invitation(token_hash=token_hash, **values)
 
 
 async def select_survey_definition(conn: Connection, *, survey_id: uuid.UUID) -> dict[str, Any]:
@@ -87,30 +72,15 @@ async def insert_submission(
     receipt_hash: bytes | None,
 ) -> bool:
     """Store a submission; for a single-use invitation, spend it (delete its row) in the same
-    statement. False, and nothing stored, if it was spent (or revoked, or expired) meanwhile:
-    a concurrent submit of the same token waits on the row lock, then finds it gone. The week
-    of receipt is the database's (see ``current_iso_week``). The row does not say which key
-    sealed it (the week's keys are tried): a rotation then splits no week's answers."""
+    statement (``store_submission``). False, and nothing stored, if it was spent (or revoked,
+    or expired) meanwhile: a concurrent submit of the same token waits on the row lock, then
+    finds it gone. The week of receipt is the database's (see ``current_iso_week``). The row
+    does not say which key sealed it (the week's keys are tried): a rotation then splits no
+    week's answers."""
     stored = await conn.fetchval(
-        f"""
-        WITH spent AS (
-            DELETE FROM invitations i
-             USING invitation_batches b
-             WHERE i.id = $1 AND b.id = i.batch_id AND b.kind = 'single' AND {LIVE_BATCH}
-            RETURNING i.id
-        )
-        INSERT INTO submissions (organisation_id, program_id, survey_id, channel, open_link,
-                                 ciphertext, receipt_hash)
-        SELECT $2, $3, $4, $5, $6, $7, $8
-         WHERE $6 OR EXISTS (SELECT 1 FROM spent)
-        RETURNING true
-        """,
-        invitation.id,
-        invitation.organisation_id,
-        invitation.program_id,
-        invitation.survey_id,
+        "SELECT store_submission($1, $2, $3, $4)",
+        invitation.token_hash,
         channel,
-        invitation.kind == "open",
         ciphertext,
         receipt_hash,
     )
@@ -154,51 +124,10 @@ async def store_sealed_batch(conn: Connection, items: list[SealedItem]) -> list[
     for each, find a token that can take answers, check that the key is one of its
     organisation's, spend a single-use token, insert, and report; None where no token can
     take answers. Nothing is stored for a post unless every check passes; within a batch, a
-    single-use token is spent by its first post only, and the others find nothing."""
+    single-use token is spent by its first post only, and the others find nothing (the
+    statement is ``store_sealed_batch`` in migrations/0028)."""
     rows = await conn.fetch(
-        f"""
-        WITH input AS (
-            SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::bytea[], $4::bytea[])
-                     WITH ORDINALITY AS t(token_hash, key_id, ciphertext, receipt_hash, ord)
-        ),
-        found AS (
-            SELECT input.ord, input.key_id, input.ciphertext, input.receipt_hash,
-                   i.id, b.kind, b.organisation_id, b.program_id, b.survey_id,
-                   -- the organisation's current key only: after a rotation, a page loaded
-                   -- before it is refused and loads again with the new key
-                   EXISTS (SELECT 1 FROM collection_keys k
-                            WHERE k.id = input.key_id AND k.organisation_id = b.organisation_id
-                              AND k.retired_week IS NULL) AS key_known,
-                   row_number() OVER (PARTITION BY i.id ORDER BY input.ord) AS nth
-              FROM input
-              JOIN invitations i ON i.token_hash = input.token_hash
-              JOIN invitation_batches b ON b.id = i.batch_id AND b.medium = 'link'
-             WHERE {LIVE_BATCH}
-        ),
-        spent AS (
-            DELETE FROM invitations
-             USING found f
-             WHERE invitations.id = f.id AND f.nth = 1 AND f.kind = 'single' AND f.key_known
-            RETURNING invitations.id
-        ),
-        storable AS (
-            SELECT * FROM found f
-             WHERE f.key_known
-               AND (f.kind = 'open' OR (f.nth = 1 AND f.id IN (SELECT id FROM spent)))
-        ),
-        stored AS (  -- returns nothing: the survivor app's role may not read submissions
-            INSERT INTO submissions (organisation_id, program_id, survey_id, channel,
-                                     open_link, ciphertext, receipt_hash)
-            SELECT organisation_id, program_id, survey_id, 'web', kind = 'open',
-                   ciphertext, receipt_hash
-              FROM storable
-        )
-        SELECT f.ord,
-               f.ord IN (SELECT ord FROM storable) AS stored,
-               f.key_known, f.kind = 'open' AS open_link, p.latest_notes AS notes
-          FROM found f
-          JOIN programs p ON p.id = f.program_id
-        """,
+        "SELECT * FROM store_sealed_batch($1, $2, $3, $4)",
         [item.token_hash for item in items],
         [item.key_id for item in items],
         [item.ciphertext for item in items],

@@ -48,8 +48,9 @@ THRESHOLD = 11  # the default release threshold: a group is shown when its noisy
 
 ALPHA_COUNT = 0.025  # of ALPHA, below the reading floor: that a small group reads above it
 KAPPA = 0.5  # the noisy mean square is raised by this many squares' noise scales per person
-# The plan: the split is chosen for an index this far from the middle, with this spread.
-PLANNED_OFFSET = 25
+# The plan: the split is chosen for an index this far from the middle (65: where programs'
+# indices usually sit, as feedback surveys lean to agreement), with this spread of answers.
+PLANNED_OFFSET = 15
 PLANNED_SD = 20
 LEAST_COUNT_PERCENT = 5  # the counts get at least this share of an indices release's epsilon
 LEAST_EPSILON = Decimal("0.05")  # the least an indices release can be planned at

@@ -26,7 +26,6 @@ class Interval:
     high: float
 
 
-@functools.lru_cache(maxsize=8192)
 def share_interval(
     numerator: int,
     rest: int,
@@ -38,14 +37,30 @@ def share_interval(
 ) -> tuple[float | None, Interval]:
     """A share numerator / (numerator + rest) of noisy counts (each a sum of that many noisy
     cells of discrete Laplace ``scale``), with an interval on the share in the population the
-    respondents are a sample of, covering it with probability at least 1 - alpha over
-    sampling and noise. It inverts a test of each share ``pi``:
+    respondents are a sample of (see ``pooled_share_interval``)."""
+    return pooled_share_interval(
+        numerator, rest, ((cells_in_numerator, cells_in_rest, scale),), alpha
+    )
+
+
+Cells = tuple[tuple[int, int, float], ...]  # per release: cells in the share, in the rest, scale
+
+
+@functools.lru_cache(maxsize=8192)
+def pooled_share_interval(
+    numerator: int, rest: int, cells: Cells, alpha: float = ALPHA
+) -> tuple[float | None, Interval]:
+    """A share of noisy counts summed over releases (``cells``: how many noisy cells of each
+    release's scale the share's counts and the rest's add up), with an interval on the share
+    in the population the respondents are a sample of, covering it with probability at least
+    1 - alpha over sampling and noise. It inverts a test of each share ``pi``:
 
         T = numerator - pi * (numerator + rest) = (A - pi m) + (1 - pi) Z_num - pi Z_rest
 
     the sampling term normal with variance m pi (1 - pi) (m the noisy total, at least 1: a
     proportion's variance is fixed by pi, so it costs no epsilon), each noisy cell a Laplace
-    of scale (1 - pi) or pi times ``scale``, with one unit of slack on T for discreteness.
+    of scale (1 - pi) or pi times its release's (``fold_laplaces``), with one unit of slack on
+    T for discreteness.
 
     The share itself is the ratio of the raw noisy counts, clamped to [0, 1] only at the end
     (None when their total is below one). Clamping each count at zero first biases a share
@@ -57,7 +72,14 @@ def share_interval(
 
     def accepts(pi: float) -> bool:
         t = numerator - pi * m
-        sd, laplaces = _share_noise(pi, m, cells_in_numerator, cells_in_rest, scale)
+        folded, laplaces = fold_laplaces(
+            [
+                b
+                for in_share, in_rest, scale in cells
+                for b in [(1 - pi) * scale] * in_share + [pi * scale] * in_rest
+            ]
+        )
+        sd = math.sqrt(m * pi * (1 - pi) + folded)
         up, low = laplace_sum_sf(t - 1, sd, laplaces), laplace_sum_sf(-t - 1, sd, laplaces)
         return min(1.0, 2 * min(up, low)) > alpha
 
@@ -88,15 +110,12 @@ FOLDED = 1.25  # the folded terms' variance is raised so: a normal of 1.25 times
 # variance has the larger 97.5% point (3.10 against 3.00 scales), however few are folded
 
 
-def _share_noise(
-    pi: float, m: int, in_numerator: int, in_rest: int, scale: float
-) -> tuple[float, tuple[float, ...]]:
-    """The normal part's sd (sampling, and the smaller noise terms folded in) and the larger
-    Laplace scales, of T at ``pi``."""
-    laplaces = sorted([(1 - pi) * scale] * in_numerator + [pi * scale] * in_rest, reverse=True)
-    folded = sum(2 * b * b for b in laplaces[EXACT_LAPLACES:]) * FOLDED
-    sd = math.sqrt(m * pi * (1 - pi) + folded)
-    return sd, tuple(laplaces[:EXACT_LAPLACES])
+def fold_laplaces(scales: Sequence[float]) -> tuple[float, tuple[float, ...]]:
+    """Of Laplace noise terms of the given scales: the variance to fold into the normal part
+    (all but the EXACT_LAPLACES largest, raised by FOLDED) and the scales taken exactly."""
+    ordered = sorted(scales, reverse=True)
+    folded = sum(2 * b * b for b in ordered[EXACT_LAPLACES:]) * FOLDED
+    return folded, tuple(ordered[:EXACT_LAPLACES])
 
 
 def laplace_sum_sf(x: float, sd: float, scales: Sequence[float]) -> float:

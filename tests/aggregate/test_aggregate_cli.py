@@ -326,10 +326,10 @@ async def test_an_indices_line_is_previewed_planned_and_released_within_its_epsi
         database_url, "plan", "add", "--year", "2026", "--indices", "--n", "60", "--epsilon", "1"
     )
     assert planned.returncode == 0, planned.stderr
-    assert "Treated with rights, Recovery: each +/- 13.2 points (95%, sampling and noise" in (
+    assert "Treated with rights, Recovery: each +/- 11.5 points (95%, sampling and noise" in (
         planned.stdout
     )
-    assert "epsilon 0.37 to the counts of respondents, 0.53 to the sums, 0.1 to the sums of" in (
+    assert "epsilon 0.31 to the counts of respondents, 0.59 to the sums, 0.1 to the sums of" in (
         planned.stdout
     )
     assert "indices (Treated with rights, Recovery), for about 60 respondents" in planned.stdout

@@ -21,12 +21,14 @@ from feedback.aggregate.unseal import KeysMissing, counter
 from feedback.db import SURVIVOR, Connection, Pool, connect
 from feedback.envelope import Envelope
 from feedback.jobs import run_once
+from feedback.publish.invitations import create_open_link
 from feedback.sealing import load_public_key, seal
 from feedback.stats.budget import year_budget
 from feedback.stats.cells import Layout
 from feedback.stats.periods import Period
 from feedback.stats.plans import PlanError, PlanLine, add_line, declare_groups, plan_of, remove_line
 from feedback.surveys import FIRST_VERSION, load_survey
+from feedback.tokens import hash_token
 from feedback.wrapping import INSECURE_TEST
 from tests import factories
 
@@ -415,17 +417,15 @@ async def test_an_answer_arriving_while_a_period_is_counted_stays_withdrawable(
     scope = Scope(t.organisation_id, t.program_id, t.survey_id, Period.parse("2026-Q3"))
     real = counter(worker_conn, scope, layout=line.layout, keys=await _unlocked(keyed))
     receipt = os.urandom(32)
+    poster = await create_open_link(conn, program_id=t.program_id)
 
     async def count_while_one_arrives() -> Any:
         counted = await real()
         survivor = await connect(database_url, role=SURVIVOR)
         try:  # as the survivor app stores one: the week is the database's
-            await survivor.execute(
-                "INSERT INTO submissions (organisation_id, program_id, survey_id, "
-                "channel, ciphertext, receipt_hash) VALUES ($1, $2, $3, 'web', $4, $5)",
-                t.organisation_id,
-                t.program_id,
-                t.survey_id,
+            assert await survivor.fetchval(
+                "SELECT store_submission($1, 'web_nojs', $2, $3)",
+                hash_token(poster),
                 os.urandom(1072),
                 receipt,
             )

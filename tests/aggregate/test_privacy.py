@@ -315,16 +315,21 @@ def test_a_tally_of_indices_counts_those_who_answered_each_and_their_contributio
         Layout(SURVEY, (SURVEY.question("believed"),), ("all",), None, ("rights",))
 
 
-def test_indices_intervals_cover_the_populations_mean_at_the_stated_rate_and_width() -> None:
-    """60 respondents drawn afresh from 2,000 people (whose answers lean to agreement), epsilon
-    1 for both indices: over 400 releases (OpenDP's noise, the real tally and mechanism) the
-    intervals hold the people's mean at least 95% of the time (three standard errors
-    allowed) and are about +/-12 points wide. make bench measures it on more populations
-    (population_coverage_min)."""
+def test_indices_intervals_cover_the_populations_mean_where_noise_alone_would_not() -> None:
+    """60 respondents drawn afresh from 2,000 people piled at both ends (a third disagree
+    strongly with everything, near half agree strongly), epsilon 1 for both indices: over 400
+    releases (OpenDP's noise, the real tally and mechanism) the intervals hold the people's
+    mean about 95% of the time (at least 0.92 here: the interval of the noise alone held it
+    about 7 times in 10 at this size) and are at most about +/-16 points wide. make bench
+    measures it on more populations and sizes (population_coverage_min)."""
     rng = random.Random(12)  # noqa: S311 - synthetic answers
     plan = means.split(1.0, indices=2, expected_n=60)
     layout = Layout.for_indices(SURVEY)
-    people = [respondent(rng) for _ in range(2000)]
+    people = []
+    for _ in range(2000):
+        pick = rng.random()
+        value = 1 if pick < 0.33 else 5 if pick < 0.8 else None
+        people.append({item: value or rng.randint(1, 5) for item in RIGHTS})
     scored = [means.contributions(SURVEY, answers)["rights"] for answers in people]
     given = [c for c in scored if c is not None]
     mean = means.MIDDLE + sum(given) / len(given)
@@ -338,8 +343,8 @@ def test_indices_intervals_cover_the_populations_mean_at_the_stated_rate_and_wid
         assert interval is not None
         covered += interval.low <= mean <= interval.high
         widths.append((interval.high - interval.low) / 2)
-    assert covered / runs >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / runs)
-    assert sum(widths) / len(widths) <= 13
+    assert covered / runs >= 0.92
+    assert sum(widths) / len(widths) <= 16
 
 
 def test_indices_spend_what_the_plan_says_suppress_small_groups_and_refuse_bad_tallies() -> None:

@@ -1,5 +1,6 @@
 """Sealed posts form their own batches: at once when a slot is free, together while the slots
-are busy, and every post answered only after its batch is committed."""
+are busy, and every post answered only after its batch is committed. The batches are stored
+in the survivor app's role, as the app stores them."""
 
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ def sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def test_posts_read_together_go_as_one_batch(
-    conn: Connection, pool: Pool, sizes: list[int]
+    conn: Connection, survivor_pool: Pool, sizes: list[int]
 ) -> None:
     posts = await items(conn, 12)
-    batcher = SealedBatcher(pool, slots=1, max_batch=5)
+    batcher = SealedBatcher(survivor_pool, slots=1, max_batch=5)
     results = await asyncio.gather(*(batcher.store(item) for item in posts))
     assert all(result is not None for result in results)
     assert sizes == [5, 5, 2]  # one slot: batches of at most five, one after another
@@ -55,10 +56,10 @@ async def test_posts_read_together_go_as_one_batch(
 
 
 async def test_posts_that_arrive_while_the_slots_are_busy_wait_together(
-    conn: Connection, pool: Pool, sizes: list[int]
+    conn: Connection, survivor_pool: Pool, sizes: list[int]
 ) -> None:
     posts = await items(conn, 9)
-    batcher = SealedBatcher(pool, slots=1)
+    batcher = SealedBatcher(survivor_pool, slots=1)
     first = asyncio.ensure_future(batcher.store(posts[0]))
     await asyncio.sleep(0)  # the first post's batch starts alone...
     await asyncio.sleep(0)
@@ -69,11 +70,11 @@ async def test_posts_that_arrive_while_the_slots_are_busy_wait_together(
 
 
 async def test_a_reused_token_in_one_batch_is_stored_once(
-    conn: Connection, pool: Pool, sizes: list[int]
+    conn: Connection, survivor_pool: Pool, sizes: list[int]
 ) -> None:
     [post] = await items(conn, 1)
     again = queries.SealedItem(post.token_hash, post.key_id, post.ciphertext, os.urandom(32))
-    batcher = SealedBatcher(pool, slots=1)
+    batcher = SealedBatcher(survivor_pool, slots=1)
     results = await asyncio.gather(batcher.store(post), batcher.store(again))
     assert sizes == [2]
     assert sorted(r is not None and r.stored for r in results) == [False, True]

@@ -190,14 +190,21 @@ async def test_concurrent_sealed_posts_of_one_token_store_one_row(conn, survivor
     assert len(await stored(conn)) == 2
 
 
+# The functions that store a post (migrations/0028), with and without JavaScript.
+STORING = (
+    "store_sealed_batch(bytea[], uuid[], bytea[], bytea[]), "
+    "store_submission(bytea, text, bytea, bytea)"
+)
+
+
 @pytest.mark.parametrize("javascript", [True, False])
 async def test_a_failure_says_nothing_was_saved_on_a_neutral_page(
     conn, database_url, javascript: bool
 ) -> None:
-    """A real refusal from the database (the survivor role may not insert), not a stand-in."""
+    """A real refusal from the database (the survivor role may not store), not a stand-in."""
     keyed = await factories.keyed_tenant(conn)
     url = await link(conn, keyed.tenant)
-    await conn.execute("REVOKE INSERT ON submissions FROM feedback_survivor")
+    await conn.execute(f"REVOKE EXECUTE ON FUNCTION {STORING} FROM feedback_survivor")
     settings = replace(Settings.from_env({}), database_url=database_url)
     try:
         async with create_pool(database_url, role=SURVIVOR, max_size=2) as survivor_pool:
@@ -206,7 +213,7 @@ async def test_a_failure_says_nothing_was_saved_on_a_neutral_page(
                 data = sealed_post(keyed) if javascript else ANSWERS
                 response = await client.post(url + "?lang=es", data=data)
     finally:
-        await conn.execute("GRANT INSERT ON submissions TO feedback_survivor")
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION {STORING} TO feedback_survivor")
     assert response.status_code == 500
     assert "data-quick-exit" in response.text
     assert "<title>Su experiencia</title>" in response.text

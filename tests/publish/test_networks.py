@@ -31,6 +31,7 @@ from feedback.networks import (
     NetworkError,
     Requirements,
     check_network,
+    choose,
     refusals,
     summarise,
 )
@@ -139,12 +140,24 @@ async def test_a_network_summary_is_the_combination_of_its_members_releases(
         "SELECT cells FROM releases WHERE kind = 'indices' AND period_start = '2026-07-01'"
     )
     for index in ("rights", "recovery"):
-        total = sum(r["cells"]["groups"][0]["sums"][index] for r in rows)
-        n = sum(r["cells"]["groups"][0]["n"] for r in rows)
+        cells = [r["cells"]["groups"][0]["indices"][index] for r in rows]
+        total, n = sum(c["sum"] for c in cells), sum(c["n"] for c in cells)
         figure = stated["figures"]["indices"][index]
         assert figure["value"] == round(MIDDLE + total / n, 1)
         assert figure["low"] < figure["value"] < figure["high"]
         assert figure["members"] == 3
+        assert figure["respondents"] == round(n, -1)
+    assert stated["figures"]["pooled"]["north"] == [
+        {
+            "program": "shelter",
+            "kind": kind,
+            "granularity": "quarter",
+            "periods": ["2026-Q3"],
+            "covers_the_period": True,
+        }
+        for kind in ("indices", "questions")
+    ]
+    assert "How the figures were computed" in (bundle / "summary.html").read_text()
     shown = {m["member"] for m in stated["figures"]["members"]}
     assert shown == {"north", "south"}  # east did not consent
     for m in stated["figures"]["members"]:
@@ -289,36 +302,210 @@ async def test_a_member_keeps_the_key_it_was_registered_with(
     assert await worker_conn.fetchval("SELECT count(*) FROM network_members") == 3
 
 
+# Member publications' release cards, as figures.json carries them (fast: no database).
+
+
+def indices_card(program: str, period: str, n: int, mean: float, sd: float = 20) -> dict[str, Any]:
+    """An overall indices release of ``n`` respondents whose two indices are at ``mean``."""
+    offset = mean - MIDDLE
+    cells = {"n": n, "sum": round(offset * n), "squares": round((offset**2 + sd**2 - 1250) * n)}
+    return {
+        "release": f"{program}-{period}-indices",
+        "program": program,
+        "period": period,
+        "kind": "indices",
+        "breakdown": None,
+        "cells": {
+            "groups": [{"group": "all", "n": n, "indices": {"rights": cells, "recovery": cells}}],
+            "count_scale": 3.0,
+            "sum_scale": 100.0,
+            "squares_scale": 20000.0,
+        },
+    }
+
+
+def questions_card(program: str, period: str, n: int, agree: int) -> dict[str, Any]:
+    return {
+        "release": f"{program}-{period}-questions",
+        "program": program,
+        "period": period,
+        "kind": "questions",
+        "breakdown": None,
+        "noise_scale": {"cells": 3.0},
+        "cells": {
+            "groups": [
+                {
+                    "group": "all",
+                    "n": n,
+                    "questions": {
+                        "believed": {"agree": agree, "neither": 0, "disagree": n - agree}
+                    },
+                }
+            ]
+        },
+    }
+
+
+def year_of(program: str, n: int, mean: float, agree: float) -> list[dict[str, Any]]:
+    return [
+        indices_card(program, "2026", n, mean),
+        questions_card(program, "2026", n, round(agree * n)),
+    ]
+
+
+def quarters_of(program: str, n: int, mean: float, agree: float) -> list[dict[str, Any]]:
+    return [
+        card
+        for q in range(1, 5)
+        for card in (
+            indices_card(program, f"2026-Q{q}", n, mean),
+            questions_card(program, f"2026-Q{q}", n, round(agree * n)),
+        )
+    ]
+
+
+YEAR = Period.parse("2026")
+
+
+def test_a_member_with_a_year_and_its_quarters_counts_its_respondents_once() -> None:
+    """North released 2026 (400 respondents) and each of its quarters (100 each): the network
+    pools its year alone, so its 400 are counted once, and the summary is the one it would be
+    had North released the year only."""
+    others = [
+        ("south", True, {"releases": year_of("shelter", 400, 60, 0.6)}),
+        ("east", True, {"releases": year_of("shelter", 400, 70, 0.7)}),
+    ]
+    year_only = [("north", True, {"releases": year_of("shelter", 400, 80, 0.8)}), *others]
+    both = [
+        (
+            "north",
+            True,
+            {"releases": year_of("shelter", 400, 80, 0.8) + quarters_of("shelter", 100, 80, 0.8)},
+        ),
+        *others,
+    ]
+    summary = summarise(both, YEAR)
+    for kind, name in (("indices", "rights"), ("indices", "recovery"), ("shares", "believed")):
+        assert summary[kind][name]["respondents"] == 1200  # not 1,600
+        assert summary[kind][name]["members"] == 3
+    assert summary["indices"]["rights"]["value"] == 70.0
+    assert summary["shares"]["believed"]["value"] == 70.0
+    assert summary == summarise(year_only, YEAR)
+    assert summary["pooled"]["north"] == [
+        {
+            "program": "shelter",
+            "kind": kind,
+            "granularity": "year",
+            "periods": ["2026"],
+            "covers_the_period": True,
+        }
+        for kind in ("indices", "questions")
+    ]
+    # Without the year, the quarters stand for it: the same 400 respondents.
+    quarters = [("north", True, {"releases": quarters_of("shelter", 100, 80, 0.8)}), *others]
+    assert summarise(quarters, YEAR)["indices"]["rights"]["respondents"] == 1200
+
+
+def chosen(cards: list[dict[str, Any]], period: str = "2026") -> list[tuple[str, str, str, bool]]:
+    return [
+        (c.program, c.kind, ",".join(c.periods), c.tiles)
+        for c, _ in choose(cards, Period.parse(period))
+    ]
+
+
+def test_one_granularity_per_member_program_and_kind_the_coarsest_that_tiles_the_period() -> None:
+    def ind(program: str, *periods: str) -> list[dict[str, Any]]:
+        return [indices_card(program, p, 100, 60) for p in periods]
+
+    quarters = ("2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4")
+    # Halves and quarters both tile the year: the halves.
+    assert chosen(ind("shelter", "2026-H1", "2026-H2", *quarters)) == [
+        ("shelter", "indices", "2026-H1,2026-H2", True)
+    ]
+    # Nothing tiles it: the granularity that covers most of it (three quarters, not a half),
+    # said to cover part of it; never the half and the third quarter together.
+    assert chosen(ind("shelter", "2026-H1", *quarters[:3])) == [
+        ("shelter", "indices", "2026-Q1,2026-Q2,2026-Q3", False)
+    ]
+    # As much of it either way: the coarser.
+    assert chosen(ind("shelter", "2026-H1", "2026-Q3", "2026-Q4")) == [
+        ("shelter", "indices", "2026-H1", False)
+    ]
+    # A quarter's network period and a member's months and quarter: the quarter.
+    months = ("2026-07", "2026-08", "2026-09")
+    assert chosen(ind("shelter", *months, "2026-Q3"), "2026-Q3") == [
+        ("shelter", "indices", "2026-Q3", True)
+    ]
+    assert chosen(ind("shelter", *months, "2026-Q3", "2026"), "2026-Q3") == [
+        ("shelter", "indices", "2026-Q3", True)  # the year is not inside the quarter
+    ]
+    # Each program and kind chooses its own: they are different people or releases.
+    cards = [*ind("shelter", "2026", *quarters), *ind("legal", *quarters)]
+    cards += [questions_card("shelter", p, 100, 60) for p in ("2026-H1", "2026-H2")]
+    assert chosen(cards) == [
+        ("legal", "indices", ",".join(quarters), True),
+        ("shelter", "indices", "2026", True),
+        ("shelter", "questions", "2026-H1,2026-H2", True),
+    ]
+    # A breakdown release is never pooled.
+    assert chosen([{**indices_card("shelter", "2026", 100, 60), "breakdown": "gender"}]) == []
+
+
 def test_a_member_s_whole_organisation_releases_stand_for_its_programs() -> None:
     """Survivors are counted once: where a member released the whole organisation's figures,
     its programs' (the same people) are not pooled beside them."""
-
-    def card(program: str, n: int, agree: int) -> dict[str, Any]:
-        return {
-            "release": program,
-            "program": program,
-            "period": "2026-Q3",
-            "kind": "questions",
-            "breakdown": None,
-            "noise_scale": {"cells": 3.0},
-            "cells": {
-                "groups": [
-                    {
-                        "group": "all",
-                        "n": n,
-                        "questions": {
-                            "believed": {"agree": agree, "neither": 0, "disagree": n - agree}
-                        },
-                    }
-                ]
-            },
-        }
-
-    shelter, whole = card("shelter", 100, 90), card(WHOLE_ORGANISATION, 100, 90)
-    alone = summarise([("x", True, {"releases": [whole]})], Period.parse("2026-Q3"))
-    both = summarise([("x", True, {"releases": [shelter, whole]})], Period.parse("2026-Q3"))
+    shelter = year_of("shelter", 100, 90, 0.9)
+    whole = year_of(WHOLE_ORGANISATION, 100, 90, 0.9)
+    others = [
+        ("y", True, {"releases": year_of("shelter", 100, 90, 0.9)}),
+        ("z", True, {"releases": year_of("shelter", 100, 90, 0.9)}),
+    ]
+    alone = summarise([("x", True, {"releases": whole}), *others], YEAR)
+    both = summarise([("x", True, {"releases": shelter + whole}), *others], YEAR)
     assert both == alone
     assert alone["shares"]["believed"]["value"] == 90.0
+    assert alone["shares"]["believed"]["respondents"] == 300
+
+
+def test_a_figure_fewer_than_three_members_have_is_not_a_network_figure() -> None:
+    """Only North and South asked the question: its pooled share would be two members'
+    figures, so it is named, not shown."""
+    members = [
+        ("north", True, {"releases": year_of("shelter", 200, 80, 0.8)}),
+        ("south", True, {"releases": year_of("shelter", 200, 60, 0.6)}),
+        ("east", True, {"releases": [indices_card("shelter", "2026", 200, 70)]}),
+    ]
+    summary = summarise(members, YEAR)
+    assert set(summary["indices"]) == {"rights", "recovery"}
+    assert summary["shares"] == {}
+    assert summary["too_few_members"] == {"indices": {}, "shares": {"believed": 2}}
+    two = summarise(members[:2], YEAR)
+    assert (two["indices"], two["shares"], two["members"]) == ({}, {}, [])
+    assert two["too_few_members"]["indices"] == {"rights": 2, "recovery": 2}
+
+
+def test_members_beside_the_median_are_read_with_sampling_and_noise() -> None:
+    """A member of 30 respondents, five points above the median with a spread of 30, cannot
+    be told apart from it (sampling alone moves its mean by about 5.5 points); one of 3,000
+    can."""
+    small = [
+        ("north", True, {"releases": [indices_card("shelter", "2026", 30, 60, sd=30)]}),
+        ("south", True, {"releases": [indices_card("shelter", "2026", 30, 55, sd=30)]}),
+        ("east", False, {"releases": [indices_card("shelter", "2026", 30, 50, sd=30)]}),
+    ]
+    found = summarise(small, YEAR)
+    north = next(m for m in found["members"] if m["member"] == "north")
+    assert found["indices"]["rights"]["median_of_members"] == 55.0
+    assert 0.7 < north["p_above_median"] < 0.9
+    assert north["band"] == "cannot be told apart from the network's median"
+    assert north["high"] - north["low"] > 20  # sampling: about +/-11 points
+    assert {m["member"] for m in found["members"]} == {"north", "south"}  # east: no consent
+    large = [
+        ("north", True, {"releases": [indices_card("shelter", "2026", 3000, 60, sd=30)]}),
+        *small[1:],
+    ]
+    north = next(m for m in summarise(large, YEAR)["members"] if m["member"] == "north")
+    assert north["band"] == "above the network's median"
 
 
 async def test_a_network_summary_is_corrected_by_a_new_one_that_names_it(

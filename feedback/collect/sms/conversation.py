@@ -144,13 +144,15 @@ async def _begin(conn: Connection, context: Context, message: Inbound, phone_key
         return Reply(fit(gettext(texts.UNKNOWN_CODE)), False)
     languages = _offered(invitation.languages, context)
     chosen = languages[0] if len(languages) == 1 else None
-    await store.start(
+    started = await store.start(
         conn,
         phone_key=phone_key,
         invitation=invitation,
         language=chosen,
         idle_after=context.idle_after(),
     )
+    if started is None:  # spent, revoked or expired since it was looked up
+        return Reply(fit(gettext(texts.UNKNOWN_CODE)), False)
     survey = await context.surveys.get(conn, invitation.survey_id)
     return Reply(_first_prompt(survey, languages, chosen, context), True)
 

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from feedback.collect.queries import LIVE_BATCH
 from feedback.db import Connection
 from feedback.timeseals import TimeSeal
 
@@ -15,11 +14,11 @@ from feedback.timeseals import TimeSeal
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: uuid.UUID
+    phone_key: bytes  # the number's HMAC, which the conversation is found and kept by
     organisation_id: uuid.UUID
     program_id: uuid.UUID
     survey_id: uuid.UUID
     public_key: bytes  # the organisation's current key: each message seals to it
-    invitation_id: uuid.UUID | None
     language: str | None
     languages: tuple[str, ...]
     step: int
@@ -29,33 +28,21 @@ class Conversation:
 
 
 async def load(conn: Connection, idle: TimeSeal, phone_key: bytes) -> Conversation | None:
-    """The number's conversation, locked for this message; an idle one is forgotten here
-    (one that keeps partial answers is left for the worker to store)."""
-    row = await conn.fetchrow(
-        """
-        SELECT s.id, s.organisation_id, s.program_id, s.survey_id, k.public_key,
-               s.invitation_id, s.language, p.languages, s.step, s.retries, s.fragments,
-               p.keep_partial_sms AS keep_partial, s.idle_after, s.partial IS NOT NULL AS kept
-          FROM sms_sessions s
-          JOIN programs p ON p.id = s.program_id
-          JOIN collection_keys k ON k.organisation_id = s.organisation_id
-                                AND k.retired_week IS NULL
-         WHERE s.phone_hmac = $1
-           FOR UPDATE OF s
-        """,
-        phone_key,
-    )
+    """The number's conversation, locked for this message (until the caller's transaction
+    ends); an idle one is forgotten here (one that keeps partial answers is left for the
+    worker to store)."""
+    row = await conn.fetchrow("SELECT * FROM sms_conversation($1)", phone_key)
     if row is None:
         return None
     values = dict(row)
     if is_idle(idle, values.pop("idle_after")):
         if not values["kept"]:
-            await conn.execute("DELETE FROM sms_sessions WHERE id = $1", row["id"])
+            await forget(conn, phone_key)
         return None
     del values["kept"]
     values["languages"] = tuple(values["languages"])
     values["fragments"] = tuple(values["fragments"])
-    return Conversation(**values)
+    return Conversation(phone_key=phone_key, **values)
 
 
 def is_idle(idle: TimeSeal, idle_after: bytes) -> bool:
@@ -77,21 +64,13 @@ async def start(
     invitation: Any,
     language: str | None,
     idle_after: bytes,
-) -> uuid.UUID:
-    """A new conversation for an invitation (any earlier one of this number is replaced)."""
-    await conn.execute("DELETE FROM sms_sessions WHERE phone_hmac = $1", phone_key)
-    session_id: uuid.UUID = await conn.fetchval(
-        """
-        INSERT INTO sms_sessions (phone_hmac, organisation_id, program_id, survey_id,
-                                  invitation_id, language, idle_after)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        RETURNING id
-        """,
+) -> uuid.UUID | None:
+    """A new conversation for an SMS invitation (any earlier one of this number is replaced);
+    None if its code can take answers no more."""
+    session_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT sms_start($1, $2, $3, $4)",
         phone_key,
-        invitation.organisation_id,
-        invitation.program_id,
-        invitation.survey_id,
-        invitation.id,
+        invitation.token_hash,
         language,
         idle_after,
     )
@@ -110,12 +89,8 @@ async def save(
     idle_after: bytes,
 ) -> None:
     await conn.execute(
-        """
-        UPDATE sms_sessions
-           SET language = $2, step = $3, retries = $4, fragments = $5, partial = $6,
-               idle_after = $7
-         WHERE id = $1
-        """,
+        "SELECT sms_save($1, $2, $3, $4, $5, $6, $7, $8)",
+        conversation.phone_key,
         conversation.id,
         language,
         step,
@@ -127,39 +102,16 @@ async def save(
 
 
 async def forget(conn: Connection, phone_key: bytes) -> None:
-    await conn.execute("DELETE FROM sms_sessions WHERE phone_hmac = $1", phone_key)
+    await conn.execute("SELECT sms_forget($1)", phone_key)
 
 
 async def submit(conn: Connection, conversation: Conversation, *, ciphertext: bytes) -> bool:
     """Store the submission, spend a single-use code (delete it) and end the conversation, in
-    one transaction (the caller's), which writes nothing else. False, and nothing stored, if
-    the code was spent, revoked or expired meanwhile."""
+    one statement of the caller's transaction, which writes nothing else. False, and nothing
+    stored, if the code was spent, revoked or expired meanwhile."""
     stored = await conn.fetchval(
-        f"""
-        WITH invitation AS (
-            SELECT i.id, b.kind FROM invitations i
-              JOIN invitation_batches b ON b.id = i.batch_id
-             WHERE i.id = $1 AND {LIVE_BATCH}
-        ), spent AS (  -- a concurrent spend leaves nothing to delete: nothing is stored
-            DELETE FROM invitations i
-             USING invitation v
-             WHERE i.id = v.id AND v.kind = 'single'
-            RETURNING i.id
-        )
-        INSERT INTO submissions (organisation_id, program_id, survey_id, channel, open_link,
-                                 ciphertext)
-        SELECT $2, $3, $4, 'sms', v.kind = 'open', $5
-          FROM invitation v
-         WHERE v.kind = 'open' OR EXISTS (SELECT 1 FROM spent)
-        RETURNING true
-        """,
-        conversation.invitation_id,
-        conversation.organisation_id,
-        conversation.program_id,
-        conversation.survey_id,
-        ciphertext,
+        "SELECT sms_submit($1, $2, $3)", conversation.phone_key, conversation.id, ciphertext
     )
-    await conn.execute("DELETE FROM sms_sessions WHERE id = $1", conversation.id)
     return bool(stored)
 
 
@@ -179,9 +131,7 @@ class Handled:
 
 
 async def handled(conn: Connection, phone_key: bytes) -> Handled:
-    row = await conn.fetchrow(
-        "SELECT handled, last_reply FROM sms_sessions WHERE phone_hmac = $1", phone_key
-    )
+    row = await conn.fetchrow("SELECT * FROM sms_handled($1)", phone_key)
     return Handled(tuple(row["handled"]), row["last_reply"]) if row else Handled((), None)
 
 
@@ -196,19 +146,10 @@ async def remember_reply(
     """Keep the message's key, and its reply as the last one, on the conversation's own row
     (which goes when the conversation ends), for a retry of the same webhook; False when the
     message ended the conversation (STOP), so there is no row to keep them on."""
-    status = await conn.execute(
-        """
-        UPDATE sms_sessions
-           SET handled = (handled || $2::bytea)[greatest(1, cardinality(handled) + 2 - $4):],
-               last_reply = $3
-         WHERE phone_hmac = $1
-        """,
-        phone_key,
-        message_key,
-        reply,
-        HANDLED_KEPT,
+    kept = await conn.fetchval(
+        "SELECT sms_remember_reply($1, $2, $3, $4)", phone_key, message_key, reply, HANDLED_KEPT
     )
-    return bool(status == "UPDATE 1")
+    return bool(kept)
 
 
 async def latest_note(
