@@ -296,7 +296,7 @@ def indices_over_time(report: Report, found: Findings) -> Chart | None:
 def indices_by_group(release: Release, found: Findings) -> Chart:
     """Each index per group of a breakdown (gender, time in program...), and which
     differences between groups are real."""
-    names = _group_names(release)
+    names = group_names(release)
     name = by_group_chart(release)
     real: dict[tuple[str, str], list[str]] = {}
     for f in found.of_chart(name):
@@ -339,10 +339,6 @@ def indices_by_group(release: Release, found: Findings) -> Chart:
         tuple(table),
         " ".join(note for note in notes if note),
     )
-
-
-def _group_names(release: Release) -> dict[str, str]:
-    return group_names(release)
 
 
 def _index_encoding() -> dict[str, Any]:
@@ -563,7 +559,7 @@ def _comments_note(release: Release) -> str:
 
 def grouped(release: Release, *, sections: Sequence[str], pooled: bool) -> Chart:
     """Share agreeing per question and group of a breakdown release (equity, time)."""
-    names = _group_names(release)
+    names = group_names(release)
     rows, table, shares = [], [], []
     for question in release.questions:
         if question.section not in sections or question.type != "likert5":
