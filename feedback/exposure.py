@@ -36,9 +36,16 @@ SELECT w.name
                                                      'TEMPORARY')
          WHEN 'schema' THEN has_schema_privilege(coalesce($1, current_user), w.object,
                                                  'CREATE')
+         WHEN 'lock' THEN has_function_privilege(coalesce($1, current_user), w.object,
+                                                 'EXECUTE')
+                          AND coalesce($1, current_user)
+                              NOT IN ('feedback_survivor', 'feedback_worker')
+         WHEN 'connect' THEN has_database_privilege('public', w.object, 'CONNECT')
        END
  ORDER BY array_position($2::text[], w.name),
-          array_position(ARRAY['view', 'function', 'column', 'database', 'schema'], w.kind),
+          array_position(
+              ARRAY['view', 'function', 'column', 'database', 'schema', 'lock', 'connect'], w.kind
+          ),
           w.name
 """
 # Named first, where a role can read them: what an operator recognises.
@@ -54,8 +61,10 @@ TELLING = [
 async def readable_statistics(conn: Connection, role: Role | None = None) -> list[str]:
     """The names of the statistics, sizes and clocks that ``role`` (by default the role the
     connection is in) can still read: views, functions (with their arguments), columns
-    (``pg_class.reltuples``, ``public.invitations.xmin``), ``TEMPORARY`` on the database
-    and ``CREATE`` on schema public. Empty when all is withheld."""
+    (``pg_class.reltuples``, ``public.invitations.xmin``), ``TEMPORARY`` on the database,
+    ``CREATE`` on schema public, the advisory lock functions (but the survivor app's and the
+    worker's, which take locks) and the server's other databases anyone may connect to. Empty
+    when all is withheld."""
     return [row["name"] for row in await conn.fetch(READABLE, role, TELLING)]
 
 

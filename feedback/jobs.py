@@ -57,12 +57,17 @@ async def _lock(conn: Connection, job: Job) -> bool:
 
 async def _remember(conn: Connection, job: Job, outcome: str) -> None:
     """The day the job ran and its outcome, written only when one of them changed."""
+    # Not an upsert: ON CONFLICT DO UPDATE locks the row even when it changes nothing, and
+    # the lock's transaction id (xmax) would date each run.
+    await conn.execute(
+        "INSERT INTO job_runs (job, outcome) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING",
+        job.name,
+        outcome,
+    )
     await conn.execute(
         """
-        INSERT INTO job_runs (job, outcome) VALUES ($1, $2)
-        ON CONFLICT (job) DO UPDATE SET ran_on = EXCLUDED.ran_on, outcome = EXCLUDED.outcome
-         WHERE (job_runs.ran_on, job_runs.outcome) IS DISTINCT FROM
-               (EXCLUDED.ran_on, EXCLUDED.outcome)
+        UPDATE job_runs SET ran_on = utc_today(), outcome = $2
+         WHERE job = $1 AND (ran_on, outcome) IS DISTINCT FROM (utc_today(), $2)
         """,
         job.name,
         outcome,

@@ -178,11 +178,8 @@ async def rename_program(
     conn: Connection, organisation_id: uuid.UUID, slug: str, name: str
 ) -> None:
     name = check_name(name, "the program's name")
-    renamed = await conn.fetchval(
-        "UPDATE programs SET name = $3 WHERE organisation_id = $1 AND slug = $2 RETURNING id",
-        organisation_id,
-        slug,
-        name,
+    renamed = await conn.fetchval(  # through its function: see migrations/0029
+        "SELECT rename_program($1, $2, $3)", organisation_id, slug, name
     )
     if renamed is None:
         raise SetupError(f"no program {slug!r} in this organisation (`feedback programs list`)")

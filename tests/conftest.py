@@ -61,6 +61,7 @@ def template_database(admin_url: str) -> Iterator[str]:
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.execute(f'CREATE DATABASE "{name}"')
+            await close_to_others(admin, name)
         finally:
             await admin.close()
         conn = await asyncpg.connect(with_database(admin_url, name))
@@ -84,9 +85,22 @@ def template_database(admin_url: str) -> Iterator[str]:
 
 async def copy_database(admin: asyncpg.Connection, name: str, template: str) -> None:
     """A copy of the migrated template, as withheld as it is (a copy has the template's
-    catalogs, not its database's own privileges: TEMPORARY is revoked again)."""
+    catalogs, not its database's own privileges: they are set again)."""
     await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+    await close_to_others(admin, name)
+
+
+async def close_to_others(admin: asyncpg.Connection, name: str) -> None:
+    """What the withholding file leaves a database of the server: no one may connect to it
+    but superusers (the tests' logins) and the apps' roles, nor make temporary tables. Each
+    test's database is one of the server's, which an app of another test must not reach."""
+    await admin.execute(f'REVOKE TEMPORARY, CONNECT ON DATABASE "{name}" FROM PUBLIC')
+    roles = await admin.fetchval(
+        "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles "
+        "WHERE rolname IN ('feedback_survivor', 'feedback_staff', 'feedback_worker')"
+    )
+    if roles:
+        await admin.execute(f'GRANT CONNECT ON DATABASE "{name}" TO {roles}')
 
 
 @contextlib.asynccontextmanager
@@ -101,6 +115,7 @@ async def fresh_database(
             await copy_database(admin, name, template)
         else:
             await admin.execute(f'CREATE DATABASE "{name}"')
+            await close_to_others(admin, name)
     finally:
         await admin.close()
     try:

@@ -97,6 +97,10 @@ PROBES = {
         "SELECT datfrozenxid FROM pg_database WHERE datname = current_database()"
     ),
     "temporary table": "CREATE TEMPORARY TABLE probe (x int)",
+    # The WAL position, returned by writing a record; and a lock on a program's row, which
+    # every answer's foreign key holds while it is stored: a refused NOWAIT timed each one.
+    "pg_logical_emit_message()": "SELECT pg_logical_emit_message(false, '', '')",
+    "a row lock on programs": "SELECT 1 FROM programs FOR UPDATE NOWAIT",
     # The survivor app's own tables: spent links per batch, conversations in progress, and the
     # sizes a plan's costs show. Its role finds and keeps rows through functions (CALLS).
     "count(*) invitations": "SELECT batch_id, count(*) FROM invitations GROUP BY batch_id",
@@ -334,6 +338,13 @@ async def test_no_role_of_the_apps_reads_anything_that_moves_with_answers(
         assert {k for k, v in after.items() if before[role].get(k) != v} == set(), role
         assert set(after) == set(before[role]), role
         assert {k for k in PROBES if after[k] != "refused"} == set(), role
+    # Advisory locks: only the roles that take them may, so no other can probe the mix's
+    # or a number's (the mix holds its lock as long as the week's rows take to rewrite).
+    async with staff_pool.acquire() as staff, staff.transaction():
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await staff.fetchval("SELECT pg_try_advisory_xact_lock_shared(1)")
+    async with survivor_pool.acquire() as taker, taker.transaction():
+        assert await taker.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended('x', 7))")
 
 
 def as_login(url: str, user: str, database: str) -> str:
@@ -359,8 +370,11 @@ async def test_where_no_superuser_withholds_them_the_staff_app_starts_only_if_to
 
         migrated = run_feedback("migrate", database_url=url)
         assert migrated.returncode == 0, migrated.stderr
-        [warned] = [line for line in migrated.stderr.splitlines() if "warning:" in line]
-        assert warned.startswith("warning: the apps' roles can still read statistics")
+        [warned] = [
+            line
+            for line in migrated.stderr.splitlines()
+            if line.startswith("warning: the apps' roles can still read statistics")
+        ]
         assert f"-d {database} -U SUPERUSER -v ON_ERROR_STOP=1 -f {WITHHOLD_SQL}" in warned
         assert re.search(
             r"\(\d+: pg_stat_user_tables, pg_class\.reltuples, txid_current\(\), ", warned
@@ -382,8 +396,12 @@ async def test_where_no_superuser_withholds_them_the_staff_app_starts_only_if_to
         accepting = Settings.from_env({"FEEDBACK_ACCEPT_VISIBLE_STATISTICS": "true"})
         with caplog.at_level(logging.WARNING):
             await check_statistics(url, accepting)
-        [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-        assert line.startswith("FEEDBACK_ACCEPT_VISIBLE_STATISTICS is set: the staff app's")
+        warned_of = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        [accepted] = [m for m in warned_of if m.startswith("FEEDBACK_ACCEPT_VISIBLE_STATISTICS")]
+        assert "the staff app's role" in accepted
+        # The owner's login is no staff login of its own: it may take the other roles.
+        [wider] = [m for m in warned_of if "may take other roles" in m]
+        assert wider.startswith(f"the staff app's database login {owner} may take other roles")
         with pytest.raises(FeedbackError, match="FEEDBACK_ACCEPT_VISIBLE_STATISTICS=true"):
             await check_statistics(url, Settings.from_env({}))
 

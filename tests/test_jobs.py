@@ -47,6 +47,8 @@ async def test_a_job_row_keeps_the_day_and_is_rewritten_only_when_it_changes(poo
         first = await conn.fetchval("SELECT xmin::text FROM job_runs")
         assert await run_once(pool, job)
         assert await conn.fetchval("SELECT xmin::text FROM job_runs") == first
+        # Not even locked by the run: a lock's transaction id (xmax) would date it as well.
+        assert await conn.fetchval("SELECT xmax::text FROM job_runs") == "0"
         action.outcome = "something else"
         assert await run_once(pool, job)
         assert await conn.fetchval("SELECT xmin::text FROM job_runs") != first

@@ -101,6 +101,7 @@ DEFINERS: dict[str, set[Role]] = {
     "sms_remember_reply(bytea,bytea,text,integer)": {SURVIVOR},
     "issue_invitations(uuid,bytea[])": {STAFF},
     "refresh_latest_notes(uuid)": {STAFF},  # through the notes' triggers
+    "rename_program(uuid,text,text)": {STAFF},  # staff may not update (so lock) programs
     "submission_blocks()": {WORKER},
 }
 
@@ -292,6 +293,8 @@ async def test_a_login_that_may_not_take_the_role_is_told_what_to_do(
 ) -> None:
     await conn.execute("DROP ROLE IF EXISTS feedback_test_stranger")
     await conn.execute("CREATE ROLE feedback_test_stranger LOGIN")
+    database = await conn.fetchval("SELECT current_database()")
+    await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO feedback_test_stranger')
     try:
         parts = urlsplit(database_url)
         login = parts.netloc.rpartition("@")[2]
@@ -299,4 +302,5 @@ async def test_a_login_that_may_not_take_the_role_is_told_what_to_do(
         with pytest.raises(Exception, match="cannot take the role feedback_survivor"):
             await connect(stranger, role=SURVIVOR)
     finally:
+        await conn.execute(f'REVOKE CONNECT ON DATABASE "{database}" FROM feedback_test_stranger')
         await conn.execute("DROP ROLE feedback_test_stranger")

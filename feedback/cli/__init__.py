@@ -33,6 +33,7 @@ from feedback.cli.runtime import (
     database,
     ready_database,
     serve,
+    server_warnings,
     stop_on_signals,
 )
 from feedback.cli.setup import organisations_group, programs_group, surveys_group
@@ -86,6 +87,8 @@ async def migrate(settings: Settings, dry_run: bool) -> None:
                 return
             applied = await apply_migrations(conn)
             await withhold_statistics(conn)
+            for warning in await server_warnings(conn):
+                click.echo(f"warning: {warning}", err=True)
             left = list(
                 dict.fromkeys(
                     await readable_statistics(conn, STAFF)

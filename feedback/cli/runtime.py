@@ -156,8 +156,25 @@ async def check_statistics(url: str, settings: Settings) -> None:
     conn = await connect(url, role=STAFF)
     try:
         left = await readable_statistics(conn)
+        wider = await conn.fetchval(
+            """
+            SELECT rolname FROM pg_roles
+             WHERE rolname = session_user
+               AND (rolsuper OR pg_has_role(session_user, 'pg_read_all_stats', 'MEMBER')
+                    OR pg_has_role(session_user, 'feedback_worker', 'MEMBER')
+                    OR pg_has_role(session_user, 'feedback_survivor', 'MEMBER'))
+            """
+        )
     finally:
         await conn.close()
+    if wider:
+        log.warning(
+            "the staff app's database login %s may take other roles than %s (RESET ROLE), "
+            "with what they read: give it a login of its own (docs/operations.md, Database "
+            "logins)",
+            wider,
+            STAFF,
+        )
     if not left:
         return
     if settings.accept_visible_statistics:

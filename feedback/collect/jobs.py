@@ -89,13 +89,14 @@ async def _purge(conn: Connection, gone: list[tuple[uuid.UUID, bytes]]) -> None:
 
 
 async def mix_submissions(conn: Connection) -> str:
-    """Rewrite, in random order and in one transaction of its own, every week that holds a
-    submission not mixed yet, and every week that has ended and was not mixed since (all that
-    week's rows, mixed or not), so that xmin, ctid, the physical order and a pg_dump of a
-    week's rows say nothing of the order or the day they arrived, and link them to no other
-    row written at the time. A week is mixed once more after it ends, whatever arrived
-    meanwhile: its rows' last mix then falls after the week, and says nothing of when in it
-    the last of them came.
+    """Rewrite, in random order and in one transaction of its own, the current week, every
+    week that holds a submission not mixed yet, and every week that has ended and was not
+    mixed since (all that week's rows, mixed or not), so that xmin, ctid, the physical order
+    and a pg_dump of a week's rows say nothing of the order or the day they arrived, and link
+    them to no other row written at the time. The current week is rewritten at every run,
+    whether or not anything came: its rows' xmin is then the latest mix's, not the last one
+    that found something new (which would date the week's newest answer). A week is mixed
+    once more after it ends, for the same reason.
 
     Rows move by delete and insert in one statement, each keeping its id and receipt; a
     withdrawal that meets a moved row looks again (see ``withdraw_submission``). The lock
@@ -107,6 +108,8 @@ async def mix_submissions(conn: Connection) -> str:
             WITH moved AS (
                 DELETE FROM submissions
                  WHERE received_week IN (
+                       SELECT current_iso_week()
+                       UNION
                        SELECT received_week FROM submissions WHERE NOT mixed
                        UNION
                        SELECT received_week FROM submissions

@@ -1,10 +1,10 @@
 """Staff sessions: a random id and its expiry in a signed, HttpOnly, SameSite=Strict cookie
 (Secure outside local development), scoped to the staff app's path. Only the id's SHA-256 is
-stored, with the user and the day the session ends (to delete it by): the exact expiry is in
-the signed cookie, not in a row whose transaction id it would date (../shared/PRIVACY.md,
-Metadata). Logging out or disabling the user deletes the row, which ends the session. A
-second cookie of the same kind marks a browser that logged in before (a known device: see
-``accounts.claim``).
+stored, with the user and the day after its login (to delete it by, whatever the hour of the
+login: a session lasts 8 hours): the exact expiry is in the signed cookie, not in a row whose
+transaction id it would date (../shared/PRIVACY.md, Metadata). Logging out or disabling the
+user deletes the row, which ends the session. A second cookie of the same kind marks a
+browser that logged in before (a known device: see ``accounts.claim``).
 
 CSRF: every state-changing form carries a token derived from the session id (an HMAC under
 the session secret), compared in constant time; and the request must come from our own origin
@@ -116,12 +116,11 @@ class Sessions:
         await conn.execute(
             """
             INSERT INTO staff_sessions (id_hash, organisation_id, user_id, expires_on)
-            VALUES ($1, $2, $3, $4)
+            VALUES ($1, $2, $3, utc_today() + 1)
             """,
             hashlib.sha256(sid).digest(),
             staff.organisation_id,
             staff.id,
-            expires.date(),
         )
         response.set_cookie(
             self.cookie,

@@ -63,6 +63,28 @@ BEGIN
     -- The worker shares one snapshot between the processes that count a large period.
     GRANT EXECUTE ON FUNCTION pg_catalog.pg_export_snapshot() TO feedback_worker;
 
+    -- Advisory locks: only the roles that take them (a number's SMS, the worker's jobs, the
+    -- schema's owner for migrations and survey versions) may; no one may probe them.
+    FOR item IN SELECT * FROM public.withheld_statistics() WHERE kind = 'lock' LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', item.object::regprocedure);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO feedback_survivor, feedback_worker',
+                       item.object::regprocedure);
+        IF schema_owner IS NOT NULL THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', item.object::regprocedure,
+                           schema_owner::regrole);
+        END IF;
+    END LOOP;
+
+    -- The server's other databases: no one but their owners, superusers and those granted
+    -- it may connect (run one installation per server; a monitoring login is granted CONNECT
+    -- where it needs it).
+    FOR item IN SELECT * FROM public.withheld_statistics() WHERE kind = 'connect' LOOP
+        IF has_database_privilege('public', item.object, 'CONNECT') THEN
+            EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC',
+                           (SELECT datname FROM pg_database WHERE oid = item.object));
+        END IF;
+    END LOOP;
+
     -- The catalogs: each column to PUBLIC but the withheld ones, so that no system column
     -- (xmin) is readable; the whole table to pg_read_all_stats.
     FOR item IN
