@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("benchmarks.dashboard", "dashboard_figures"),
     ("benchmarks.attack", "attack_figures"),
     ("benchmarks.coverage", "coverage_figures"),
+    ("benchmarks.findings", "findings_figures"),
     ("benchmarks.indices", "share_figures"),
     ("benchmarks.publications", "publication_figures"),
 ]

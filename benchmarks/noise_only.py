@@ -14,12 +14,14 @@ MIDDLE = BOUND = 50
 _GRID = 20
 
 
-def interval(noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: float) -> Interval:
+def interval(
+    noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: float, alpha: float = ALPHA
+) -> Interval:
     accepted = [
         step / _GRID
         for step in range(-BOUND * _GRID, BOUND * _GRID + 1)
         if abs(noisy_sum - step / _GRID * noisy_n)
-        <= _quantile_near(step / _GRID, sum_scale, count_scale)
+        <= _quantile_near(step / _GRID, sum_scale, count_scale, alpha)
     ]
     if not accepted:
         return Interval(0.0, 100.0)
@@ -27,19 +29,21 @@ def interval(noisy_sum: int, noisy_n: int, *, sum_scale: float, count_scale: flo
     return Interval(max(0.0, MIDDLE + accepted[0] - step), min(100.0, MIDDLE + accepted[-1] + step))
 
 
-def _quantile_near(theta: float, sum_scale: float, count_scale: float) -> float:
+def _quantile_near(theta: float, sum_scale: float, count_scale: float, alpha: float) -> float:
     low, high = math.floor(abs(theta)), math.ceil(abs(theta))
-    return max(quantile(low, sum_scale, count_scale), quantile(high, sum_scale, count_scale))
+    return max(
+        quantile(low, sum_scale, count_scale, alpha), quantile(high, sum_scale, count_scale, alpha)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
-def quantile(theta: float, sum_scale: float, count_scale: float) -> float:
+def quantile(theta: float, sum_scale: float, count_scale: float, alpha: float = ALPHA) -> float:
     low, high = 0.0, 1.0
-    while _beyond(high, theta, sum_scale, count_scale) > ALPHA:
+    while _beyond(high, theta, sum_scale, count_scale) > alpha:
         low, high = high, high * 2
     while high - low > max(1e-3, high * 1e-4):
         middle = (low + high) / 2
-        if _beyond(middle, theta, sum_scale, count_scale) > ALPHA:
+        if _beyond(middle, theta, sum_scale, count_scale) > alpha:
             low = middle
         else:
             high = middle

@@ -253,7 +253,7 @@ def pooled(parts: Sequence[tuple[Noisy, Scales]]) -> tuple[Noisy, Scales]:
     squares = [noisy.squares for noisy, _ in parts]
     sq_scales = [scales.squares for _, scales in parts]
     no_squares = any(s is None for s in squares) or any(math.isinf(s) for s in sq_scales)
-    count_variance = sum(_discrete_variance(scales.count) for _, scales in parts)
+    count_variance = sum(discrete_variance(scales.count) for _, scales in parts)
     return (
         Noisy(
             sum(noisy.n for noisy, _ in parts),
@@ -268,7 +268,7 @@ def pooled(parts: Sequence[tuple[Noisy, Scales]]) -> tuple[Noisy, Scales]:
     )
 
 
-def _discrete_variance(scale: float) -> float:
+def discrete_variance(scale: float) -> float:
     """The variance of a discrete Laplace draw of ``scale``: 2p / (1 - p)^2, p = e^(-1/scale)."""
     p = math.exp(-1 / scale)
     return 2 * p / (1 - p) ** 2
@@ -346,8 +346,7 @@ def error_of(noisy: Noisy, scales: Scales) -> Error:
     n = max(noisy.n, 1)
     mean = min(BOUND, max(-BOUND, noisy.sum / n))
     sampling = max(0.0, second_moment(noisy, scales) - mean * mean) / n
-    p = math.exp(-1 / scales.count)
-    count_variance = 2 * p / (1 - p) ** 2
+    count_variance = discrete_variance(scales.count)
     return Error(mean, sampling + mean * mean * count_variance / (n * n), scales.sum / n)
 
 

@@ -34,7 +34,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from feedback.stats.means import BOUND, MIDDLE, Noisy, Scales, quantile, second_moment
+from feedback.stats.means import (
+    BOUND,
+    MIDDLE,
+    Noisy,
+    Scales,
+    discrete_variance,
+    quantile,
+    second_moment,
+)
 from feedback.stats.shares import ALPHA, fold_laplaces, laplace_sum_sf, pooled_share_interval
 
 
@@ -56,11 +64,6 @@ class Pooled:
         return 1.0 - laplace_sum_sf(self.value - median, self.sd, self.laplaces)
 
 
-def discrete_laplace_variance(scale: float) -> float:
-    a = math.exp(-1 / scale)
-    return 2 * a / (1 - a) ** 2
-
-
 def _clamp(theta: float) -> float:
     return min(float(BOUND), max(-float(BOUND), theta))
 
@@ -78,7 +81,7 @@ def pooled_mean(groups: Sequence[tuple[Noisy, Scales]], alpha: float = ALPHA) ->
         mu = _clamp(noisy.sum / max(noisy.n, 1))
         spread = max(second_moment(noisy, scales), mu * mu) - mu * mu
         sampling += n * (spread + (mu - theta) ** 2)
-        counts += discrete_laplace_variance(scales.count)
+        counts += discrete_variance(scales.count)
     folded, laplaces = fold_laplaces([scales.sum for _, scales in groups])
     sd = math.sqrt(sampling + theta * theta * counts + folded)
     half = (quantile(sd, laplaces, alpha) + 0.5) / total
