@@ -410,9 +410,11 @@ class _Test:
     second: float  # the population's mean of c*c, as estimated
     sum_scale: float
     level: float
-    values: tuple[int, ...]  # of the count's noise
+    values: tuple[int, ...]  # of the count's noise, the likeliest first
     free: tuple[float, ...]  # their weights
     shown: tuple[float, ...]  # their weights given a group of one was shown (below the floor)
+    free_left: tuple[float, ...]  # the weight of the values after each
+    shown_left: tuple[float, ...]
 
     @classmethod
     def make(cls, noisy: Noisy, scales: Scales, threshold: int, alpha: float) -> _Test:
@@ -420,10 +422,11 @@ class _Test:
         reach = math.ceil(scales.count * math.log(2 / _TAIL)) + 1
         small = threshold > 0 and noisy.n < reading_floor(scales.count, threshold)
         cut = threshold - 1 if small else -reach - 1  # a group of one is shown: Z_n >= cut
-        values = tuple(range(-reach, max(reach, cut + reach) + 1))
+        values = tuple(sorted(range(-reach, max(reach, cut + reach) + 1), key=abs))
         free = tuple((1 - p) / (1 + p) * p ** abs(z) for z in values)
         kept = [w if z >= cut else 0.0 for z, w in zip(values, free, strict=True)]
         mass = sum(kept)
+        shown = tuple(w / mass for w in kept)
         return cls(
             noisy.n,
             noisy.sum,
@@ -432,28 +435,58 @@ class _Test:
             alpha - ALPHA_COUNT if small else alpha,
             values,
             free,
-            tuple(w / mass for w in kept),
+            shown,
+            _left(free),
+            _left(shown),
         )
 
     def accepts(self, theta: float) -> bool:
-        return self.p_value(theta) > self.level
-
-    def p_value(self, theta: float) -> float:
-        """Equal-tailed: twice the smaller of P(T >= t) and P(T <= t), each under the law of
-        the count's noise (unconditioned, or given that a group of one was shown) that makes
-        that tail largest."""
+        """Whether the equal-tailed test keeps ``theta``: both P(T >= t) and P(T <= t) above
+        half the level, each under the law of the count's noise (unconditioned, or given that
+        a group of one was shown) that makes that tail largest. T = sampling + Laplace -
+        theta * Z_n; the likelier tail to fall short is summed first, and each sum stops as
+        soon as it is decided (its terms are positive, and the weight left bounds the rest)."""
         t = self.noisy_sum - theta * self.noisy_n
         sd = math.sqrt(max(0.0, self.second - theta * theta) * max(self.noisy_n, 1))
-        b = self.sum_scale
+        half, b = self.level / 2, self.sum_scale
         if theta == 0:
             up, low = normal_laplace_sf(t - 0.5, sd, b), normal_laplace_sf(-t - 0.5, sd, b)
-        else:  # T = sampling + Laplace - theta * Z_n
-            upper, lower = (self.free, self.shown) if theta > 0 else (self.shown, self.free)
-            up = low = 0.0
-            for z, wu, wl in zip(self.values, upper, lower, strict=True):
-                shift = theta * z
-                if wu:
-                    up += wu * normal_laplace_sf(t - 0.5 + shift, sd, b)
-                if wl:
-                    low += wl * normal_laplace_sf(-t - 0.5 - shift, sd, b)
-        return min(1.0, 2 * min(up, low))
+            return min(up, low) > half
+        upper = (self.free, self.free_left) if theta > 0 else (self.shown, self.shown_left)
+        lower = (self.shown, self.shown_left) if theta > 0 else (self.free, self.free_left)
+        tails = [(upper, t - 0.5, theta), (lower, -t - 0.5, -theta)]
+        if t < 0:  # the lower tail is the one likelier to be small
+            tails.reverse()
+        return all(
+            self._beyond(weights, left, start, shift, sd, half)
+            for (weights, left), start, shift in tails
+        )
+
+    def _beyond(
+        self,
+        weights: tuple[float, ...],
+        left: tuple[float, ...],
+        start: float,
+        shift: float,
+        sd: float,
+        half: float,
+    ) -> bool:
+        """Whether sum_z w_z P(N + L > start + shift * z) exceeds ``half``."""
+        total, b = 0.0, self.sum_scale
+        for z, w, rest in zip(self.values, weights, left, strict=True):
+            if w:
+                total += w * normal_laplace_sf(start + shift * z, sd, b)
+                if total > half:
+                    return True
+            if total + rest <= half:
+                return False
+        return total > half
+
+
+def _left(weights: Sequence[float]) -> tuple[float, ...]:
+    """For each position, the sum of the weights after it."""
+    found, after = [], 0.0
+    for w in reversed(weights):
+        found.append(after)
+        after += w
+    return tuple(reversed(found))
